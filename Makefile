@@ -1,0 +1,35 @@
+# make demo | make test | make bench | make lint — each bootstraps .venv (and the npm servers) itself.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint bench unit clean servers
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,plot]'
+	@touch $@
+
+servers: $(STAMP)
+	$(PY) -c "from streamkit.local.npm import ensure_installed; print('local servers in', ensure_installed().root)"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check streamkit producer dispatcher tests bench
+	$(VENV)/bin/mypy
+
+test: lint servers
+	$(PY) -m pytest -q -p no:cacheprovider
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+demo: $(STAMP) servers
+	$(VENV)/bin/streamkit demo
+
+bench: $(STAMP) servers
+	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; echo; done
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

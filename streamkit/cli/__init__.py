@@ -1,0 +1,1 @@
+"""The `streamkit` command line: thin command modules over the library."""

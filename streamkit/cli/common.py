@@ -1,0 +1,49 @@
+"""Options every command takes, output helpers, and the error-to-exit-code rule."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import orjson
+
+from streamkit.clients import aws_client
+
+__all__ = ["CliArgumentParser", "client_for", "common_options", "emit_json", "flag", "print_err"]
+
+
+class CliArgumentParser(argparse.ArgumentParser):
+    """argparse with usage errors as one line and exit code 2."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        raise SystemExit(2)
+
+
+def common_options() -> argparse.ArgumentParser:
+    """--endpoint-url, --region, --json; a parent parser usable before or after the subcommand."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--endpoint-url", default=argparse.SUPPRESS,
+                   help="Kinesis endpoint (default: $AWS_ENDPOINT_URL_KINESIS, $AWS_ENDPOINT_URL, or AWS)")
+    p.add_argument("--region", default=argparse.SUPPRESS, help="AWS region (default: $AWS_REGION or us-east-1)")
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object on stdout")
+    return p
+
+
+def flag(args: argparse.Namespace, name: str, default: Any = None) -> Any:
+    return getattr(args, name, default)
+
+
+def client_for(args: argparse.Namespace, service: str = "kinesis", **kwargs: Any) -> Any:
+    endpoint = flag(args, "endpoint_url") if service == "kinesis" else flag(args, f"{service}_endpoint_url")
+    return aws_client(service, endpoint_url=endpoint, region=flag(args, "region"), **kwargs)
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode() + "\n")
+    sys.stdout.flush()
+
+
+def print_err(message: str) -> None:
+    sys.stderr.write(message.rstrip() + "\n")

@@ -1,0 +1,75 @@
+"""`streamkit local up|down|status`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from streamkit.cli.common import emit_json, flag
+from streamkit.local import stack as local_stack
+from streamkit.local.faults import FAULT_KEYS
+
+
+def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("local", help="run local Kinesis and DynamoDB servers on 127.0.0.1", parents=parents)
+    lsub = p.add_subparsers(dest="local_command", required=True, metavar="up|down|status")
+    up = lsub.add_parser("up", help="install (first time) and start the servers", parents=parents)
+    up.add_argument("--backend", choices=local_stack.BACKENDS, default="kinesalite")
+    up.add_argument("--data-dir", type=Path, default=None, help="state folder (default: per user)")
+    up.add_argument("--kinesis-port", type=int, default=None)
+    up.add_argument("--dynamodb-port", type=int, default=None)
+    up.add_argument("--in-memory", action="store_true", help="keep no data on disk")
+    up.add_argument("--enforce-limits", action="store_true", help="put the limit-enforcing proxy in front")
+    up.add_argument("--limit-scale", type=float, default=1.0, help="multiply every shard limit by X (proxy)")
+    up.add_argument("--faults", default="", help="fault spec for the proxy: " + "; ".join(
+        f"{k}: {v}" for k, v in FAULT_KEYS.items()))
+    up.set_defaults(func=cmd_up)
+    down = lsub.add_parser("down", help="stop the servers `up` started", parents=parents)
+    down.add_argument("--data-dir", type=Path, default=None)
+    down.set_defaults(func=cmd_down)
+    st = lsub.add_parser("status", help="show the running servers", parents=parents)
+    st.add_argument("--data-dir", type=Path, default=None)
+    st.set_defaults(func=cmd_status)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    stack = local_stack.up(
+        backend=args.backend,
+        data_dir=args.data_dir,
+        kinesis_port=args.kinesis_port,
+        dynamodb_port=args.dynamodb_port,
+        persist=not args.in_memory,
+        enforce_limits=args.enforce_limits,
+        limit_scale=args.limit_scale,
+        faults=args.faults,
+    )
+    if flag(args, "json"):
+        emit_json(stack.to_json())
+    else:
+        print(f"kinesis   {stack.kinesis_endpoint}   ({stack.backend}{', limits enforced' if stack.enforce_limits else ''})")
+        print(f"dynamodb  {stack.dynamodb_endpoint}")
+        print(f"export AWS_ENDPOINT_URL_KINESIS={stack.kinesis_endpoint} AWS_ENDPOINT_URL_DYNAMODB={stack.dynamodb_endpoint}")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    stopped = local_stack.down(data_dir=args.data_dir)
+    if flag(args, "json"):
+        emit_json({"stopped": [p.name for p in stopped]})
+    else:
+        print("stopped " + ", ".join(f"{p.name} (pid {p.pid})" for p in stopped) if stopped else "nothing was running")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    stack = local_stack.status(data_dir=args.data_dir)
+    if flag(args, "json"):
+        emit_json(stack.to_json() if stack else {"running": False})
+    elif stack is None:
+        print("not running")
+    else:
+        print(f"running: kinesis {stack.kinesis_endpoint} ({stack.backend}), dynamodb {stack.dynamodb_endpoint}")
+        for p in stack.processes:
+            print(f"  {p.name:<12} pid {p.pid:<8} port {p.port}")
+    return 0 if stack else 1

@@ -1,0 +1,87 @@
+"""Install the pinned local servers (kinesalite, kinesis-local, dynalite) from npm into a cache folder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamkit.errors import LocalStackError
+
+__all__ = ["NodePackages", "cache_root", "ensure_installed"]
+
+_NPM_DIR = Path(__file__).resolve().parent / "npm"
+PRELOAD = _NPM_DIR / "bind-loopback.js"
+
+
+def cache_root() -> Path:
+    """Where streamkit keeps downloaded servers: ``$STREAMKIT_CACHE_DIR`` or ``~/.cache/streamkit``."""
+    env = os.environ.get("STREAMKIT_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "streamkit"
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodePackages:
+    """Paths of the installed servers' entry points."""
+
+    root: Path
+    node: str
+
+    @property
+    def kinesalite(self) -> Path:
+        return self.root / "node_modules" / "kinesalite" / "cli.js"
+
+    @property
+    def kinesis_local(self) -> Path:
+        return self.root / "node_modules" / "kinesis-local" / "main.js"
+
+    @property
+    def kinesis_local_cert(self) -> Path:
+        return self.root / "node_modules" / "kinesis-local" / "server.json"
+
+    @property
+    def dynalite(self) -> Path:
+        return self.root / "node_modules" / "dynalite" / "cli.js"
+
+    @property
+    def preload(self) -> Path:
+        return PRELOAD
+
+
+def _lock_digest() -> str:
+    h = hashlib.sha256()
+    for name in ("package.json", "package-lock.json"):
+        h.update((_NPM_DIR / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def ensure_installed(*, quiet: bool = True) -> NodePackages:
+    """Install the pinned packages with ``npm ci`` the first time; later calls only check."""
+    node = shutil.which("node")
+    npm = shutil.which("npm")
+    if node is None or npm is None:
+        raise LocalStackError("the local stack needs Node.js and npm on PATH (e.g. `apt-get install nodejs npm`)")
+    root = cache_root() / f"npm-{_lock_digest()}"
+    done = root / ".installed"
+    packages = NodePackages(root=root, node=node)
+    if done.exists():
+        return packages
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copyfile(_NPM_DIR / name, root / name)
+    cmd = [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"]
+    proc = subprocess.run(cmd, cwd=root, capture_output=quiet, text=True, check=False)
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout or "").strip().splitlines()[-5:] if quiet else []
+        raise LocalStackError(f"`npm ci` failed in {root} (exit {proc.returncode}): " + " | ".join(detail))
+    for path in (packages.kinesalite, packages.kinesis_local, packages.dynalite):
+        if not path.exists():
+            raise LocalStackError(f"npm finished but {path} is missing")
+    done.write_text(_lock_digest())
+    return packages
