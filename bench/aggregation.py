@@ -16,16 +16,17 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import pybase64  # noqa: E402
-from aws_kinesis_agg.aggregator import RecordAggregator  # noqa: E402
-from aws_kinesis_agg.deaggregator import deaggregate_records  # noqa: E402
+import pybase64
+from aws_kinesis_agg.aggregator import RecordAggregator
+from aws_kinesis_agg.deaggregator import deaggregate_records
 
-from streamkit.aggregation import MAX_RECORD_BYTES, AggregateBuilder, decode, decode_parts  # noqa: E402
+from streamkit.aggregation import MAX_RECORD_BYTES, AggregateBuilder, decode, decode_parts
 
 KEYS = [f"sensor-{i:04d}" for i in range(1000)]
 
@@ -122,12 +123,12 @@ def main() -> None:
         count //= scale
         payloads = [os.urandom(size) for _ in range(97)]
         records = [(payloads[i % 97], KEYS[i % 1000]) for i in range(count)]
-        t_sk, sk_aggs = best_of(runs, lambda: streamkit_encode(records))
-        t_or, or_aggs = best_of(runs, lambda: oracle_encode(records))
+        t_sk, sk_aggs = best_of(runs, partial(streamkit_encode, records))
+        t_or, or_aggs = best_of(runs, partial(oracle_encode, records))
         event = lambda_event(sk_aggs)
-        t_skd, n_skd = best_of(runs, lambda: streamkit_decode_parts(event))
-        t_skd2, n_skd2 = best_of(runs, lambda: streamkit_decode(event))
-        t_ord, n_ord = best_of(runs, lambda: oracle_decode(event))
+        t_skd, n_skd = best_of(runs, partial(streamkit_decode_parts, event))
+        t_skd2, n_skd2 = best_of(runs, partial(streamkit_decode, event))
+        t_ord, n_ord = best_of(runs, partial(oracle_decode, event))
         assert n_skd == n_skd2 == n_ord == count, (n_skd, n_skd2, n_ord, count)
         fills = [(len(blob) + len(pk.encode())) / MAX_RECORD_BYTES for pk, blob, _ in sk_aggs[:-1]]
         over = sum(1 for pk, blob, _ in sk_aggs if len(blob) + len(pk.encode()) > MAX_RECORD_BYTES)
@@ -135,7 +136,8 @@ def main() -> None:
         or_over = sum(1 for pk, blob, _ in or_aggs if len(blob) + len(pk.encode()) > MAX_RECORD_BYTES)
         per_agg = statistics.mean(n for _, _, n in sk_aggs[:-1]) if len(sk_aggs) > 1 else count
         # The best any packer can do: the room left in an aggregate is less than one more record.
-        slack_records = [(MAX_RECORD_BYTES - len(blob) - len(pk.encode())) / (size + 6) for pk, blob, _ in sk_aggs[:-1]]
+        slack_records = [(MAX_RECORD_BYTES - len(blob) - len(pk.encode())) / (size + 6)
+                         for pk, blob, _ in sk_aggs[:-1]]
         rows.append(
             dict(
                 size=size,
@@ -162,7 +164,8 @@ def main() -> None:
           f"{'decode rec/s (parts / UserRecord / agg)':>42} {'ratio':>12}")
     for r in rows:
         print(
-            f"{r['size']:>7}B {r['count']:>8} | {r['enc_sk']:>12,.0f} vs {r['enc_or']:>9,.0f} {r['enc_sk'] / r['enc_or']:>5.2f}x | "
+            f"{r['size']:>7}B {r['count']:>8} | {r['enc_sk']:>12,.0f} vs {r['enc_or']:>9,.0f} "
+            f"{r['enc_sk'] / r['enc_or']:>5.2f}x | "
             f"{r['dec_sk']:>12,.0f} / {r['dec_sk_obj']:>11,.0f} / {r['dec_or']:>9,.0f} "
             f"{r['dec_sk'] / r['dec_or']:>5.2f}x/{r['dec_sk_obj'] / r['dec_or']:.2f}x"
         )

@@ -278,11 +278,17 @@ class AggregateBuilder:
 
 
 def encode(records: Iterable[UserRecord]) -> bytes:
-    """Encode `records` as one KPL aggregate, whatever its size (see `AggregateBuilder` for limits)."""
+    """Encode `records` as one KPL aggregate, whatever its size (see `AggregateBuilder` for limits).
+
+    At least one record is needed: an aggregate with an empty body is, by the format's own rule, a
+    plain record.
+    """
     builder = AggregateBuilder(max_bytes=1 << 62)
     add = builder.try_add
     for r in records:
         add(r.data, r.partition_key, r.explicit_hash_key)
+    if not builder.count:
+        raise ValidationError("an aggregate needs at least one record")
     return builder.build()
 
 
@@ -576,9 +582,10 @@ def decode(
     return list(starmap(_new_user_record, parts))
 
 
-_set_data = UserRecord.data.__set__  # type: ignore[attr-defined]
-_set_key = UserRecord.partition_key.__set__  # type: ignore[attr-defined]
-_set_ehk = UserRecord.explicit_hash_key.__set__  # type: ignore[attr-defined]
+_slots = vars(UserRecord)
+_set_data = _slots["data"].__set__
+_set_key = _slots["partition_key"].__set__
+_set_ehk = _slots["explicit_hash_key"].__set__
 
 
 def _new_user_record(data: bytes, partition_key: str, explicit_hash_key: str | None) -> UserRecord:

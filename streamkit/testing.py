@@ -177,7 +177,7 @@ def stream_factory(local_stack: LocalStack) -> Iterator[Callable[..., StreamHand
     for stream in created:
         try:
             kinesis.delete_stream(admin, stream, wait=False)
-        except Exception:  # noqa: BLE001 - best-effort cleanup; the stack goes away at session end
+        except Exception:
             pass
 
 

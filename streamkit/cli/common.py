@@ -16,7 +16,7 @@ __all__ = ["CliArgumentParser", "client_for", "common_options", "emit_json", "fl
 class CliArgumentParser(argparse.ArgumentParser):
     """argparse with usage errors as one line and exit code 2."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
         raise SystemExit(2)
 

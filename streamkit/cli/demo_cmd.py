@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pybase64
 
 from streamkit import kinesis
 from streamkit.aggregation import AggregateBuilder, decode_parts

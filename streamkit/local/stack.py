@@ -138,7 +138,14 @@ def _answers(url: str, kind: Literal["kinesis", "dynamodb"]) -> bool:
     return status < 500
 
 
-def wait_until_answers(url: str, kind: Literal["kinesis", "dynamodb"], *, timeout: float, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
+def wait_until_answers(
+    url: str,
+    kind: Literal["kinesis", "dynamodb"],
+    *,
+    timeout: float,
+    proc: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -150,7 +157,9 @@ def wait_until_answers(url: str, kind: Literal["kinesis", "dynamodb"], *, timeou
     raise LocalStackError(f"{kind} server at {url} did not answer within {timeout:.0f} s")
 
 
-def _kinesis_command(packages: NodePackages, backend: Backend, port: int, data_dir: Path, persist: bool) -> tuple[list[str], dict[str, str], str]:
+def _kinesis_command(
+    packages: NodePackages, backend: Backend, port: int, data_dir: Path, persist: bool
+) -> tuple[list[str], dict[str, str], str]:
     env = dict(os.environ)
     preload = ["--require", str(packages.preload)]
     if backend == "kinesalite":
@@ -237,7 +246,8 @@ def up(
             pcmd = [sys.executable, "-m", "streamkit.local.proxy", "--port", str(pport), "--upstream", backend_url,
                     "--limit-scale", repr(limit_scale), "--faults", faults]
             pproc = _spawn("proxy", pcmd, env=dict(os.environ), log_dir=logs, cwd=data_dir)
-            started.append((pproc, ProcessInfo(name="proxy", pid=pproc.pid, port=pport, marker="streamkit.local.proxy")))
+            proxy = ProcessInfo(name="proxy", pid=pproc.pid, port=pport, marker="streamkit.local.proxy")
+            started.append((pproc, proxy))
             kinesis_url = f"http://{LOOPBACK}:{pport}"
             wait_until_answers(kinesis_url, "kinesis", timeout=timeout, proc=pproc, log=logs / "proxy.log")
     except BaseException:

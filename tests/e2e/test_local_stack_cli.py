@@ -1,0 +1,68 @@
+"""`streamkit local up|status|down`: loopback only, endpoints that answer, exactly our processes stopped."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamkit.clients import aws_client
+from tests.e2e.helpers import listening_addresses, pid_alive, run_cli, run_json
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("backend", ["kinesalite", "kinesis-mock"])
+def test_up_binds_only_loopback_answers_and_down_stops_exactly_its_processes(tmp_path: Path, backend: str) -> None:
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        stack: dict[str, Any] = run_json("local", "up", "--backend", backend, "--data-dir", str(tmp_path))
+        try:
+            assert stack["kinesis_endpoint"].startswith("http://127.0.0.1:")
+            assert stack["dynamodb_endpoint"].startswith("http://127.0.0.1:")
+            pids = [p["pid"] for p in stack["processes"]]
+            assert len(pids) == 2
+            for pid in pids:
+                addresses = listening_addresses(pid)
+                assert addresses, f"pid {pid} listens on nothing"
+                assert all(addr == "127.0.0.1" for addr, _port in addresses), addresses
+            kin = aws_client("kinesis", endpoint_url=stack["kinesis_endpoint"], retries=0)
+            assert kin.list_streams()["StreamNames"] == []
+            ddb = aws_client("dynamodb", endpoint_url=stack["dynamodb_endpoint"], retries=0)
+            assert ddb.list_tables()["TableNames"] == []
+
+            again = run_json("local", "up", "--backend", backend, "--data-dir", str(tmp_path))
+            assert again["processes"] == stack["processes"]  # already running: same stack, nothing new
+            status = run_json("local", "status", "--data-dir", str(tmp_path))
+            assert status["kinesis_endpoint"] == stack["kinesis_endpoint"]
+        finally:
+            down = run_json("local", "down", "--data-dir", str(tmp_path))
+        assert sorted(down["stopped"]) == sorted(p["name"] for p in stack["processes"])
+        assert not any(pid_alive(pid) for pid in pids)
+        assert pid_alive(bystander.pid)
+        proc = run_cli("local", "status", "--data-dir", str(tmp_path))
+        assert proc.returncode == 1 and "not running" in proc.stdout
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_kinesalite_data_survives_a_restart_with_a_data_dir(tmp_path: Path) -> None:
+    stack: dict[str, Any] = run_json("local", "up", "--data-dir", str(tmp_path))
+    try:
+        run_json("stream", "create", "kept", "--shards", "1", "--endpoint-url", stack["kinesis_endpoint"])
+    finally:
+        run_json("local", "down", "--data-dir", str(tmp_path))
+    stack = run_json("local", "up", "--data-dir", str(tmp_path))
+    try:
+        desc = run_json("stream", "describe", "kept", "--endpoint-url", stack["kinesis_endpoint"])
+        assert desc["status"] == "ACTIVE"
+    finally:
+        run_json("local", "down", "--data-dir", str(tmp_path))
+
+
+def test_down_with_nothing_running_says_so(tmp_path: Path) -> None:
+    proc = run_cli("local", "down", "--data-dir", str(tmp_path))
+    assert proc.returncode == 0 and "nothing was running" in proc.stdout
