@@ -53,7 +53,7 @@ def aws_client(
         read_timeout=read_timeout,
     )
     if retries is not None:
-        cfg["retries"] = {"max_attempts": retries + 1, "mode": "standard"}
+        cfg["retries"] = {"total_max_attempts": retries + 1, "mode": "standard"}
     kwargs: dict[str, Any] = dict(region_name=resolve_region(region), config=Config(**cfg))
     if endpoint:
         kwargs["endpoint_url"] = endpoint

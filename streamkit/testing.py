@@ -8,6 +8,9 @@ Registered as a ``pytest11`` entry point, so installing streamkit gives every pr
 - ``kinesis_client`` / ``dynamodb_client``: boto3 clients for it, dummy credentials, botocore retries off.
 - ``stream_factory``: ``stream_factory(shards=N)`` creates a fresh, uniquely named stream, deleted after.
 - ``kinesis_stream``: one fresh stream (``shards`` from the marker, default 1).
+- ``kinesis_proxy``: ``kinesis_proxy(limit_scale=0.1, faults="throttle=0.2")`` starts the limit and
+  fault proxy in front of the stack's Kinesis server for one test and returns it (``.endpoint``,
+  ``.client()``, ``.stats()``).
 
 Set ``STREAMKIT_TEST_KINESIS_ENDPOINT``/``STREAMKIT_TEST_DYNAMODB_ENDPOINT`` to use servers you run.
 """
@@ -27,7 +30,7 @@ import pytest
 
 from streamkit.local.stack import LocalStack
 
-__all__ = ["FakeClock", "LocalStackPool", "StreamHandle"]
+__all__ = ["FakeClock", "LocalStackPool", "ProxyHandle", "StreamHandle"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -179,6 +182,44 @@ def stream_factory(local_stack: LocalStack) -> Iterator[Callable[..., StreamHand
             kinesis.delete_stream(admin, stream, wait=False)
         except Exception:
             pass
+
+
+class ProxyHandle:
+    """A running limit/fault proxy for one test."""
+
+    def __init__(self, proxy: Any) -> None:
+        self.proxy = proxy
+        self.endpoint: str = proxy.endpoint
+
+    def client(self) -> Any:
+        return _client("kinesis", self.endpoint)
+
+    def stats(self) -> dict[str, int]:
+        with self.proxy.state.lock:
+            return dict(self.proxy.state.stats)
+
+    def configure(self, *, faults: str | None = None, limit_scale: float | None = None, reset: bool = False) -> None:
+        from streamkit.local.faults import parse_fault_spec
+
+        self.proxy.state.configure(faults=parse_fault_spec(faults) if faults is not None else None,
+                                   limit_scale=limit_scale, reset=reset)
+
+
+@pytest.fixture
+def kinesis_proxy(local_stack: LocalStack) -> Iterator[Callable[..., ProxyHandle]]:
+    from streamkit.local.proxy import KinesisProxy
+
+    started: list[Any] = []
+
+    def start(limit_scale: float = 1.0, faults: str = "") -> ProxyHandle:
+        proxy = KinesisProxy(local_stack.backend_endpoint or local_stack.kinesis_endpoint,
+                             limit_scale=limit_scale, faults=faults).start()
+        started.append(proxy)
+        return ProxyHandle(proxy)
+
+    yield start
+    for proxy in started:
+        proxy.stop()
 
 
 @pytest.fixture

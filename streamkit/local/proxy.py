@@ -1,0 +1,465 @@
+"""An HTTP proxy on 127.0.0.1 in front of a local Kinesis server that enforces shard limits and injects faults.
+
+Local servers accept any rate and never fail; this proxy answers the way AWS does when a shard is over
+its limits or the service has a bad moment, so retry, throttling and lag behaviour can be tested for
+real. Data-plane calls (PutRecord, PutRecords, GetRecords, GetShardIterator) are limited and faulted;
+everything else is passed through untouched.
+
+Admin endpoints: ``GET /__streamkit/stats`` (counters as JSON) and ``POST /__streamkit/config`` with
+``{"faults": SPEC, "limit_scale": X, "reset": true}``.
+
+Run: ``python -m streamkit.local.proxy --port P --upstream http://127.0.0.1:U [--limit-scale X] [--faults SPEC]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import random
+import socket
+import struct
+import threading
+import time
+import urllib.parse
+import uuid
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import orjson
+
+from streamkit.hashing import ShardMap, hash_key
+from streamkit.local.faults import FaultSpec, parse_fault_spec
+from streamkit.local.limits import KinesisLimits, ShardLimiter
+
+__all__ = ["KinesisProxy", "configure_proxy", "main", "proxy_stats"]
+
+TARGET_PREFIX = "Kinesis_20131202."
+DATA_PLANE = frozenset({"PutRecord", "PutRecords", "GetRecords", "GetShardIterator"})
+JSON_TYPE = "application/x-amz-json-1.1"
+ACCOUNT = "000000000000"
+_ITERATOR_MEMORY = 100_000
+_SHARD_MAP_TTL = 2.0
+
+
+class _Reply(Exception):
+    """Raised inside a handler to answer with an AWS-shaped error."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class _Reset(Exception):
+    """Raised inside a handler to reset the connection without an answer."""
+
+
+class ProxyState:
+    """Everything the handlers share: limits, faults, shard maps, iterator ownership, counters."""
+
+    def __init__(self, upstream: str, *, limit_scale: float = 1.0, faults: FaultSpec | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        parsed = urllib.parse.urlsplit(upstream)
+        self.upstream_host = parsed.hostname or "127.0.0.1"
+        self.upstream_port = parsed.port or 80
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.configure(limit_scale=limit_scale, faults=faults or FaultSpec())
+        self.shard_maps: dict[str, tuple[float, ShardMap]] = {}
+        self.iterators: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._local = threading.local()
+
+    def configure(self, *, limit_scale: float | None = None, faults: FaultSpec | None = None,
+                  reset: bool = False) -> None:
+        with self.lock:
+            if limit_scale is not None:
+                self.limit_scale = limit_scale
+                self.limiter = ShardLimiter(KinesisLimits(scale=limit_scale))
+            if faults is not None:
+                self.faults = faults
+                self.rng = random.Random(faults.seed)
+            if reset or not hasattr(self, "stats"):
+                self.stats: Counter[str] = Counter()
+                self.limiter.reset()
+
+    def count(self, key: str, n: int = 1) -> None:
+        with self.lock:
+            self.stats[key] += n
+
+    def chance(self, p: float) -> bool:
+        if p <= 0:
+            return False
+        with self.lock:
+            return self.rng.random() < p
+
+    # -- upstream ---------------------------------------------------------------------------
+    def forward(self, target: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        for attempt in (1, 2):
+            conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+            if conn is None:
+                conn = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=60)
+                self._local.conn = conn
+            try:
+                hdrs = {k: v for k, v in headers.items() if k.lower() not in ("host", "content-length", "connection")}
+                hdrs["X-Amz-Target"] = target
+                conn.request("POST", "/", body=body, headers=hdrs)
+                resp = conn.getresponse()
+                return resp.status, resp.read()
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                self._local.conn = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def shard_map(self, stream: str, headers: dict[str, str], *, refresh: bool = False) -> ShardMap:
+        now = self.clock()
+        cached = self.shard_maps.get(stream)
+        if cached and not refresh and now - cached[0] < _SHARD_MAP_TTL:
+            return cached[1]
+        shards: list[dict[str, Any]] = []
+        req: dict[str, Any] = {"StreamName": stream}
+        while True:
+            status, raw = self.forward(TARGET_PREFIX + "ListShards", orjson.dumps(req), headers)
+            if status != 200:
+                raise _Reply(status, "ResourceNotFoundException", f"Stream {stream} under account {ACCOUNT} not found.")
+            out = orjson.loads(raw)
+            new = [s for s in out.get("Shards", []) if s["ShardId"] not in {x["ShardId"] for x in shards}]
+            shards.extend(new)
+            if not out.get("NextToken") or not new:
+                break
+            req = {"NextToken": out["NextToken"]}
+        smap = ShardMap.from_api(shards)
+        self.shard_maps[stream] = (now, smap)
+        return smap
+
+    def remember_iterator(self, iterator: str | None, stream: str, shard: str) -> None:
+        if not iterator:
+            return
+        with self.lock:
+            self.iterators[iterator] = (stream, shard)
+            while len(self.iterators) > _ITERATOR_MEMORY:
+                self.iterators.popitem(last=False)
+
+
+def _stream_name(req: dict[str, Any]) -> str:
+    name = req.get("StreamName")
+    if name:
+        return str(name)
+    arn = str(req.get("StreamARN", ""))
+    return arn.rsplit("/", 1)[-1]
+
+
+def _throttle_message(shard: str, stream: str) -> str:
+    return f"Rate exceeded for shard {shard} in stream {stream} under account {ACCOUNT}."
+
+
+def handle_put_records(state: ProxyState, req: dict[str, Any], headers: dict[str, str]) -> tuple[int, bytes]:
+    lim = state.limiter.limits
+    entries = req.get("Records") or []
+    stream = _stream_name(req)
+    if len(entries) > lim.put_records_max_entries:
+        raise _Reply(400, "ValidationException", "1 validation error detected: Value at 'records' failed to satisfy "
+                     f"constraint: Member must have length less than or equal to {lim.put_records_max_entries}")
+    sizes = []
+    for e in entries:
+        n = len(base64.b64decode(e.get("Data", ""))) + len(str(e.get("PartitionKey", "")).encode())
+        if n > lim.record_max_bytes:
+            raise _Reply(400, "ValidationException", "1 validation error detected: Value at 'records.member.data' "
+                         f"failed to satisfy constraint: Member must have length less than or equal to {lim.record_max_bytes}")
+        sizes.append(n)
+    if sum(sizes) > lim.put_records_max_bytes:
+        raise _Reply(400, "InvalidArgumentException",
+                     f"Records size exceeds {lim.put_records_max_bytes // (1024 * 1024)} MB limit")
+    smap = state.shard_map(stream, headers)
+    faults = state.faults
+    results: list[dict[str, Any] | None] = [None] * len(entries)
+    accepted: list[int] = []
+    now = state.clock()
+    for i, (e, n) in enumerate(zip(entries, sizes, strict=True)):
+        ehk = e.get("ExplicitHashKey")
+        shard = smap.shard_for_hash(int(ehk) if ehk is not None else hash_key(str(e.get("PartitionKey", ""))))
+        if state.chance(faults.throttle):
+            state.count("fault.throttle_entry")
+            results[i] = {"ErrorCode": "ProvisionedThroughputExceededException",
+                          "ErrorMessage": _throttle_message(shard.shard_id, stream)}
+        elif state.chance(faults.entry_failure):
+            state.count("fault.entry_failure")
+            results[i] = {"ErrorCode": "InternalFailure", "ErrorMessage": "Internal service failure."}
+        else:
+            with state.lock:
+                ok = state.limiter.admit_write(shard.shard_id, n, now)
+            if ok:
+                accepted.append(i)
+            else:
+                state.count("limit.write_throttled")
+                results[i] = {"ErrorCode": "ProvisionedThroughputExceededException",
+                              "ErrorMessage": _throttle_message(shard.shard_id, stream)}
+    if accepted:
+        forwarded = dict(req)
+        forwarded["Records"] = [entries[i] for i in accepted]
+        status, raw = state.forward(TARGET_PREFIX + "PutRecords", orjson.dumps(forwarded), headers)
+        if status != 200:
+            return status, raw
+        out = orjson.loads(raw)
+        for i, r in zip(accepted, out["Records"], strict=True):
+            results[i] = r
+        state.count("put_records.accepted", sum(1 for r in out["Records"] if "ErrorCode" not in r))
+    failed = sum(1 for r in results if r is not None and "ErrorCode" in r)
+    state.count("put_records.entries", len(entries))
+    body = {"FailedRecordCount": failed, "Records": results, "EncryptionType": "NONE"}
+    return 200, orjson.dumps(body)
+
+
+def handle_put_record(state: ProxyState, req: dict[str, Any], headers: dict[str, str], raw: bytes) -> tuple[int, bytes]:
+    stream = _stream_name(req)
+    data = base64.b64decode(req.get("Data", ""))
+    n = len(data) + len(str(req.get("PartitionKey", "")).encode())
+    smap = state.shard_map(stream, headers)
+    ehk = req.get("ExplicitHashKey")
+    shard = smap.shard_for_hash(int(ehk) if ehk is not None else hash_key(str(req.get("PartitionKey", ""))))
+    if state.chance(state.faults.throttle):
+        state.count("fault.throttle_call")
+        raise _Reply(400, "ProvisionedThroughputExceededException", _throttle_message(shard.shard_id, stream))
+    with state.lock:
+        ok = state.limiter.admit_write(shard.shard_id, n, state.clock())
+    if not ok:
+        state.count("limit.write_throttled")
+        raise _Reply(400, "ProvisionedThroughputExceededException", _throttle_message(shard.shard_id, stream))
+    return state.forward(TARGET_PREFIX + "PutRecord", raw, headers)
+
+
+def handle_get_shard_iterator(state: ProxyState, req: dict[str, Any], headers: dict[str, str], raw: bytes) -> tuple[int, bytes]:
+    status, body = state.forward(TARGET_PREFIX + "GetShardIterator", raw, headers)
+    if status == 200:
+        state.remember_iterator(orjson.loads(body).get("ShardIterator"), _stream_name(req), str(req.get("ShardId")))
+    return status, body
+
+
+def handle_get_records(state: ProxyState, req: dict[str, Any], headers: dict[str, str], raw: bytes) -> tuple[int, bytes]:
+    lim = state.limiter.limits
+    limit = req.get("Limit")
+    if limit is not None and int(limit) > lim.get_records_max_limit:
+        raise _Reply(400, "ValidationException", "1 validation error detected: Value at 'limit' failed to satisfy "
+                     f"constraint: Member must have value less than or equal to {lim.get_records_max_limit}")
+    iterator = str(req.get("ShardIterator", ""))
+    with state.lock:
+        owner = state.iterators.get(iterator)
+    if state.chance(state.faults.expired):
+        state.count("fault.expired")
+        now_ms = int(time.time() * 1000)
+        raise _Reply(400, "ExpiredIteratorException",
+                     f"Iterator expired. The iterator was created at time {now_ms - 300_001} while right now it is {now_ms} "
+                     "which is further in the future than the tolerated delay of 300000 milliseconds.")
+    if state.chance(state.faults.throttle):
+        state.count("fault.throttle_call")
+        raise _Reply(400, "ProvisionedThroughputExceededException", "Rate exceeded for shard.")
+    if owner is not None:
+        with state.lock:
+            ok = state.limiter.admit_read_call(owner[1], state.clock())
+        if not ok:
+            state.count("limit.read_throttled")
+            raise _Reply(400, "ProvisionedThroughputExceededException", _throttle_message(owner[1], owner[0]))
+    status, body = state.forward(TARGET_PREFIX + "GetRecords", raw, headers)
+    if status == 200 and owner is not None:
+        out = orjson.loads(body)
+        nbytes = sum(len(r.get("Data", "")) * 3 // 4 + len(r.get("PartitionKey", "").encode()) for r in out.get("Records", []))
+        with state.lock:
+            state.limiter.charge_read(owner[1], nbytes, state.clock())
+        state.remember_iterator(out.get("NextShardIterator"), owner[0], owner[1])
+        state.count("get_records.records", len(out.get("Records", [])))
+    return status, body
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: without this, 40 ms per call
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _send(self, status: int, body: bytes, content_type: str = JSON_TYPE) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, status: int, code: str, message: str) -> None:
+        self._send(status, orjson.dumps({"__type": code, "message": message}))
+
+    def _reset(self) -> None:
+        # SO_LINGER 0 turns close() into a TCP RST: the client sees "connection reset by peer".
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        self.close_connection = True
+        self.connection.close()
+
+    def do_GET(self) -> None:
+        state = self.server.state
+        if self.path.startswith("/__streamkit/stats"):
+            with state.lock:
+                body = {"stats": dict(state.stats), "limit_scale": state.limit_scale,
+                        "faults": {k: v for k, v in vars(state.faults).items()}}
+            self._send(200, orjson.dumps(body), "application/json")
+        else:
+            self._send(404, b"{}", "application/json")
+
+    def do_POST(self) -> None:
+        state = self.server.state
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if self.path.startswith("/__streamkit/config"):
+            cfg = orjson.loads(raw or b"{}")
+            state.configure(
+                limit_scale=float(cfg["limit_scale"]) if "limit_scale" in cfg else None,
+                faults=parse_fault_spec(str(cfg["faults"])) if "faults" in cfg else None,
+                reset=bool(cfg.get("reset", False)),
+            )
+            self._send(200, b"{}", "application/json")
+            return
+        target = self.headers.get("X-Amz-Target", "")
+        op = target.removeprefix(TARGET_PREFIX)
+        headers = {k: v for k, v in self.headers.items()}
+        state.count(f"op.{op}")
+        try:
+            if op in DATA_PLANE:
+                self._inject_transport_faults(state)
+            req = orjson.loads(raw) if raw and op in DATA_PLANE else {}
+            if op == "PutRecords":
+                status, body = handle_put_records(state, req, headers)
+            elif op == "PutRecord":
+                status, body = handle_put_record(state, req, headers, raw)
+            elif op == "GetRecords":
+                status, body = handle_get_records(state, req, headers, raw)
+            elif op == "GetShardIterator":
+                status, body = handle_get_shard_iterator(state, req, headers, raw)
+            else:
+                status, body = state.forward(target, raw, headers)
+        except _Reset:
+            self._reset()
+            return
+        except _Reply as r:
+            self._error(r.status, r.code, r.message)
+            return
+        except (OSError, http.client.HTTPException) as exc:
+            self._error(503, "ServiceUnavailable", f"upstream unavailable: {exc}")
+            return
+        self._send(status, body)
+
+    def _inject_transport_faults(self, state: ProxyState) -> None:
+        f = state.faults
+        if f.latency_max > 0:
+            with state.lock:
+                delay = state.rng.uniform(f.latency_min, f.latency_max)
+            time.sleep(delay)
+        if state.chance(f.reset):
+            state.count("fault.reset")
+            raise _Reset
+        if state.chance(f.internal):
+            state.count("fault.internal")
+            raise _Reply(500, "InternalFailure", "Internal service failure.")
+        if state.chance(f.unavailable):
+            state.count("fault.unavailable")
+            raise _Reply(503, "ServiceUnavailable", "Service unavailable.")
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, port: int, state: ProxyState) -> None:
+        self.state = state
+        super().__init__(("127.0.0.1", port), _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return  # a client that vanished mid-request is not an error worth a traceback
+
+
+class KinesisProxy:
+    """The proxy, in-process: ``with KinesisProxy(upstream) as p: use(p.endpoint)``."""
+
+    def __init__(self, upstream: str, *, port: int = 0, limit_scale: float = 1.0, faults: str | FaultSpec = "") -> None:
+        spec = parse_fault_spec(faults) if isinstance(faults, str) else faults
+        self.state = ProxyState(upstream, limit_scale=limit_scale, faults=spec)
+        self._server = _Server(port, self.state)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> KinesisProxy:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="kinesis-proxy", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> KinesisProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def proxy_stats(endpoint: str) -> dict[str, Any]:
+    """The counters of a running proxy (in this process or another)."""
+    import urllib.request
+
+    with urllib.request.urlopen(endpoint.rstrip("/") + "/__streamkit/stats", timeout=5) as resp:
+        return dict(orjson.loads(resp.read()))
+
+
+def configure_proxy(endpoint: str, *, faults: str | None = None, limit_scale: float | None = None,
+                    reset: bool = False) -> None:
+    """Change a running proxy's faults or limit scale; ``reset`` clears counters and buckets."""
+    import urllib.request
+
+    cfg: dict[str, Any] = {"reset": reset}
+    if faults is not None:
+        parse_fault_spec(faults)
+        cfg["faults"] = faults
+    if limit_scale is not None:
+        cfg["limit_scale"] = limit_scale
+    req = urllib.request.Request(endpoint.rstrip("/") + "/__streamkit/config", data=orjson.dumps(cfg), method="POST")
+    with urllib.request.urlopen(req, timeout=5):
+        pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m streamkit.local.proxy", description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--upstream", required=True)
+    ap.add_argument("--limit-scale", type=float, default=1.0)
+    ap.add_argument("--faults", default="")
+    args = ap.parse_args(argv)
+    state = ProxyState(args.upstream, limit_scale=args.limit_scale, faults=parse_fault_spec(args.faults))
+    server = _Server(args.port, state)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
