@@ -66,3 +66,28 @@ def test_kinesalite_data_survives_a_restart_with_a_data_dir(tmp_path: Path) -> N
 def test_down_with_nothing_running_says_so(tmp_path: Path) -> None:
     proc = run_cli("local", "down", "--data-dir", str(tmp_path))
     assert proc.returncode == 0 and "nothing was running" in proc.stdout
+
+
+def test_enforce_limits_puts_the_proxy_behind_the_printed_endpoint(tmp_path: Path) -> None:
+    from streamkit.local.proxy import proxy_stats
+
+    stack: dict[str, Any] = run_json("local", "up", "--in-memory", "--enforce-limits", "--limit-scale", "0.01",
+                                     "--faults", "latency=1ms", "--data-dir", str(tmp_path))
+    try:
+        assert stack["kinesis_endpoint"] != stack["backend_endpoint"]
+        assert [p["name"] for p in stack["processes"]] == ["kinesalite", "dynalite", "proxy"]
+        proxy_pid = stack["processes"][2]["pid"]
+        assert {addr for addr, _ in listening_addresses(proxy_pid)} == {"127.0.0.1"}
+        client = aws_client("kinesis", endpoint_url=stack["kinesis_endpoint"], retries=0)
+        run_json("stream", "create", "limited", "--endpoint-url", stack["kinesis_endpoint"])
+        out = client.put_records(StreamName="limited", Records=[{"Data": b"x", "PartitionKey": "k"}] * 30)
+        assert out["FailedRecordCount"] == 20  # 1,000 records/s x 0.01 = 10 admitted
+        assert proxy_stats(stack["kinesis_endpoint"])["stats"]["limit.write_throttled"] == 20
+    finally:
+        run_json("local", "down", "--data-dir", str(tmp_path))
+
+
+def test_bad_fault_spec_is_a_usage_error_and_starts_nothing(tmp_path: Path) -> None:
+    proc = run_cli("local", "up", "--faults", "bogus=1", "--data-dir", str(tmp_path))
+    assert proc.returncode == 2 and "bad fault" in proc.stderr
+    assert not (tmp_path / "stack.json").exists()
