@@ -26,6 +26,7 @@ __all__ = [
 MAX_HASH_KEY = (1 << 128) - 1
 MAX_PARTITION_KEY_LENGTH = 256
 _md5 = hashlib.md5
+_ROUTE_CACHE_LIMIT = 100_000
 
 
 def validate_partition_key(partition_key: object) -> str:
@@ -109,6 +110,7 @@ class ShardMap:
             (s for s in self.shards.values() if s.is_open), key=lambda s: s.starting_hash_key
         )
         self._starts = [s.starting_hash_key for s in self.open_shards]
+        self._by_key: dict[str, ShardInfo] = {}  # routing cache: producers see the same keys again and again
 
     @classmethod
     def from_api(cls, shards: Iterable[Mapping[str, Any]]) -> ShardMap:
@@ -138,8 +140,15 @@ class ShardMap:
 
     def shard_for_key(self, partition_key: str, explicit_hash_key: str | None = None) -> ShardInfo:
         """The open shard a record with this key (and optional explicit hash key) is written to."""
-        h = int(explicit_hash_key) if explicit_hash_key is not None else hash_key(partition_key)
-        return self.shard_for_hash(h)
+        if explicit_hash_key is not None:
+            return self.shard_for_hash(int(explicit_hash_key))
+        shard = self._by_key.get(partition_key)
+        if shard is None:
+            shard = self.shard_for_hash(hash_key(partition_key))
+            if len(self._by_key) >= _ROUTE_CACHE_LIMIT:
+                self._by_key.clear()
+            self._by_key[partition_key] = shard
+        return shard
 
     def children_of(self, shard_id: str) -> list[ShardInfo]:
         return [s for s in self.shards.values() if shard_id in s.parents]

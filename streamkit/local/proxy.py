@@ -32,7 +32,7 @@ import orjson
 
 from streamkit.hashing import ShardMap, hash_key
 from streamkit.local.faults import FaultSpec, parse_fault_spec
-from streamkit.local.limits import KinesisLimits, ShardLimiter
+from streamkit.ratelimit import KinesisLimits, ShardLimiter
 
 __all__ = ["KinesisProxy", "configure_proxy", "main", "proxy_stats"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streamkit.local.limits import KinesisLimits, ShardLimiter, TokenBucket
+from streamkit.ratelimit import KinesisLimits, ShardLimiter, TokenBucket
 
 
 def test_bucket_refills_at_its_rate_up_to_capacity() -> None:

@@ -1,4 +1,7 @@
-"""Per-shard Kinesis limits as token buckets: the decisions the local proxy makes. Pure (time is passed in)."""
+"""Token buckets and per-shard Kinesis limits: used by the local proxy (to enforce) and the producer (to pace).
+
+Pure: time is passed in.
+"""
 
 from __future__ import annotations
 
@@ -37,9 +40,15 @@ class TokenBucket:
     updated: float
 
     @classmethod
-    def full(cls, rate: float, now: float, seconds: float = 1.0) -> TokenBucket:
-        cap = max(rate * seconds, 1e-9)
+    def full(cls, rate: float, now: float, seconds: float = 1.0, *, min_capacity: float = 0.0) -> TokenBucket:
+        cap = max(rate * seconds, min_capacity, 1e-9)
         return cls(rate=rate, capacity=cap, tokens=cap, updated=now)
+
+    def wait_time(self, amount: float, now: float) -> float:
+        """Seconds until `amount` can be taken (0 if now); amounts above capacity wait for a full bucket."""
+        self.refill(now)
+        missing = min(amount, self.capacity) - self.tokens
+        return 0.0 if missing <= 0 else missing / self.rate
 
     def refill(self, now: float) -> None:
         if now > self.updated:
@@ -83,7 +92,8 @@ class ShardLimiter:
         if b is None:
             lim = self.limits
             b = self._shards[shard] = _ShardBuckets(
-                write_bytes=TokenBucket.full(lim.scaled(lim.write_bytes_per_s), now),
+                # A scaled-down shard must still let one record of the maximum size through now and then.
+                write_bytes=TokenBucket.full(lim.scaled(lim.write_bytes_per_s), now, min_capacity=lim.record_max_bytes),
                 write_records=TokenBucket.full(lim.scaled(lim.write_records_per_s), now),
                 read_calls=TokenBucket.full(lim.scaled(lim.read_calls_per_s), now),
                 read_bytes=TokenBucket.full(lim.scaled(lim.read_bytes_per_s), now),

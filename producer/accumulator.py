@@ -1,0 +1,326 @@
+"""Per-shard aggregation and PutRecords collection: the producer's decisions, with no I/O.
+
+User records (`Pending`) are routed to their predicted shard, packed into KPL aggregates there, and
+sealed into `Entry`s (one Kinesis record each) when full or old enough. `take_batch` picks what one
+PutRecords call should carry: in shard FIFO order, within the call caps, the per-shard pacing, the
+retry times and (when ordered) at most one entry per shard in flight. The `Producer` does the I/O.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from producer.config import ProducerConfig
+from streamkit.aggregation import AggregateBuilder
+from streamkit.errors import ValidationError
+from streamkit.hashing import ShardMap, hash_key
+from streamkit.ratelimit import TokenBucket
+
+__all__ = ["Accumulator", "Entry", "Pending"]
+
+MIB = 1024 * 1024
+
+
+class Pending(Future[Any]):
+    """One user record from `put` until it resolves; it is itself the `Future` that `put` returns.
+
+    (One object per record instead of two: at hundreds of thousands of records a second, allocations
+    and the garbage collector's work on them are a large share of the producer's cost.)
+    """
+
+    def __init__(self, data: bytes, partition_key: str, explicit_hash_key: str | None, put_mono: float,
+                 put_wall: float, size: int) -> None:
+        super().__init__()
+        self.data = data
+        self.partition_key = partition_key
+        self.explicit_hash_key = explicit_hash_key
+        self.put_mono = put_mono
+        self.put_wall = put_wall
+        self.size = size  # data + UTF-8 partition key bytes
+        self.attempts = 0
+
+    @property
+    def future(self) -> Future[Any]:
+        return self
+
+
+@dataclass(eq=False, slots=True)
+class Entry:
+    """One Kinesis record to send: an aggregate of `records`, or one plain record."""
+
+    shard_id: str
+    data: bytes
+    partition_key: str
+    explicit_hash_key: str | None
+    records: list[Pending]
+    aggregated: bool
+    size: int  # what Kinesis counts: data + partition key bytes
+    oldest: float  # put time of its oldest record (monotonic)
+    not_before: float = 0.0
+    attempts: int = 0
+    last_error: str = ""
+    last_code: str = ""
+
+    @property
+    def user_bytes(self) -> int:
+        return sum(r.size for r in self.records)
+
+    def to_api(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"Data": self.data, "PartitionKey": self.partition_key}
+        if self.explicit_hash_key is not None:
+            out["ExplicitHashKey"] = self.explicit_hash_key
+        return out
+
+
+@dataclass(eq=False)
+class _ShardQueue:
+    shard_id: str
+    builder: AggregateBuilder | None = None
+    open_records: list[Pending] = field(default_factory=list)
+    ready: deque[Entry] = field(default_factory=deque)
+    in_flight: int = 0
+    records_bucket: TokenBucket | None = None
+    bytes_bucket: TokenBucket | None = None
+
+
+class Accumulator:
+    """Buffers user records per shard and hands out PutRecords batches."""
+
+    def __init__(self, config: ProducerConfig, shard_map: ShardMap) -> None:
+        self.config = config
+        self.shard_map = shard_map
+        self._queues: dict[str, _ShardQueue] = {}
+        self.buffered_bytes = 0
+        self.buffered_records = 0
+        self.aggregates_built = 0
+
+    # -- intake --------------------------------------------------------------------------------
+    def _queue(self, shard_id: str) -> _ShardQueue:
+        q = self._queues.get(shard_id)
+        if q is None:
+            q = self._queues[shard_id] = _ShardQueue(shard_id)
+        return q
+
+    def add(self, p: Pending, now: float) -> None:
+        """Route one user record to its shard's open aggregate (sealing it when full)."""
+        shard = self.shard_map.shard_for_key(p.partition_key, p.explicit_hash_key)
+        q = self._queue(shard.shard_id)
+        self.buffered_bytes += p.size
+        self.buffered_records += 1
+        if not self.config.aggregation:
+            q.ready.append(self._plain(q.shard_id, p))
+            return
+        if q.builder is None:
+            q.builder = AggregateBuilder(self.config.aggregation_max_size)
+        try:
+            added = q.builder.try_add(p.data, p.partition_key, p.explicit_hash_key)
+        except ValidationError:
+            # Too big to aggregate but within the record limit: it goes alone, as a plain record.
+            self._seal(q)
+            q.ready.append(self._plain(q.shard_id, p))
+            return
+        if not added:
+            self._seal(q)
+            q.builder = AggregateBuilder(self.config.aggregation_max_size)
+            q.builder.try_add(p.data, p.partition_key, p.explicit_hash_key)
+        q.open_records.append(p)
+
+    def _plain(self, shard_id: str, p: Pending) -> Entry:
+        return Entry(shard_id=shard_id, data=p.data, partition_key=p.partition_key,
+                     explicit_hash_key=p.explicit_hash_key, records=[p], aggregated=False, size=p.size,
+                     oldest=p.put_mono)
+
+    def _seal(self, q: _ShardQueue) -> None:
+        b, recs = q.builder, q.open_records
+        q.builder, q.open_records = None, []
+        if b is None or not recs:
+            return
+        if len(recs) == 1:
+            q.ready.append(self._plain(q.shard_id, recs[0]))
+            return
+        assert b.partition_key is not None
+        # Route the aggregate by an explicit hash key inside its shard: the first record's own one,
+        # else the hash of its key (which predicted this shard).
+        ehk = b.explicit_hash_key if b.explicit_hash_key is not None else str(hash_key(b.partition_key))
+        self.aggregates_built += 1
+        q.ready.append(Entry(shard_id=q.shard_id, data=b.build(), partition_key=b.partition_key, explicit_hash_key=ehk,
+                             records=recs, aggregated=True, size=b.record_size, oldest=recs[0].put_mono))
+
+    def seal_due(self, now: float) -> None:
+        """Seal the open aggregates whose oldest record has waited `record_max_buffered_time`.
+
+        An aggregate whose shard could not send it now anyway (its queue is not empty, or, when ordered,
+        a record is in flight) stays open and keeps filling: sealing it early would only cost records.
+        """
+        linger = self.config.linger
+        ordered = self.config.ordered
+        for q in self._queues.values():
+            if not q.open_records or now - q.open_records[0].put_mono < linger:
+                continue
+            if q.ready or (ordered and q.in_flight):
+                continue
+            self._seal(q)
+
+    def seal_all(self) -> None:
+        for q in self._queues.values():
+            self._seal(q)
+
+    # -- output --------------------------------------------------------------------------------
+    def _pace(self, q: _ShardQueue, e: Entry, now: float, take: bool) -> float:
+        """0 when the shard's pacing budget admits `e` (taking it if asked), else seconds to wait."""
+        rate = self.config.rate_limit
+        if rate <= 0:
+            return 0.0
+        if q.records_bucket is None or q.bytes_bucket is None:
+            q.records_bucket = TokenBucket.full(1000 * rate, now)
+            q.bytes_bucket = TokenBucket.full(MIB * rate, now, min_capacity=self.config.max_record_size)
+        wait = max(q.records_bucket.wait_time(1, now), q.bytes_bucket.wait_time(e.size, now))
+        if wait <= 0 and take:
+            q.records_bucket.tokens -= 1
+            q.bytes_bucket.tokens -= e.size
+        return wait
+
+    def take_batch(self, now: float, *, flush: bool = False) -> list[Entry]:
+        """Entries for one PutRecords call, or [] when nothing should be sent yet.
+
+        Sends when a call would be full, when the oldest sendable record has waited
+        `record_max_buffered_time`, or on flush.
+        """
+        cfg = self.config
+        candidates: list[tuple[_ShardQueue, Entry]] = []
+        count = size = 0
+        oldest = float("inf")
+        for q in self._queues.values():
+            if cfg.ordered and q.in_flight:
+                continue
+            per_shard = 1 if cfg.ordered else len(q.ready)
+            for e in list(q.ready)[:per_shard]:
+                if e.not_before > now or self._pace(q, e, now, take=False) > 0:
+                    break  # FIFO per shard: nothing overtakes a record that must wait
+                candidates.append((q, e))
+                count += 1
+                size += e.size
+                oldest = min(oldest, e.oldest)
+        if not candidates:
+            return []
+        full = count >= cfg.collection_max_count or size >= cfg.collection_max_size
+        if not (flush or full or now - oldest >= cfg.linger or any(e.attempts for _, e in candidates)):
+            return []
+        batch: list[Entry] = []
+        size = 0
+        candidates.sort(key=lambda qe: qe[1].oldest)
+        taken_per_shard: dict[str, int] = {}
+        for q, e in candidates:
+            if len(batch) >= cfg.collection_max_count or size + e.size > cfg.collection_max_size:
+                break
+            # Keep each shard's FIFO: only its next entry may be taken.
+            if q.ready[taken_per_shard.get(q.shard_id, 0)] is not e:
+                continue
+            if self._pace(q, e, now, take=True) > 0:
+                continue
+            batch.append(e)
+            size += e.size
+            taken_per_shard[q.shard_id] = taken_per_shard.get(q.shard_id, 0) + 1
+        for e in batch:
+            q = self._queues[e.shard_id]
+            q.ready.remove(e)
+            q.in_flight += 1
+            e.attempts += 1
+            for r in e.records:
+                r.attempts += 1
+        return batch
+
+    def next_wakeup(self, now: float) -> float | None:
+        """When something next becomes due: an aggregate to seal, a call to send, a retry or pacing delay."""
+        cfg = self.config
+        times: list[float] = []
+        for q in self._queues.values():
+            if q.open_records and not q.ready and not (cfg.ordered and q.in_flight):
+                times.append(q.open_records[0].put_mono + cfg.linger)
+            if q.ready and not (cfg.ordered and q.in_flight):
+                e = q.ready[0]
+                times.append(max(e.not_before, e.oldest + cfg.linger if not e.attempts else 0.0,
+                                 now + self._pace(q, e, now, take=False)))
+        return min(times) if times else None
+
+    # -- completion ----------------------------------------------------------------------------
+    def finished(self, e: Entry) -> None:
+        """An entry is out of flight for good (written, or failed for good); its records leave the buffer."""
+        self._queues[e.shard_id].in_flight -= 1
+        self.buffered_bytes -= e.user_bytes
+        self.buffered_records -= len(e.records)
+
+    def retry_later(self, e: Entry, not_before: float, error: str, code: str) -> None:
+        """Put a failed entry back at the head of its shard's queue, to go again at `not_before`."""
+        q = self._queues[e.shard_id]
+        q.in_flight -= 1
+        e.not_before = not_before
+        e.last_error, e.last_code = error, code
+        q.ready.appendleft(e)
+
+    def dropped(self, e: Entry) -> None:
+        """An entry that will not be sent again (expired or rejected); its records leave the buffer."""
+        self.buffered_bytes -= e.user_bytes
+        self.buffered_records -= len(e.records)
+
+    def expire(self, now: float, ttl: float) -> list[Entry]:
+        """Remove queued entries whose oldest record is past its TTL (in-flight ones are left alone)."""
+        out: list[Entry] = []
+        for q in self._queues.values():
+            keep: deque[Entry] = deque()
+            for e in q.ready:
+                (out if now - e.oldest >= ttl else keep).append(e)
+            q.ready = keep
+        for e in out:
+            self.dropped(e)
+        return out
+
+    @property
+    def in_flight(self) -> int:
+        return sum(q.in_flight for q in self._queues.values())
+
+    @property
+    def idle(self) -> bool:
+        return self.buffered_records == 0
+
+    def reroute(self, shard_map: ShardMap, now: float) -> int:
+        """Adopt a new shard map; records queued for shards that closed are routed again, in order.
+
+        Call it only with nothing in flight. Returns how many user records moved.
+        """
+        self.shard_map = shard_map
+        moved: list[Pending] = []
+        for sid in list(self._queues):
+            if sid in shard_map and shard_map[sid].is_open:
+                continue
+            q = self._queues.pop(sid)
+            assert q.in_flight == 0, "reroute with records in flight"
+            for e in q.ready:
+                moved.extend(e.records)
+            moved.extend(q.open_records)
+        self.buffered_bytes -= sum(p.size for p in moved)
+        self.buffered_records -= len(moved)
+        self._add_all(moved, now)
+        return len(moved)
+
+    def drain(self) -> list[Pending]:
+        """Remove and return every record not in flight (for shutdown)."""
+        out: list[Pending] = []
+        for q in self._queues.values():
+            for e in q.ready:
+                out.extend(e.records)
+            out.extend(q.open_records)
+            q.ready.clear()
+            q.open_records = []
+            q.builder = None
+        self.buffered_bytes -= sum(p.size for p in out)
+        self.buffered_records -= len(out)
+        return out
+
+    def _add_all(self, records: Iterable[Pending], now: float) -> None:
+        for p in records:
+            self.add(p, now)

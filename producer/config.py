@@ -1,0 +1,97 @@
+"""ProducerConfig: every knob of the producer, validated at construction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Literal
+
+from streamkit.aggregation import MAX_RECORD_BYTES
+from streamkit.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from producer.results import FailedRecord
+
+__all__ = ["ProducerConfig"]
+
+Seconds = float | timedelta
+
+
+def _seconds(name: str, value: Seconds, *, minimum: float = 0.0) -> float:
+    s = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if s < minimum:
+        raise ConfigurationError(f"ProducerConfig.{name} must be at least {minimum} s, got {s}")
+    return s
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProducerConfig:
+    """How the producer aggregates, batches, paces and retries. Defaults follow the KPL's.
+
+    Durations are seconds (float) or `timedelta`.
+    """
+
+    #: Pack user records into KPL aggregates (one Kinesis record holds many user records).
+    aggregation: bool = True
+    #: Largest Kinesis record an aggregate may become, counting its partition key (as Kinesis does).
+    aggregation_max_size: int = MAX_RECORD_BYTES
+    #: Kinesis's record limit (data + partition key); raise it only for streams with a larger limit.
+    max_record_size: int = MAX_RECORD_BYTES
+    #: PutRecords caps: entries and bytes per call (5 MiB; 10 MiB on streams that allow it).
+    collection_max_count: int = 500
+    collection_max_size: int = 5 * 1024 * 1024
+    #: Flush a record at the latest this long after it was put.
+    record_max_buffered_time: Seconds = 0.1
+    #: Give up on a record this long after it was put; its future then fails with RecordExpiredError.
+    record_ttl: Seconds = 30.0
+    #: Per-shard pacing as a multiple of the shard limits (1 MiB/s, 1,000 records/s); 0 turns it off.
+    rate_limit: float = 1.5
+    #: True: at most one Kinesis record per shard in flight, so records of one partition key arrive in
+    #: put order even through retries and resharding. False: more in flight, order may change on retry.
+    ordered: bool = True
+    #: Concurrent PutRecords calls.
+    max_connections: int = 16
+    #: Bound on buffered user-record bytes; `put` then blocks (`put_timeout`) or raises BufferFullError.
+    max_buffered_bytes: int = 256 * 1024 * 1024
+    buffer_full: Literal["block", "raise"] = "block"
+    put_timeout: Seconds = 60.0
+    #: Backoff between attempts: full jitter on an exponential base (tenacity's wait_random_exponential).
+    backoff_base: Seconds = 0.1
+    backoff_max: Seconds = 5.0
+    #: Called with a `FailedRecord` (payload included) for every record that could not be written.
+    on_failure: Callable[[FailedRecord], None] | None = None
+
+    def __post_init__(self) -> None:
+        for name, minimum in (("record_max_buffered_time", 0.0), ("record_ttl", 0.001), ("put_timeout", 0.0),
+                              ("backoff_base", 0.0), ("backoff_max", 0.0)):
+            object.__setattr__(self, name, _seconds(name, getattr(self, name), minimum=minimum))
+        if not 1 <= self.collection_max_count <= 500:
+            raise ConfigurationError(f"ProducerConfig.collection_max_count must be 1..500, got {self.collection_max_count}")
+        if self.max_record_size < 1024:
+            raise ConfigurationError(f"ProducerConfig.max_record_size must be at least 1024, got {self.max_record_size}")
+        if not 64 <= self.aggregation_max_size <= self.max_record_size:
+            raise ConfigurationError(
+                f"ProducerConfig.aggregation_max_size must be between 64 and max_record_size ({self.max_record_size}), "
+                f"got {self.aggregation_max_size}")
+        if self.collection_max_size < self.max_record_size:
+            raise ConfigurationError(
+                f"ProducerConfig.collection_max_size ({self.collection_max_size}) must hold one record "
+                f"of max_record_size ({self.max_record_size})")
+        if self.rate_limit < 0:
+            raise ConfigurationError(f"ProducerConfig.rate_limit must be >= 0, got {self.rate_limit}")
+        if self.max_connections < 1:
+            raise ConfigurationError(f"ProducerConfig.max_connections must be >= 1, got {self.max_connections}")
+        if self.max_buffered_bytes < self.max_record_size:
+            raise ConfigurationError("ProducerConfig.max_buffered_bytes must hold at least one record")
+        if self.buffer_full not in ("block", "raise"):
+            raise ConfigurationError(f"ProducerConfig.buffer_full must be 'block' or 'raise', got {self.buffer_full!r}")
+
+    # Typed accessors (the dataclass fields accept timedelta; after __post_init__ they hold floats).
+    @property
+    def linger(self) -> float:
+        return float(self.record_max_buffered_time)  # type: ignore[arg-type]
+
+    @property
+    def ttl(self) -> float:
+        return float(self.record_ttl)  # type: ignore[arg-type]

@@ -1,0 +1,50 @@
+"""Producer counters and latency percentiles."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ProducerMetrics"]
+
+
+@dataclass
+class ProducerMetrics:
+    """Mutable counters kept by the producer under its lock; `snapshot` is what users read."""
+
+    user_records_put: int = 0
+    user_records_written: int = 0
+    user_records_failed: int = 0
+    kinesis_records_written: int = 0
+    aggregates_written: int = 0
+    put_calls: int = 0
+    put_call_errors: int = 0
+    retries: int = 0
+    throttles: int = 0
+    reshards_detected: int = 0
+    bytes_written: int = 0
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=20_000))
+
+    def snapshot(self, *, buffered_bytes: int, buffered_records: int) -> dict[str, Any]:
+        lat = sorted(self.latencies)
+
+        def pct(p: float) -> float | None:
+            return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 3) if lat else None
+
+        return {
+            "user_records_put": self.user_records_put,
+            "user_records_written": self.user_records_written,
+            "user_records_failed": self.user_records_failed,
+            "kinesis_records_written": self.kinesis_records_written,
+            "aggregates_written": self.aggregates_written,
+            "put_calls": self.put_calls,
+            "put_call_errors": self.put_call_errors,
+            "retries": self.retries,
+            "throttles": self.throttles,
+            "reshards_detected": self.reshards_detected,
+            "bytes_written": self.bytes_written,
+            "buffered_bytes": buffered_bytes,
+            "buffered_records": buffered_records,
+            "put_latency_ms": {"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1.0)},
+        }

@@ -1,0 +1,32 @@
+"""What a put turns into: a PutResult on success, a FailedRecord (with its payload) on failure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["FailedRecord", "PutResult"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PutResult:
+    """Where a user record landed."""
+
+    shard_id: str
+    sequence_number: str
+    #: Index inside its KPL aggregate; None when it was sent as a plain Kinesis record.
+    sub_sequence_number: int | None
+    #: PutRecords attempts it took (1 = first try).
+    attempts: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FailedRecord:
+    """A user record the producer could not write, with everything needed to write it again."""
+
+    data: bytes
+    partition_key: str
+    explicit_hash_key: str | None
+    error: str
+    error_code: str
+    attempts: int
+    put_time: float  # time.time() when `put` was called
