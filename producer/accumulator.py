@@ -9,12 +9,11 @@ retry times and (when ordered) at most one entry per shard in flight. The `Produ
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 from producer.config import ProducerConfig
+from producer.futures import PENDING, RecordFuture
 from streamkit.aggregation import AggregateBuilder
 from streamkit.errors import ValidationError
 from streamkit.hashing import ShardMap, hash_key
@@ -25,16 +24,21 @@ __all__ = ["Accumulator", "Entry", "Pending"]
 MIB = 1024 * 1024
 
 
-class Pending(Future[Any]):
-    """One user record from `put` until it resolves; it is itself the `Future` that `put` returns.
+class Pending(RecordFuture):
+    """One user record from `put` until it resolves; it is itself the future that `put` returns."""
 
-    (One object per record instead of two: at hundreds of thousands of records a second, allocations
-    and the garbage collector's work on them are a large share of the producer's cost.)
-    """
+    __slots__ = ("attempts", "data", "explicit_hash_key", "partition_key", "put_mono", "put_wall", "size")
 
     def __init__(self, data: bytes, partition_key: str, explicit_hash_key: str | None, put_mono: float,
                  put_wall: float, size: int) -> None:
-        super().__init__()
+        # RecordFuture.__init__ inlined: this runs once per record.
+        self._state = PENDING
+        self._exception = None
+        self._result_obj = None
+        self._make = None
+        self._cond_obj = None
+        self._waiters_obj = None
+        self._callbacks_obj = None
         self.data = data
         self.partition_key = partition_key
         self.explicit_hash_key = explicit_hash_key
@@ -42,10 +46,6 @@ class Pending(Future[Any]):
         self.put_wall = put_wall
         self.size = size  # data + UTF-8 partition key bytes
         self.attempts = 0
-
-    @property
-    def future(self) -> Future[Any]:
-        return self
 
 
 @dataclass(eq=False, slots=True)
@@ -97,6 +97,14 @@ class Accumulator:
         self.buffered_bytes = 0
         self.buffered_records = 0
         self.aggregates_built = 0
+        self._route: dict[str, str] = {}  # partition key -> shard id, for the current shard map
+
+    def _route_key(self, partition_key: str) -> str:
+        shard_id = self.shard_map.shard_for_key(partition_key).shard_id
+        if len(self._route) >= 100_000:
+            self._route.clear()
+        self._route[partition_key] = shard_id
+        return shard_id
 
     # -- intake --------------------------------------------------------------------------------
     def _queue(self, shard_id: str) -> _ShardQueue:
@@ -105,29 +113,42 @@ class Accumulator:
             q = self._queues[shard_id] = _ShardQueue(shard_id)
         return q
 
-    def add(self, p: Pending, now: float) -> None:
-        """Route one user record to its shard's open aggregate (sealing it when full)."""
-        shard = self.shard_map.shard_for_key(p.partition_key, p.explicit_hash_key)
-        q = self._queue(shard.shard_id)
+    def add(self, p: Pending) -> bool:
+        """Route one user record to its shard's open aggregate, sealing it when full.
+
+        True when the sender has something new to consider (a new aggregate was started, so a new
+        flush deadline exists, or one was sealed and is ready to go).
+        """
+        if p.explicit_hash_key is None:
+            shard_id = self._route.get(p.partition_key)
+            if shard_id is None:
+                shard_id = self._route_key(p.partition_key)
+        else:
+            shard_id = self.shard_map.shard_for_key(p.partition_key, p.explicit_hash_key).shard_id
+        q = self._queues.get(shard_id) or self._queue(shard_id)
         self.buffered_bytes += p.size
         self.buffered_records += 1
         if not self.config.aggregation:
             q.ready.append(self._plain(q.shard_id, p))
-            return
-        if q.builder is None:
-            q.builder = AggregateBuilder(self.config.aggregation_max_size)
+            return len(q.ready) == 1
+        b = q.builder
+        if b is None:
+            b = q.builder = AggregateBuilder(self.config.aggregation_max_size)
         try:
-            added = q.builder.try_add(p.data, p.partition_key, p.explicit_hash_key)
+            added = b.try_add(p.data, p.partition_key, p.explicit_hash_key)
         except ValidationError:
             # Too big to aggregate but within the record limit: it goes alone, as a plain record.
             self._seal(q)
             q.ready.append(self._plain(q.shard_id, p))
-            return
-        if not added:
-            self._seal(q)
-            q.builder = AggregateBuilder(self.config.aggregation_max_size)
-            q.builder.try_add(p.data, p.partition_key, p.explicit_hash_key)
+            return True
+        if added:
+            q.open_records.append(p)
+            return len(q.open_records) == 1
+        self._seal(q)
+        b = q.builder = AggregateBuilder(self.config.aggregation_max_size)
+        b.try_add(p.data, p.partition_key, p.explicit_hash_key)
         q.open_records.append(p)
+        return True
 
     def _plain(self, shard_id: str, p: Pending) -> Entry:
         return Entry(shard_id=shard_id, data=p.data, partition_key=p.partition_key,
@@ -184,11 +205,13 @@ class Accumulator:
             q.bytes_bucket.tokens -= e.size
         return wait
 
-    def take_batch(self, now: float, *, flush: bool = False) -> list[Entry]:
+    def take_batch(self, now: float, *, flush: bool = False, free_connections: int = 1) -> list[Entry]:
         """Entries for one PutRecords call, or [] when nothing should be sent yet.
 
         Sends when a call would be full, when the oldest sendable record has waited
-        `record_max_buffered_time`, or on flush.
+        `record_max_buffered_time`, or on flush. With several connections free, what is ready is
+        spread over them (no call smaller than one full record, ~1 MiB): parallel calls keep
+        serialising, sending and the server's ingest overlapped instead of queued behind one call.
         """
         cfg = self.config
         candidates: list[tuple[_ShardQueue, Entry]] = []
@@ -211,11 +234,12 @@ class Accumulator:
         if not (flush or full or now - oldest >= cfg.linger or any(e.attempts for _, e in candidates)):
             return []
         batch: list[Entry] = []
+        max_size = min(cfg.collection_max_size, max(cfg.max_record_size, size // max(1, free_connections)))
         size = 0
         candidates.sort(key=lambda qe: qe[1].oldest)
         taken_per_shard: dict[str, int] = {}
         for q, e in candidates:
-            if len(batch) >= cfg.collection_max_count or size + e.size > cfg.collection_max_size:
+            if len(batch) >= cfg.collection_max_count or (batch and size + e.size > max_size):
                 break
             # Keep each shard's FIFO: only its next entry may be taken.
             if q.ready[taken_per_shard.get(q.shard_id, 0)] is not e:
@@ -287,12 +311,13 @@ class Accumulator:
     def idle(self) -> bool:
         return self.buffered_records == 0
 
-    def reroute(self, shard_map: ShardMap, now: float) -> int:
+    def reroute(self, shard_map: ShardMap) -> int:
         """Adopt a new shard map; records queued for shards that closed are routed again, in order.
 
         Call it only with nothing in flight. Returns how many user records moved.
         """
         self.shard_map = shard_map
+        self._route.clear()
         moved: list[Pending] = []
         for sid in list(self._queues):
             if sid in shard_map and shard_map[sid].is_open:
@@ -304,7 +329,8 @@ class Accumulator:
             moved.extend(q.open_records)
         self.buffered_bytes -= sum(p.size for p in moved)
         self.buffered_records -= len(moved)
-        self._add_all(moved, now)
+        for p in moved:
+            self.add(p)
         return len(moved)
 
     def drain(self) -> list[Pending]:
@@ -320,7 +346,3 @@ class Accumulator:
         self.buffered_bytes -= sum(p.size for p in out)
         self.buffered_records -= len(out)
         return out
-
-    def _add_all(self, records: Iterable[Pending], now: float) -> None:
-        for p in records:
-            self.add(p, now)

@@ -6,7 +6,6 @@ import logging
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -16,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from producer.accumulator import Accumulator, Entry, Pending
 from producer.config import ProducerConfig
+from producer.futures import resolve_exception, resolve_results
 from producer.metrics import ProducerMetrics
 from producer.results import FailedRecord, PutResult
 from producer.retry import RetryPolicy
@@ -34,7 +34,34 @@ from streamkit.hashing import ShardMap, validate_explicit_hash_key, validate_par
 __all__ = ["Producer"]
 
 log = logging.getLogger("streamkit.producer")
-_Resolution = tuple[Future[Any], PutResult | BaseException]
+
+
+class _Outcomes:
+    """Resolutions decided under the lock and applied after it (user callbacks may call put())."""
+
+    __slots__ = ("failed", "ok", "on_failure")
+
+    def __init__(self, on_failure: Callable[[FailedRecord], None] | None) -> None:
+        self.on_failure = on_failure
+        self.ok: list[tuple[list[Pending], Callable[[Any, int], PutResult]]] = []
+        self.failed: list[tuple[list[Pending], StreamkitError, str]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.ok or self.failed)
+
+    def apply(self) -> None:
+        for records, factory in self.ok:
+            resolve_results(records, factory)
+        cb = self.on_failure
+        for records, error, code in self.failed:
+            if cb is not None:
+                for p in records:
+                    try:
+                        cb(FailedRecord(data=p.data, partition_key=p.partition_key, explicit_hash_key=p.explicit_hash_key,
+                                        error=str(error), error_code=code, attempts=p.attempts, put_time=p.put_wall))
+                    except Exception:
+                        log.exception("on_failure callback raised for a record with key %r", p.partition_key)
+            resolve_exception(records, error)
 
 
 class Producer:
@@ -63,11 +90,12 @@ class Producer:
         self._retry = RetryPolicy(base=float(self.config.backoff_base), maximum=float(self.config.backoff_max),  # type: ignore[arg-type]
                                   rng=rng)
         self._acc = Accumulator(self.config, kinesis.shard_map(self._client, stream_name))
-        self._cond = threading.Condition(threading.Lock())
-        self._put_lock = threading.Lock()
-        self._inbox: deque[Pending] = deque()
-        self._inbox_bytes = 0
-        self._puts = 0
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._wall_offset = time.time() - clock()  # put_wall without a second clock read per put
+        self._held: list[Pending] = []  # puts that arrive while the shard map is being refreshed
+        self._max_record_size = self.config.max_record_size
+        self._max_buffered = self.config.max_buffered_bytes
         self._flushing = 0
         self._closing = False
         self._closed = False
@@ -82,39 +110,33 @@ class Producer:
     def put(self, data: bytes | bytearray | memoryview | str, partition_key: str,
             explicit_hash_key: str | int | None = None) -> Future[PutResult]:
         """Queue one record; the future resolves to where it landed. Raises before buffering on bad input."""
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        elif isinstance(data, bytearray | memoryview):
-            data = bytes(data)
-        elif not isinstance(data, bytes):
-            raise ValidationError(f"data must be bytes or str, got {type(data).__name__}")
-        validate_partition_key(partition_key)
+        if type(data) is not bytes:
+            if isinstance(data, str):
+                data = data.encode("utf-8")
+            elif isinstance(data, bytes | bytearray | memoryview):
+                data = bytes(data)
+            else:
+                raise ValidationError(f"data must be bytes or str, got {type(data).__name__}")
+        if type(partition_key) is not str or not 0 < len(partition_key) <= 256:
+            validate_partition_key(partition_key)
         ehk = validate_explicit_hash_key(explicit_hash_key) if explicit_hash_key is not None else None
-        size = len(data) + len(partition_key.encode("utf-8"))
-        if size > self.config.max_record_size:
+        size = len(data) + (len(partition_key) if partition_key.isascii() else len(partition_key.encode("utf-8")))
+        if size > self._max_record_size:
             raise ValidationError(f"record of {len(data)} bytes plus its {size - len(data)}-byte partition key is "
-                                  f"{size} bytes, over the {self.config.max_record_size}-byte Kinesis record limit")
-        pending = Pending(data, partition_key, ehk, self._clock(), time.time(), size)
-        # Puts touch only the inbox lock; the worker swaps the whole inbox out under it.
-        with self._put_lock:
+                                  f"{size} bytes, over the {self._max_record_size}-byte Kinesis record limit")
+        now = self._clock()
+        pending = Pending(data, partition_key, ehk, now, now + self._wall_offset, size)
+        acc = self._acc
+        # The record goes straight into its shard's aggregate, in the caller's thread.
+        with self._lock:
             if self._closing:
                 raise StreamkitError("the producer is closed")
-            room = self._has_room(size)
-            if room:
-                wake = not self._inbox
-                self._inbox.append(pending)
-                self._inbox_bytes += size
-                self._puts += 1
-        if not room:
-            with self._cond:
+            if acc.buffered_bytes + size > self._max_buffered:
                 self._wait_for_room(size)
-            with self._put_lock:
-                wake = not self._inbox
-                self._inbox.append(pending)
-                self._inbox_bytes += size
-                self._puts += 1
-        if wake:
-            with self._cond:
+            if self._reshard_pending:
+                self._held.append(pending)  # routed once the new shard map is in
+                acc.buffered_bytes += size
+            elif acc.add(pending):
                 self._cond.notify_all()
         return pending
 
@@ -133,8 +155,10 @@ class Producer:
             self._cond.notify_all()
             try:
                 while not self._drained():
-                    left = None if deadline is None else deadline - time.monotonic()
-                    if left is not None and left <= 0:
+                    if not self._worker.is_alive():
+                        raise StreamkitError("the producer's worker thread has stopped; see the log")
+                    left = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
+                    if left <= 0:
                         return False
                     self._cond.wait(left)
                 return True
@@ -142,13 +166,11 @@ class Producer:
                 self._flushing -= 1
 
     def _drained(self) -> bool:
-        with self._put_lock:
-            empty = not self._inbox
-        return empty and self._acc.idle and self._calls_in_flight == 0
+        return not self._held and self._acc.idle and self._calls_in_flight == 0
 
     def close(self, timeout: float | None = None) -> None:
         """Flush, then stop. Records still unresolved after `timeout` fail with RecordExpiredError."""
-        with self._cond, self._put_lock:
+        with self._cond:
             if self._closed:
                 return
             self._closing = True
@@ -159,13 +181,10 @@ class Producer:
             self._cond.notify_all()
         self._worker.join(timeout=None if timeout is None else 5)
         self._pool.shutdown(wait=True)
-        with self._cond, self._put_lock:
-            leftovers = list(self._inbox) + self._acc.drain()
-            self._inbox.clear()
-            self._inbox_bytes = 0
-        for p in leftovers:
-            if not p.future.done():
-                p.future.set_exception(RecordExpiredError("the producer was closed before this record was written"))
+        with self._cond:
+            leftovers = self._held + self._acc.drain()
+            self._held = []
+        resolve_exception(leftovers, RecordExpiredError("the producer was closed before this record was written"))
 
     def __enter__(self) -> Producer:
         return self
@@ -175,10 +194,12 @@ class Producer:
 
     def metrics(self) -> dict[str, Any]:
         """A snapshot of counters, buffered bytes and put-to-result latency percentiles."""
-        with self._cond, self._put_lock:
-            self._metrics.user_records_put = self._puts
-            return self._metrics.snapshot(buffered_bytes=self._acc.buffered_bytes + self._inbox_bytes,
-                                          buffered_records=self._acc.buffered_records + len(self._inbox))
+        with self._cond:
+            m = self._metrics
+            # Every record put is written, failed, or still buffered.
+            m.user_records_put = m.user_records_written + m.user_records_failed + self._acc.buffered_records + len(self._held)
+            return self._metrics.snapshot(buffered_bytes=self._acc.buffered_bytes,
+                                          buffered_records=self._acc.buffered_records + len(self._held))
 
     @property
     def shard_map(self) -> ShardMap:
@@ -186,7 +207,7 @@ class Producer:
 
     # -- buffering -----------------------------------------------------------------------------
     def _buffered(self) -> int:
-        return self._acc.buffered_bytes + self._inbox_bytes
+        return self._acc.buffered_bytes
 
     def _has_room(self, size: int) -> bool:
         return self._buffered() + size <= self.config.max_buffered_bytes
@@ -206,8 +227,8 @@ class Producer:
     def _run(self) -> None:
         try:
             while True:
-                batches, resolutions, refresh = self._plan()
-                self._resolve(resolutions)
+                batches, outcomes, refresh = self._plan()
+                outcomes.apply()
                 if refresh:
                     self._refresh_shard_map()
                     continue
@@ -218,30 +239,20 @@ class Producer:
         except BaseException:  # pragma: no cover - a bug here must not strand futures silently
             log.exception("producer worker crashed; failing outstanding records")
             with self._cond:
-                leftovers = list(self._inbox) + self._acc.drain()
-            for p in leftovers:
-                if not p.future.done():
-                    p.future.set_exception(StreamkitError("the producer's worker thread crashed; see the log"))
+                leftovers = self._held + self._acc.drain()
+            resolve_exception(leftovers, StreamkitError("the producer's worker thread crashed; see the log"))
             raise
 
-    def _plan(self) -> tuple[Any, list[_Resolution], bool]:
-        """Under the lock: take input, expire, seal, and pick batches; wait when there is nothing to do."""
+    def _plan(self) -> tuple[Any, _Outcomes, bool]:
+        """Under the lock: expire, seal, and pick batches; wait when there is nothing to do."""
         with self._cond:
             while True:
                 now = self._clock()
-                resolutions: list[_Resolution] = []
-                if self._reshard_pending:
-                    if self._calls_in_flight == 0:
-                        return [], resolutions, True
-                else:
-                    with self._put_lock:
-                        taken, self._inbox = self._inbox, deque()
-                        self._inbox_bytes = 0
-                    add = self._acc.add
-                    for p in taken:
-                        add(p, now)
+                outcomes = _Outcomes(self.config.on_failure)
+                if self._reshard_pending and self._calls_in_flight == 0:
+                    return [], outcomes, True
                 for e in self._acc.expire(now, self.config.ttl):
-                    resolutions += self._fail(e, RecordExpiredError(
+                    self._fail(outcomes, e, RecordExpiredError(
                         f"record not written within record_ttl={self.config.ttl} s after {e.attempts} attempts"
                         + (f"; last error: {e.last_error}" if e.last_error else "")), e.last_code or "Expired")
                 flushing = bool(self._flushing) or self._closing
@@ -251,17 +262,18 @@ class Producer:
                     self._acc.seal_due(now)
                 batches: list[list[Entry]] = []
                 while self._calls_in_flight < self.config.max_connections and not self._reshard_pending:
-                    batch = self._acc.take_batch(now, flush=flushing)
+                    batch = self._acc.take_batch(now, flush=flushing,
+                                                 free_connections=self.config.max_connections - self._calls_in_flight)
                     if not batch:
                         break
                     batches.append(batch)
                     self._calls_in_flight += 1
-                if resolutions:
+                if outcomes:
                     self._cond.notify_all()
-                if batches or resolutions:
-                    return batches, resolutions, False
+                if batches or outcomes:
+                    return batches, outcomes, False
                 if self._closed and (self._drained() or self._closed_abandon()):
-                    return None, resolutions, False
+                    return None, outcomes, False
                 wake = self._acc.next_wakeup(now)
                 timeout = None if wake is None else max(0.0005, wake - now)
                 if self._closed:
@@ -280,7 +292,11 @@ class Producer:
             time.sleep(0.2)
             return
         with self._cond:
-            moved = self._acc.reroute(new_map, self._clock())
+            moved = self._acc.reroute(new_map)
+            held, self._held = self._held, []
+            self._acc.buffered_bytes -= sum(p.size for p in held)
+            for p in held:
+                self._acc.add(p)
             self._reshard_pending = False
             self._metrics.reshards_detected += 1
             log.info("shard map refreshed: %d open shards, %d buffered records re-routed",
@@ -289,7 +305,7 @@ class Producer:
 
     # -- sending -------------------------------------------------------------------------------
     def _send(self, batch: list[Entry]) -> None:
-        resolutions: list[_Resolution] = []
+        outcomes = _Outcomes(self.config.on_failure)
         try:
             try:
                 out = self._client.put_records(StreamName=self.stream_name, Records=[e.to_api() for e in batch])
@@ -305,80 +321,64 @@ class Producer:
                     self._metrics.put_call_errors += 1
                     code = error.code if isinstance(error, KinesisError) else type(error).__name__
                     for e in batch:
-                        resolutions += self._after_failure(e, now, str(error), code, error.retryable)
+                        self._after_failure(outcomes, e, now, str(error), code, error.retryable)
                 else:
                     for e, r in zip(batch, out["Records"], strict=True):
                         if "ErrorCode" in r:
                             code = r["ErrorCode"]
                             if code == "ProvisionedThroughputExceededException":
                                 self._metrics.throttles += 1
-                            resolutions += self._after_failure(e, now, f"{code}: {r.get('ErrorMessage', '')}", code,
-                                                               self._retry.retryable(code))
+                            self._after_failure(outcomes, e, now, f"{code}: {r.get('ErrorMessage', '')}", code,
+                                                self._retry.retryable(code))
                         else:
-                            resolutions += self._succeed(e, r, now)
+                            self._succeed(outcomes, e, r, now)
                 self._cond.notify_all()
         except BaseException as exc:  # pragma: no cover - never leave a batch unaccounted for
             log.exception("unexpected error sending a batch")
             with self._cond:
                 for e in batch:
-                    resolutions += self._fail(e, StreamkitError(f"unexpected error: {exc!r}"), "Unexpected")
+                    self._fail(outcomes, e, StreamkitError(f"unexpected error: {exc!r}"), "Unexpected")
                 self._cond.notify_all()
-        self._resolve(resolutions)
+        outcomes.apply()
 
-    def _succeed(self, e: Entry, r: dict[str, Any], now: float) -> list[_Resolution]:
+    def _succeed(self, outcomes: _Outcomes, e: Entry, r: dict[str, Any], now: float) -> None:
         shard_id = r["ShardId"]
         if shard_id != e.shard_id and not self._reshard_pending:
             log.info("record predicted for %s landed in %s: refreshing the shard map", e.shard_id, shard_id)
             self._reshard_pending = True
         self._acc.finished(e)
         m = self._metrics
+        recs = e.records
         m.kinesis_records_written += 1
         m.aggregates_written += e.aggregated
-        m.user_records_written += len(e.records)
+        m.user_records_written += len(recs)
         m.bytes_written += e.size
+        step = max(1, len(recs) // 32)  # latency sample: up to ~32 records per Kinesis record
+        m.latencies.extend(now - recs[i].put_mono for i in range(0, len(recs), step))
         seq = r["SequenceNumber"]
-        out: list[_Resolution] = []
-        for i, p in enumerate(e.records):
-            m.latencies.append(now - p.put_mono)
-            out.append((p.future, PutResult(shard_id=shard_id, sequence_number=seq,
-                                            sub_sequence_number=i if e.aggregated else None, attempts=p.attempts)))
-        return out
+        aggregated = e.aggregated
 
-    def _after_failure(self, e: Entry, now: float, error: str, code: str, retryable: bool) -> list[_Resolution]:
+        def result(p: Pending, i: int) -> PutResult:
+            return PutResult(shard_id=shard_id, sequence_number=seq, sub_sequence_number=i if aggregated else None,
+                             attempts=p.attempts)
+
+        outcomes.ok.append((recs, result))
+
+    def _after_failure(self, outcomes: _Outcomes, e: Entry, now: float, error: str, code: str, retryable: bool) -> None:
         if retryable:
             delay = self._retry.backoff(e.attempts)
             if self._retry.within_ttl(now, delay, e.oldest, self.config.ttl):
                 self._metrics.retries += 1
                 self._acc.retry_later(e, now + delay, error, code)
-                return []
+                return
             self._acc.finished(e)
-            return self._fail(e, RecordExpiredError(
+            self._fail(outcomes, e, RecordExpiredError(
                 f"record not written within record_ttl={self.config.ttl} s after {e.attempts} attempts; "
                 f"last error: {error}"), code)
+            return
         self._acc.finished(e)
-        return self._fail(e, KinesisError(f"record rejected by Kinesis: {error}", code=code, retryable=False), code)
+        self._fail(outcomes, e, KinesisError(f"record rejected by Kinesis: {error}", code=code, retryable=False), code)
 
-    def _fail(self, e: Entry, error: StreamkitError, code: str) -> list[_Resolution]:
+    def _fail(self, outcomes: _Outcomes, e: Entry, error: StreamkitError, code: str) -> None:
         self._metrics.user_records_failed += len(e.records)
-        cb = self.config.on_failure
-        out: list[_Resolution] = []
-        for p in e.records:
-            if cb is not None:
-                try:
-                    cb(FailedRecord(data=p.data, partition_key=p.partition_key, explicit_hash_key=p.explicit_hash_key,
-                                    error=str(error), error_code=code, attempts=p.attempts, put_time=p.put_wall))
-                except Exception:  # noqa: BLE001 - a broken callback must not lose the other records
-                    log.exception("on_failure callback raised for a record with key %r", p.partition_key)
-            out.append((p.future, error))
-        return out
-
-    @staticmethod
-    def _resolve(resolutions: list[_Resolution]) -> None:
-        # Outside the lock: user callbacks on the futures may call put().
-        for fut, outcome in resolutions:
-            if fut.done():
-                continue
-            if isinstance(outcome, BaseException):
-                fut.set_exception(outcome)
-            else:
-                fut.set_result(outcome)
+        outcomes.failed.append((e.records, error, code))

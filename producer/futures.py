@@ -1,0 +1,136 @@
+"""A `concurrent.futures.Future` that costs almost nothing until somebody waits on it.
+
+A producer hands out one future per user record, hundreds of thousands a second. A stock `Future`
+builds a `Condition` (a lock, a deque, bound methods) and two lists at construction, and resolving it
+takes that lock and notifies; at that rate the objects and the garbage collector's work on them cost
+more than aggregating the record. `RecordFuture` makes its condition, waiter list and callback list on
+first use, so a record nobody waits on is resolved by setting two attributes, and its `PutResult` is
+built only when read. It stays a real `Future`: `result()`, `exception()`, `add_done_callback()`,
+`concurrent.futures.wait()` and `as_completed()` all work (tests/unit/test_record_future.py).
+
+Race-freedom: the lazy parts are created under one module lock, and the fast resolution path checks
+under that same lock that no condition exists yet. A thread that creates the condition afterwards
+sees the finished state when it looks (every base-class reader checks `_state` after taking the
+condition); a resolution after the condition exists takes the base class's locked path and notifies.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from concurrent.futures._base import FINISHED, PENDING
+from typing import Any
+
+__all__ = ["PENDING", "RecordFuture", "resolve_exception", "resolve_results"]
+
+_LAZY = threading.Lock()
+
+
+class RecordFuture(Future[Any]):
+    """A Future whose synchronisation objects are created on first use. Cannot be cancelled."""
+
+    __slots__ = ("_callbacks_obj", "_cond_obj", "_exception", "_make", "_result_obj", "_state", "_waiters_obj")
+
+    def __init__(self) -> None:  # no super().__init__(): that is the cost this class avoids
+        self._state = PENDING
+        self._exception: BaseException | None = None
+        self._result_obj: Any = None
+        self._make: tuple[Callable[[Any, int], Any], int] | None = None
+        self._cond_obj: threading.Condition | None = None
+        self._waiters_obj: list[Any] | None = None
+        self._callbacks_obj: list[Any] | None = None
+
+    # The attributes the base class and the module functions of concurrent.futures use.
+    @property
+    def _condition(self) -> threading.Condition:
+        c = self._cond_obj
+        if c is None:
+            with _LAZY:
+                c = self._cond_obj
+                if c is None:
+                    c = self._cond_obj = threading.Condition()
+        return c
+
+    @_condition.setter
+    def _condition(self, value: threading.Condition) -> None:
+        self._cond_obj = value
+
+    @property
+    def _waiters(self) -> list[Any]:
+        w = self._waiters_obj
+        if w is None:
+            with _LAZY:
+                w = self._waiters_obj
+                if w is None:
+                    w = self._waiters_obj = []
+        return w
+
+    @_waiters.setter
+    def _waiters(self, value: list[Any]) -> None:
+        self._waiters_obj = value
+
+    @property
+    def _done_callbacks(self) -> list[Any]:
+        cb = self._callbacks_obj
+        if cb is None:
+            with _LAZY:
+                cb = self._callbacks_obj
+                if cb is None:
+                    cb = self._callbacks_obj = []
+        return cb
+
+    @_done_callbacks.setter
+    def _done_callbacks(self, value: list[Any]) -> None:
+        self._callbacks_obj = value
+
+    @property
+    def _result(self) -> Any:
+        make = self._make
+        if make is not None:
+            self._result_obj = make[0](self, make[1])
+            self._make = None
+        return self._result_obj
+
+    @_result.setter
+    def _result(self, value: Any) -> None:
+        self._result_obj = value
+
+    def cancel(self) -> bool:
+        """Records cannot be taken back once put."""
+        return False
+
+    def cancelled(self) -> bool:
+        return False
+
+
+def resolve_results(futures: Sequence[RecordFuture], factory: Callable[[Any, int], Any]) -> None:
+    """Resolve each future to ``factory(future, index)``, built only if the result is read."""
+    slow: list[tuple[int, RecordFuture]] = []
+    with _LAZY:
+        for i, fut in enumerate(futures):
+            if fut._state != PENDING:
+                continue
+            if fut._cond_obj is None:
+                fut._make = (factory, i)
+                fut._state = FINISHED
+            else:
+                slow.append((i, fut))
+    for i, fut in slow:  # somebody waits or registered a callback: notify them the standard way
+        fut.set_result(factory(fut, i))
+
+
+def resolve_exception(futures: Iterable[RecordFuture], error: BaseException) -> None:
+    """Fail futures with `error`."""
+    slow: list[RecordFuture] = []
+    with _LAZY:
+        for fut in futures:
+            if fut._state != PENDING:
+                continue
+            if fut._cond_obj is None:
+                fut._exception = error
+                fut._state = FINISHED
+            else:
+                slow.append(fut)
+    for fut in slow:
+        fut.set_exception(error)
