@@ -24,14 +24,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kinesis.processors import KPLStringProcessor  # noqa: E402
-from kinesis import Producer as AsyncProducer  # noqa: E402
+from kinesis import Producer as AsyncProducer
+from kinesis.processors import KPLStringProcessor
 
-from producer import Producer, ProducerConfig  # noqa: E402
-from streamkit import kinesis as sk_kinesis  # noqa: E402
-from streamkit.aggregation import MAX_RECORD_BYTES, AggregateBuilder  # noqa: E402
-from streamkit.clients import aws_client  # noqa: E402
-from streamkit.local import stack as local_stack  # noqa: E402
+from producer import Producer, ProducerConfig
+from streamkit import kinesis as sk_kinesis
+from streamkit.aggregation import MAX_RECORD_BYTES, AggregateBuilder
+from streamkit.clients import aws_client
+from streamkit.local import stack as local_stack
 
 SHARDS = 4
 SENSORS = 1000

@@ -146,7 +146,12 @@ class Accumulator:
             return len(q.open_records) == 1
         self._seal(q)
         b = q.builder = AggregateBuilder(self.config.aggregation_max_size)
-        b.try_add(p.data, p.partition_key, p.explicit_hash_key)
+        try:
+            b.try_add(p.data, p.partition_key, p.explicit_hash_key)
+        except ValidationError:
+            q.builder = None
+            q.ready.append(self._plain(q.shard_id, p))
+            return True
         q.open_records.append(p)
         return True
 

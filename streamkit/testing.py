@@ -30,7 +30,7 @@ import pytest
 
 from streamkit.local.stack import LocalStack
 
-__all__ = ["FakeClock", "LocalStackPool", "ProxyHandle", "StreamHandle"]
+__all__ = ["FakeClock", "FakeKinesisClient", "LocalStackPool", "ProxyHandle", "StreamHandle"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +65,63 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.advance(max(0.0, seconds))
+
+
+class FakeKinesisClient:
+    """An in-memory stand-in for a boto3 Kinesis client: ListShards and PutRecords, with scripted failures.
+
+    ``entry_error(call_no, index, entry)`` returns an error code to fail one PutRecords entry (or None);
+    ``call_error(call_no)`` returns an exception to raise for a whole call (or None). Written records
+    are kept per shard, in order, in ``written[shard_id]`` as ``(sequence_number, entry)``.
+    """
+
+    def __init__(self, shards: int = 1, *, entry_error: Callable[[int, int, dict[str, Any]], str | None] | None = None,
+                 call_error: Callable[[int], BaseException | None] | None = None) -> None:
+        from streamkit.hashing import MAX_HASH_KEY
+
+        step = (MAX_HASH_KEY + 1) // shards
+        self.shards = [
+            {"ShardId": f"shardId-{i:012d}",
+             "HashKeyRange": {"StartingHashKey": str(i * step),
+                              "EndingHashKey": str(MAX_HASH_KEY if i == shards - 1 else (i + 1) * step - 1)},
+             "SequenceNumberRange": {"StartingSequenceNumber": "0"}}
+            for i in range(shards)
+        ]
+        self.entry_error = entry_error
+        self.call_error = call_error
+        self.calls = 0
+        self.written: dict[str, list[tuple[str, dict[str, Any]]]] = {str(s["ShardId"]): [] for s in self.shards}
+        self._seq = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def list_shards(self, **kwargs: Any) -> dict[str, Any]:
+        return {"Shards": list(self.shards)}
+
+    def _shard_for(self, entry: dict[str, Any]) -> str:
+        from streamkit.hashing import ShardMap
+
+        return ShardMap.from_api(self.shards).shard_for_key(entry["PartitionKey"], entry.get("ExplicitHashKey")).shard_id
+
+    def put_records(self, *, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:
+        with self._lock:
+            self.calls += 1
+            call_no = self.calls
+        if self.call_error is not None:
+            exc = self.call_error(call_no)
+            if exc is not None:
+                raise exc
+        out = []
+        with self._lock:
+            for i, entry in enumerate(Records):
+                code = self.entry_error(call_no, i, entry) if self.entry_error else None
+                if code:
+                    out.append({"ErrorCode": code, "ErrorMessage": f"injected {code}"})
+                    continue
+                shard = self._shard_for(entry)
+                seq = f"{next(self._seq):056d}"
+                self.written[shard].append((seq, entry))
+                out.append({"ShardId": shard, "SequenceNumber": seq})
+        return {"FailedRecordCount": sum(1 for r in out if "ErrorCode" in r), "Records": out}
 
 
 class LocalStackPool:

@@ -1,0 +1,234 @@
+"""Producer behaviour against an in-memory Kinesis (FakeKinesisClient): validation, retries, TTL, order."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import defaultdict
+
+import pytest
+from botocore.exceptions import ClientError, ConnectionClosedError
+
+from producer import FailedRecord, Producer, ProducerConfig
+from streamkit.aggregation import decode
+from streamkit.errors import (
+    BufferFullError,
+    ConfigurationError,
+    KinesisError,
+    RecordExpiredError,
+    StreamkitError,
+    ValidationError,
+)
+from streamkit.testing import FakeKinesisClient
+
+FAST = dict(rate_limit=0, record_max_buffered_time=0.005, backoff_base=0.001, backoff_max=0.01)
+
+
+def cfg(**kw: object) -> ProducerConfig:
+    return ProducerConfig(**{**FAST, **kw})  # type: ignore[arg-type]
+
+
+def user_records(client: FakeKinesisClient) -> dict[str, list[tuple[str, bytes]]]:
+    """Per shard, the user records written, in order: (partition key, data)."""
+    out: dict[str, list[tuple[str, bytes]]] = defaultdict(list)
+    for shard, entries in client.written.items():
+        for _seq, e in entries:
+            for r in decode(e["Data"], e["PartitionKey"]):
+                out[shard].append((r.partition_key, r.data))
+    return out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((b"x", ""), "1 to 256 characters"),
+    ((b"x", "k" * 257), "got 257"),
+    ((b"x", 7), "must be a str"),
+    ((b"x" * (1024 * 1024), "k"), "over the 1048576-byte Kinesis record limit"),
+    ((12, "k"), "data must be bytes or str"),
+    ((b"x", "k", "-1"), "explicit hash key"),
+])
+def test_bad_input_is_rejected_by_put_before_anything_is_buffered(args: tuple[object, ...], message: str) -> None:
+    client = FakeKinesisClient()
+    with Producer("s", client=client, config=cfg()) as p:
+        with pytest.raises(ValidationError, match=message):
+            p.put(*args)  # type: ignore[arg-type]
+        assert p.metrics()["buffered_records"] == 0
+    assert client.calls == 0
+
+
+def test_results_report_shard_sequence_and_sub_sequence() -> None:
+    client = FakeKinesisClient(shards=2)
+    with Producer("s", client=client, config=cfg()) as p:
+        futs = [p.put(b"v%d" % i, "same-key") for i in range(3)]
+        p.flush()
+    results = [f.result() for f in futs]
+    assert len({r.sequence_number for r in results}) == 1
+    assert [r.sub_sequence_number for r in results] == [0, 1, 2]
+    assert all(r.attempts == 1 and r.shard_id == results[0].shard_id for r in results)
+
+
+def test_str_data_and_put_json() -> None:
+    client = FakeKinesisClient()
+    with Producer("s", client=client, config=cfg(aggregation=False)) as p:
+        p.put("héllo", "k")
+        p.put_json({"a": 1}, "k")
+    assert [d for _k, d in user_records(client)["shardId-000000000000"]] == ["héllo".encode(), b'{"a":1}']
+
+
+def test_only_failed_entries_are_retried_and_attempts_are_counted() -> None:
+    def throttle_first_attempt_of_odd_keys(call: int, i: int, entry: dict[str, object]) -> str | None:
+        return "ProvisionedThroughputExceededException" if call == 1 and str(entry["PartitionKey"])[-1] in "13579" else None
+
+    client = FakeKinesisClient(entry_error=throttle_first_attempt_of_odd_keys)
+    with Producer("s", client=client, config=cfg(aggregation=False, ordered=False)) as p:
+        futs = {k: p.put(b"x", k) for k in (f"k{i}" for i in range(10))}
+        p.flush()
+        metrics = p.metrics()
+    assert {k: f.result().attempts for k, f in futs.items()} == {f"k{i}": 1 + i % 2 for i in range(10)}
+    assert sum(len(v) for v in client.written.values()) == 10
+    assert metrics["retries"] == 5 and metrics["throttles"] == 5
+
+
+def test_transport_errors_retry_the_whole_call() -> None:
+    def reset_twice(call: int) -> BaseException | None:
+        return ConnectionClosedError(endpoint_url="http://127.0.0.1:1") if call <= 2 else None
+
+    client = FakeKinesisClient(call_error=reset_twice)
+    with Producer("s", client=client, config=cfg()) as p:
+        fut = p.put(b"x", "k")
+        assert fut.result(timeout=5).attempts == 3
+        assert p.metrics()["put_call_errors"] == 2
+
+
+def test_a_non_retryable_error_fails_the_record_at_once_with_its_payload_to_on_failure() -> None:
+    failed: list[FailedRecord] = []
+    client = FakeKinesisClient(entry_error=lambda c, i, e: "ValidationException")
+    with Producer("s", client=client, config=cfg(on_failure=failed.append)) as p:
+        fut = p.put(b"payload", "k", "42")
+        with pytest.raises(KinesisError, match="ValidationException"):
+            fut.result(timeout=5)
+    assert len(failed) == 1
+    assert (failed[0].data, failed[0].partition_key, failed[0].explicit_hash_key) == (b"payload", "k", "42")
+    assert failed[0].error_code == "ValidationException" and failed[0].attempts == 1
+
+
+def test_a_record_always_throttled_fails_at_its_ttl_and_is_handed_to_on_failure() -> None:
+    failed: list[FailedRecord] = []
+    client = FakeKinesisClient(entry_error=lambda c, i, e: "ProvisionedThroughputExceededException")
+    with Producer("s", client=client, config=cfg(record_ttl=0.2, on_failure=failed.append)) as p:
+        fut = p.put(b"x", "k")
+        with pytest.raises(RecordExpiredError, match=r"record_ttl=0\.2"):
+            fut.result(timeout=5)
+        assert p.metrics()["user_records_failed"] == 1
+    assert client.calls > 1 and len(failed) == 1 and failed[0].attempts == client.calls
+
+
+def test_whole_call_client_errors_that_are_not_retryable_fail_every_record() -> None:
+    err = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"},
+                       "ResponseMetadata": {"HTTPStatusCode": 400}}, "PutRecords")
+    client = FakeKinesisClient(call_error=lambda call: err)
+    with Producer("s", client=client, config=cfg()) as p:
+        futs = [p.put(b"x", f"k{i}") for i in range(3)]
+        for f in futs:
+            with pytest.raises(KinesisError, match="AccessDenied"):
+                f.result(timeout=5)
+    assert client.calls == 1
+
+
+def test_per_key_order_survives_random_throttling() -> None:
+    rng = random.Random(7)
+    lock = threading.Lock()
+
+    def flaky(call: int, i: int, entry: dict[str, object]) -> str | None:
+        with lock:
+            return "ProvisionedThroughputExceededException" if rng.random() < 0.3 else None
+
+    for aggregation in (True, False):
+        client = FakeKinesisClient(shards=3, entry_error=flaky)
+        with Producer("s", client=client, config=cfg(aggregation=aggregation, aggregation_max_size=2000,
+                                                     max_connections=4)) as p:
+            for i in range(600):
+                p.put(b"%d" % i, f"key-{i % 17}")
+        per_key: dict[str, list[int]] = defaultdict(list)
+        for recs in user_records(client).values():
+            for k, d in recs:
+                per_key[k].append(int(d))
+        assert sum(map(len, per_key.values())) == 600
+        assert all(v == sorted(v) for v in per_key.values())
+
+
+def test_puts_from_many_threads_all_arrive() -> None:
+    client = FakeKinesisClient(shards=4)
+    with Producer("s", client=client, config=cfg()) as p:
+        def work(t: int) -> None:
+            for i in range(500):
+                p.put(b"%d-%d" % (t, i), f"t{t}-k{i % 10}")
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    got = [d for recs in user_records(client).values() for _k, d in recs]
+    assert len(got) == len(set(got)) == 4000
+
+
+def test_buffer_full_raises_when_configured_to() -> None:
+    gate = threading.Event()
+    client = FakeKinesisClient(call_error=lambda call: gate.wait(5) and None)
+    p = Producer("s", client=client, config=cfg(max_buffered_bytes=2 * 1024 * 1024, buffer_full="raise",
+                                                max_record_size=1024 * 1024))
+    try:
+        p.put(b"x" * 1_000_000, "a")
+        p.put(b"x" * 1_000_000, "b")
+        with pytest.raises(BufferFullError, match="buffer full"):
+            p.put(b"x" * 1_000_000, "c")
+    finally:
+        gate.set()
+        p.close()
+
+
+def test_buffer_full_blocks_until_room_or_timeout() -> None:
+    gate = threading.Event()
+    client = FakeKinesisClient(call_error=lambda call: gate.wait(5) and None)
+    p = Producer("s", client=client, config=cfg(max_buffered_bytes=2 * 1024 * 1024, put_timeout=0.2))
+    try:
+        p.put(b"x" * 1_000_000, "a")
+        p.put(b"x" * 1_000_000, "b")
+        with pytest.raises(BufferFullError, match="stayed full"):
+            p.put(b"x" * 1_000_000, "c")
+        # Once the calls complete the buffer drains, and a put that blocked goes through.
+        threading.Timer(0.1, gate.set).start()
+        assert p.put(b"x" * 10, "d").result(timeout=5).attempts == 1
+    finally:
+        gate.set()
+        p.close()
+
+
+def test_put_after_close_raises_and_close_is_idempotent() -> None:
+    p = Producer("s", client=FakeKinesisClient(), config=cfg())
+    p.close()
+    p.close()
+    with pytest.raises(StreamkitError, match="closed"):
+        p.put(b"x", "k")
+
+
+def test_metrics_snapshot_counts_everything() -> None:
+    client = FakeKinesisClient(shards=2)
+    with Producer("s", client=client, config=cfg()) as p:
+        for i in range(100):
+            p.put(b"m", f"k{i}")
+        p.flush()
+        m = p.metrics()
+    assert m["user_records_put"] == m["user_records_written"] == 100
+    assert m["kinesis_records_written"] == m["aggregates_written"] == 2
+    assert m["put_calls"] >= 1 and m["buffered_bytes"] == 0
+    assert m["put_latency_ms"]["p50"] is not None
+
+
+@pytest.mark.parametrize(("kw", "message"), [({"collection_max_count": 501}, "1..500"),
+                                              ({"aggregation_max_size": 2 * 1024 * 1024}, "aggregation_max_size"),
+                                              ({"record_ttl": 0}, "record_ttl"),
+                                              ({"rate_limit": -1}, "rate_limit"),
+                                              ({"buffer_full": "drop"}, "buffer_full")])
+def test_bad_configuration_is_rejected_at_construction(kw: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        ProducerConfig(**kw)  # type: ignore[arg-type]
