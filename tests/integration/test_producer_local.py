@@ -85,7 +85,7 @@ def test_a_split_and_a_merge_during_a_run_lose_nothing_and_keep_order_per_key(ki
             client.merge_shards(StreamName=name, ShardToMerge=open_shards[0]["ShardId"],
                                 AdjacentShardToMerge=open_shards[1]["ShardId"])
             kinesis.wait_for_stream(client, name)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+        except BaseException as exc:
             errors.append(exc)
         finally:
             stop.set()
