@@ -1,0 +1,39 @@
+"""The CheckpointStore protocol: leases with a conditional update, which every store implements."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from streamkit.checkpoints.model import Checkpoint, Lease
+
+__all__ = ["KEEP_OWNER", "NO_OWNER_CHECK", "CheckpointStore"]
+
+#: Pass as `expected_owner` to skip the owner condition (only `expected_counter` is checked).
+NO_OWNER_CHECK = "\x00any"
+#: The default of `update_lease(owner=...)`: leave the owner as it is.
+KEEP_OWNER: Any = object()
+
+
+@runtime_checkable
+class CheckpointStore(Protocol):
+    """Leases and checkpoints per shard, under a namespace (application and stream).
+
+    `update_lease` is the only write that can race: it applies `changes` and increments the counter
+    only if the lease still has `expected_counter` and `expected_owner`, and returns the new lease, or
+    None when the condition failed (someone else changed it). That one primitive gives renewals,
+    takeovers, releases and fenced checkpoints.
+    """
+
+    def create_lease(self, namespace: str, lease: Lease) -> bool:
+        """Create `lease` unless one exists for its shard; True if created."""
+        ...
+
+    def get_lease(self, namespace: str, shard_id: str) -> Lease | None: ...
+
+    def list_leases(self, namespace: str) -> list[Lease]: ...
+
+    def update_lease(self, namespace: str, shard_id: str, *, expected_counter: int, expected_owner: str | None,
+                     owner: str | None = KEEP_OWNER, checkpoint: Checkpoint | None = None,
+                     owner_switches: int | None = None) -> Lease | None: ...
+
+    def delete_lease(self, namespace: str, shard_id: str) -> None: ...

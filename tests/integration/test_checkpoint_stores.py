@@ -1,0 +1,101 @@
+"""Every CheckpointStore keeps the same contract: conditional updates fence stale writers."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamkit.checkpoints import (
+    SHARD_END,
+    TRIM_HORIZON,
+    Checkpoint,
+    CheckpointStore,
+    DynamoDBCheckpointStore,
+    Lease,
+    MemoryCheckpointStore,
+    SqliteCheckpointStore,
+)
+from streamkit.checkpoints.base import NO_OWNER_CHECK
+
+NS = "app/stream"
+
+
+@pytest.fixture(params=["memory", "sqlite", "dynamodb"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CheckpointStore]:
+    if request.param == "memory":
+        yield MemoryCheckpointStore()
+    elif request.param == "sqlite":
+        s = SqliteCheckpointStore(tmp_path / "cp.db")
+        yield s
+        s.close()
+    else:
+        request.applymarker(pytest.mark.integration)
+        client: Any = request.getfixturevalue("dynamodb_client")
+        yield DynamoDBCheckpointStore(f"leases-{uuid.uuid4().hex[:8]}", client=client)
+
+
+def test_create_is_idempotent_and_listing_is_per_namespace(store: CheckpointStore) -> None:
+    assert store.create_lease(NS, Lease(shard_id="s-1", parent_shard_ids=("p-0",)))
+    assert not store.create_lease(NS, Lease(shard_id="s-1", owner="someone"))
+    assert store.create_lease("other/ns", Lease(shard_id="s-1"))
+    (lease,) = store.list_leases(NS)
+    assert lease == Lease(shard_id="s-1", parent_shard_ids=("p-0",))
+    assert store.get_lease(NS, "nope") is None
+
+
+def test_update_applies_changes_and_increments_the_counter(store: CheckpointStore) -> None:
+    store.create_lease(NS, Lease(shard_id="s"))
+    taken = store.update_lease(NS, "s", expected_counter=0, expected_owner=None, owner="w1", owner_switches=1)
+    assert taken is not None and (taken.owner, taken.counter, taken.owner_switches) == ("w1", 1, 1)
+    cp = Checkpoint("49590338271490256608559692538361571095921575989136588898", 7)
+    moved = store.update_lease(NS, "s", expected_counter=1, expected_owner="w1", checkpoint=cp)
+    assert moved is not None and moved.checkpoint == cp and moved.owner == "w1" and moved.counter == 2
+    plain = store.update_lease(NS, "s", expected_counter=2, expected_owner="w1", checkpoint=Checkpoint("123"))
+    assert plain is not None and plain.checkpoint == Checkpoint("123") and plain.checkpoint.sub_sequence_number is None
+    assert store.get_lease(NS, "s") == plain
+
+
+def test_a_stale_counter_or_owner_is_fenced(store: CheckpointStore) -> None:
+    store.create_lease(NS, Lease(shard_id="s"))
+    store.update_lease(NS, "s", expected_counter=0, expected_owner=None, owner="w1")
+    # w2 takes the lease over (it saw counter 1); w1's next checkpoint, made with counter 1, must fail.
+    assert store.update_lease(NS, "s", expected_counter=1, expected_owner=NO_OWNER_CHECK, owner="w2") is not None
+    assert store.update_lease(NS, "s", expected_counter=1, expected_owner="w1", checkpoint=SHARD_END) is None
+    assert store.update_lease(NS, "s", expected_counter=2, expected_owner="w1", checkpoint=SHARD_END) is None
+    lease = store.get_lease(NS, "s")
+    assert lease is not None and lease.owner == "w2" and lease.checkpoint == TRIM_HORIZON
+
+
+def test_releasing_clears_the_owner(store: CheckpointStore) -> None:
+    store.create_lease(NS, Lease(shard_id="s", owner="w1"))
+    released = store.update_lease(NS, "s", expected_counter=0, expected_owner="w1", owner=None)
+    assert released is not None and released.owner is None
+
+
+def test_only_one_of_many_racing_takers_wins(store: CheckpointStore) -> None:
+    store.create_lease(NS, Lease(shard_id="s"))
+    winners: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def take(worker: str) -> None:
+        barrier.wait()
+        if store.update_lease(NS, "s", expected_counter=0, expected_owner=None, owner=worker) is not None:
+            winners.append(worker)
+
+    threads = [threading.Thread(target=take, args=(f"w{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(winners) == 1
+
+
+def test_timestamps_round_trip(store: CheckpointStore) -> None:
+    store.create_lease(NS, Lease(shard_id="s", checkpoint=Checkpoint("AT_TIMESTAMP", timestamp=1700000000.25)))
+    lease = store.get_lease(NS, "s")
+    assert lease is not None and lease.checkpoint.timestamp == 1700000000.25
