@@ -1,10 +1,10 @@
-"""Which PutRecords failures are retried, and how long to wait: the decisions, built from tenacity pieces."""
+"""Which PutRecords failures are retried, and how long to wait: the producer's retry decisions."""
 
 from __future__ import annotations
 
 import random
 
-from tenacity import RetryCallState, wait_exponential
+from streamkit.backoff import Backoff
 
 __all__ = ["RETRYABLE_ENTRY_CODES", "RetryPolicy"]
 
@@ -14,21 +14,14 @@ RETRYABLE_ENTRY_CODES = frozenset({"ProvisionedThroughputExceededException", "In
 
 
 class RetryPolicy:
-    """Exponential backoff with full jitter (AWS's recommended shape), bounded by each record's TTL.
-
-    tenacity's `wait_exponential` gives the ceiling for an attempt; the wait is drawn uniformly below
-    it (what tenacity's `wait_random_exponential` does), from an injectable random source.
-    """
+    """Exponential backoff with full jitter, bounded by each record's TTL."""
 
     def __init__(self, *, base: float, maximum: float, rng: random.Random | None = None) -> None:
-        self._ceiling = wait_exponential(multiplier=base, max=maximum)
-        self._rng = rng or random.Random()
+        self._backoff = Backoff(base=base, maximum=maximum, rng=rng)
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (counting from 1)."""
-        state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
-        state.attempt_number = attempt
-        return self._rng.uniform(0.0, float(self._ceiling(state)))
+        return self._backoff.delay(attempt)
 
     @staticmethod
     def retryable(code: str) -> bool:

@@ -46,7 +46,7 @@ LATEST = Checkpoint("LATEST")
 SHARD_END = Checkpoint("SHARD_END")
 
 
-def AT_TIMESTAMP(timestamp: float) -> Checkpoint:  # noqa: N802 - reads like the other sentinels
+def AT_TIMESTAMP(timestamp: float) -> Checkpoint:
     return Checkpoint("AT_TIMESTAMP", timestamp=timestamp)
 
 

@@ -1,0 +1,89 @@
+"""ConsumerConfig: how the consumer reads, leases, retries and fails."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from streamkit.errors import ConfigurationError
+
+__all__ = ["ConsumerConfig"]
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsumerConfig:
+    """Defaults follow the KCL's where it has one. Durations are seconds or `timedelta`."""
+
+    #: Where a shard with no checkpoint starts: "TRIM_HORIZON", "LATEST", or a time (AT_TIMESTAMP).
+    initial_position: Literal["TRIM_HORIZON", "LATEST"] | datetime | float = "TRIM_HORIZON"
+    #: GetRecords Limit (at most 10,000).
+    max_records: int = 10_000
+    #: Wait between polls of a shard that is caught up (AWS's event source mapping polls once a second).
+    idle_poll_interval: float | timedelta = 1.0
+    #: Shortest gap between two GetRecords calls on one shard: 0.2 s keeps within 5 calls/s.
+    min_poll_interval: float | timedelta = 0.2
+    #: A lease whose counter has not moved for this long is taken to be its owner's no more.
+    lease_duration: float | timedelta = 10.0
+    #: How often leases are renewed and others' leases examined (default: a third of lease_duration).
+    renew_interval: float | timedelta | None = None
+    #: How often ListShards runs to find new shards (a shard reaching its end triggers one at once).
+    shard_sync_interval: float | timedelta = 60.0
+    #: At most this many leases per worker (None: as many as balance allows).
+    max_leases_per_worker: int | None = None
+    #: Attempts at process_records for one batch before `on_failure` applies.
+    max_attempts: int = 3
+    backoff_base: float | timedelta = 0.2
+    backoff_max: float | timedelta = 10.0
+    #: After max_attempts: "stop" ends the shard (the consumer raises), or a destination (a callable,
+    #: or streamkit.destinations object) receives the failed records with payload and metadata and the
+    #: shard moves on past them.
+    on_failure: Any = "stop"
+    #: Use enhanced fan-out (SubscribeToShard) instead of GetRecords polling.
+    enhanced_fan_out: bool = False
+    efo_consumer_name: str | None = None
+    #: How the records' body is decoded for StreamRecord.body.
+    body: Literal["json", "text", "bytes"] = "bytes"
+    #: Time processors get in shutdown_requested before the lease is released regardless.
+    shutdown_grace: float | timedelta = 10.0
+    worker_id: str = field(default_factory=_default_worker_id)
+
+    def __post_init__(self) -> None:
+        for name in ("idle_poll_interval", "min_poll_interval", "lease_duration", "shard_sync_interval",
+                     "backoff_base", "backoff_max", "shutdown_grace"):
+            value = _seconds(getattr(self, name))
+            if value < 0:
+                raise ConfigurationError(f"ConsumerConfig.{name} must be >= 0, got {value}")
+            object.__setattr__(self, name, value)
+        if self.renew_interval is None:
+            object.__setattr__(self, "renew_interval", float(self.lease_duration) / 3)  # type: ignore[arg-type]
+        else:
+            object.__setattr__(self, "renew_interval", _seconds(self.renew_interval))
+        if not 1 <= self.max_records <= 10_000:
+            raise ConfigurationError(f"ConsumerConfig.max_records must be 1..10000, got {self.max_records}")
+        if self.max_attempts < 1:
+            raise ConfigurationError(f"ConsumerConfig.max_attempts must be >= 1, got {self.max_attempts}")
+        if float(self.renew_interval) >= float(self.lease_duration):  # type: ignore[arg-type]
+            raise ConfigurationError("ConsumerConfig.renew_interval must be shorter than lease_duration")
+        if isinstance(self.initial_position, str) and self.initial_position not in ("TRIM_HORIZON", "LATEST"):
+            raise ConfigurationError(
+                f"ConsumerConfig.initial_position must be TRIM_HORIZON, LATEST or a time, got {self.initial_position!r}")
+        if self.body not in ("json", "text", "bytes"):
+            raise ConfigurationError(f"ConsumerConfig.body must be json, text or bytes, got {self.body!r}")
+        if not (self.on_failure == "stop" or callable(self.on_failure) or hasattr(self.on_failure, "send")):
+            raise ConfigurationError("ConsumerConfig.on_failure must be 'stop', a callable or a destination")
+
+    def f(self, name: str) -> float:
+        """A duration field as float seconds."""
+        return float(getattr(self, name))

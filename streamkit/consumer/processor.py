@@ -1,0 +1,130 @@
+"""The record processor lifecycle (modelled on the KCL's ShardRecordProcessor) and its inputs.
+
+Each method takes one immutable input object, so fields can be added without breaking processors.
+Contract: a processor **must checkpoint in `shard_ended`** (``input.checkpointer.checkpoint()``),
+or the shard's children never start. Checkpointing in `process_records` and `shutdown_requested`
+is up to the processor; what is not checkpointed is delivered again after a restart (at-least-once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from streamkit.records import StreamRecord
+
+if TYPE_CHECKING:
+    from streamkit.consumer.checkpointer import Checkpointer
+
+__all__ = [
+    "FunctionProcessor",
+    "InitializationInput",
+    "LeaseLostInput",
+    "ProcessRecordsInput",
+    "RecordFailed",
+    "RecordProcessor",
+    "ShardEndedInput",
+    "ShutdownRequestedInput",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class InitializationInput:
+    shard_id: str
+    #: Where processing resumes: the checkpoint (sequence number, sub-sequence number) or a sentinel.
+    extended_sequence_number: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessRecordsInput:
+    records: Sequence[StreamRecord]
+    checkpointer: Checkpointer
+    millis_behind_latest: int | None
+    shard_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeaseLostInput:
+    """The lease went to another worker: do not checkpoint (it would be rejected); clean up only."""
+
+    shard_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShardEndedInput:
+    """The shard was read to its end (split or merge): checkpoint now, or its children never start."""
+
+    checkpointer: Checkpointer
+    shard_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShutdownRequestedInput:
+    """The consumer is stopping (stop(), SIGTERM, SIGINT): checkpoint what is done."""
+
+    checkpointer: Checkpointer
+    shard_id: str
+
+
+class RecordFailed(Exception):
+    """Raised by a processor to say records before `index` of the batch succeeded and `index` failed.
+
+    The consumer then retries from that record only, and after the last attempt hands just that
+    record to `on_failure`. Any other exception fails the whole batch.
+    """
+
+    def __init__(self, index: int, cause: BaseException) -> None:
+        super().__init__(f"record {index} of the batch failed: {cause!r}")
+        self.index = index
+        self.cause = cause
+
+
+class RecordProcessor:
+    """Subclass and override what you need; one instance serves one shard at a time."""
+
+    def initialize(self, input: InitializationInput) -> None:
+        return None
+
+    def process_records(self, input: ProcessRecordsInput) -> None:
+        raise NotImplementedError
+
+    def lease_lost(self, input: LeaseLostInput) -> None:
+        return None
+
+    def shard_ended(self, input: ShardEndedInput) -> None:
+        input.checkpointer.checkpoint_shard_end()
+
+    def shutdown_requested(self, input: ShutdownRequestedInput) -> None:
+        return None
+
+
+class ProcessorFactory(Protocol):  # a class, or any callable returning a processor
+    def __call__(self) -> RecordProcessor: ...
+
+
+class FunctionProcessor(RecordProcessor):
+    """Adapts a per-record function: calls it in order, checkpoints after every batch and at shard end.
+
+    A record whose call raises is retried by the consumer's policy as a batch of one; see
+    `Consumer` for what happens after the last attempt.
+    """
+
+    def __init__(self, func: Callable[[StreamRecord], Any]) -> None:
+        self.func = func
+
+    def process_records(self, input: ProcessRecordsInput) -> None:
+        func = self.func
+        records = input.records
+        for i, record in enumerate(records):
+            try:
+                func(record)
+            except Exception as exc:
+                if i:
+                    input.checkpointer.checkpoint(records[i - 1])
+                raise RecordFailed(i, exc) from exc
+        if records:
+            input.checkpointer.checkpoint()
+
+    def shutdown_requested(self, input: ShutdownRequestedInput) -> None:
+        input.checkpointer.checkpoint()

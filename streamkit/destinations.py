@@ -1,0 +1,174 @@
+"""Dead-letter destinations: where records that could not be processed go, payload included.
+
+A destination has ``send(letters)``; ``parse_destination("file:PATH" | "sqs:URL")`` builds one from a
+CLI string; a plain callable taking the list of letters works too.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import orjson
+
+from streamkit.errors import ConfigurationError, StreamkitError
+from streamkit.records import StreamRecord
+
+__all__ = [
+    "CallableDestination",
+    "DeadLetter",
+    "Destination",
+    "JsonLinesDestination",
+    "SqsDestination",
+    "as_destination",
+    "parse_destination",
+    "read_dead_letters",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadLetter:
+    """A record that failed, with its payload and everything needed to replay or investigate it."""
+
+    record: StreamRecord
+    error: str
+    attempts: int
+    stream_arn: str | None = None
+    failed_at: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        out = self.record.to_json()
+        out.update(error=self.error, attempts=self.attempts, failed_at=self.failed_at)
+        if self.stream_arn and not out.get("event_source_arn"):
+            out["event_source_arn"] = self.stream_arn
+        return out
+
+    @staticmethod
+    def record_from_json(obj: dict[str, Any]) -> StreamRecord:
+        return StreamRecord(base64.b64decode(obj["data"]), obj["partition_key"], obj["sequence_number"],
+                            obj.get("sub_sequence_number"), obj.get("shard_id", ""),
+                            obj.get("approximate_arrival_timestamp"), obj.get("explicit_hash_key"),
+                            obj.get("event_source_arn"))
+
+
+@runtime_checkable
+class Destination(Protocol):
+    def send(self, letters: Sequence[DeadLetter]) -> None: ...
+
+
+class CallableDestination:
+    def __init__(self, func: Callable[[Sequence[DeadLetter]], Any]) -> None:
+        self.func = func
+
+    def send(self, letters: Sequence[DeadLetter]) -> None:
+        self.func(letters)
+
+
+class JsonLinesDestination:
+    """Appends one JSON object per letter to a file, flushed and fsynced before `send` returns."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def send(self, letters: Sequence[DeadLetter]) -> None:
+        if not letters:
+            return
+        payload = b"".join(orjson.dumps(letter.to_json()) + b"\n" for letter in letters)
+        with self._lock, self.path.open("ab") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def __repr__(self) -> str:
+        return f"JsonLinesDestination({str(self.path)!r})"
+
+
+class SqsDestination:
+    """Sends letters to an SQS queue with SendMessageBatch (10 messages and 256 KiB per call)."""
+
+    MAX_BATCH = 10
+    MAX_BYTES = 256 * 1024
+
+    def __init__(self, queue_url: str, *, client: Any = None) -> None:
+        self.queue_url = queue_url
+        self._client = client
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from streamkit.clients import aws_client
+
+                self._client = aws_client("sqs")
+            return self._client
+
+    def send(self, letters: Sequence[DeadLetter]) -> None:
+        bodies = [orjson.dumps(letter.to_json()).decode() for letter in letters]
+        for body in bodies:
+            if len(body.encode()) > self.MAX_BYTES:
+                raise StreamkitError(f"dead letter of {len(body)} bytes exceeds SQS's 256 KiB message limit")
+        batch: list[str] = []
+        size = 0
+        for body in bodies:
+            n = len(body.encode())
+            if batch and (len(batch) == self.MAX_BATCH or size + n > self.MAX_BYTES):
+                self._send_batch(batch)
+                batch, size = [], 0
+            batch.append(body)
+            size += n
+        if batch:
+            self._send_batch(batch)
+
+    def _send_batch(self, bodies: list[str]) -> None:
+        entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies)]
+        for _attempt in range(5):
+            out = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            failed = {f["Id"] for f in out.get("Failed", [])}
+            if not failed:
+                return
+            entries = [e for e in entries if e["Id"] in failed]
+            time.sleep(0.1)
+        raise StreamkitError(f"SQS refused {len(entries)} dead letters for {self.queue_url} after 5 attempts")
+
+    def __repr__(self) -> str:
+        return f"SqsDestination({self.queue_url!r})"
+
+
+def parse_destination(spec: str, *, sqs_client: Any = None) -> Destination:
+    """``file:PATH`` or ``sqs:QUEUE_URL``."""
+    kind, sep, rest = spec.partition(":")
+    if sep and kind == "file" and rest:
+        return JsonLinesDestination(rest)
+    if sep and kind == "sqs" and rest:
+        return SqsDestination(rest, client=sqs_client)
+    raise ConfigurationError(f"bad destination {spec!r}: use file:PATH or sqs:QUEUE_URL")
+
+
+def as_destination(value: Any) -> Destination:
+    if isinstance(value, str):
+        return parse_destination(value)
+    if isinstance(value, Destination):
+        return value
+    if callable(value):
+        return CallableDestination(value)
+    raise ConfigurationError(f"not a destination: {value!r} (use file:PATH, sqs:URL, a callable or a Destination)")
+
+
+def read_dead_letters(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The letters in a JSON-lines dead-letter file; a line that is not JSON raises with its number."""
+    with Path(path).open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if line.strip():
+                try:
+                    yield orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise StreamkitError(f"{path}:{number}: not a JSON dead letter ({exc})") from None
