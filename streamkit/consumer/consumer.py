@@ -94,6 +94,7 @@ class Consumer:
         self._destination: Destination | None = (
             None if self.config.on_failure == "stop" else as_destination(self.config.on_failure))
         self._stream_arn: str | None = None
+        self._next_expiry: float | None = None
         self.started = threading.Event()
 
     # -- public ----------------------------------------------------------------------------------
@@ -124,8 +125,14 @@ class Consumer:
                     elif self._clock() - idle_since >= stop_after_idle:
                         log.info("no new records for %.1f s: stopping", stop_after_idle)
                         break
-                self._wake.wait(self.config.f("renew_interval") if stop_after_idle is None
-                                else min(self.config.f("renew_interval"), 0.25))
+                # Wake for the next renewal, or the moment another worker's lease would expire (so a dead
+                # worker's shards are taken within lease_duration + one renewal interval of its death).
+                wait = self.config.f("renew_interval")
+                if stop_after_idle is not None:
+                    wait = min(wait, 0.25)
+                if self._next_expiry is not None:
+                    wait = min(wait, max(0.01, self._next_expiry - self._clock() + 0.01))
+                self._wake.wait(wait)
                 self._wake.clear()
         finally:
             self._shutdown()
@@ -159,6 +166,7 @@ class Consumer:
         leases = self.store.list_leases(self.namespace)
         self._observer.observe(leases)
         duration = self.config.f("lease_duration")
+        self._next_expiry = self._observer.next_expiry(leases, self.worker_id, duration)
         plan = plan_takes(leases, self.worker_id, lambda lease: self._observer.expired(lease, duration),
                           max_leases=self.config.max_leases_per_worker)
         with self._lock:

@@ -37,6 +37,12 @@ class LeaseObserver:
             if prev is None or prev[0] != lease.counter:
                 seen[lease.shard_id] = (lease.counter, now)
 
+    def next_expiry(self, leases: list[Lease], me: str, lease_duration: float) -> float | None:
+        """Clock time at which the earliest of others' leases would expire if its counter stays put."""
+        times = [self._seen[lease.shard_id][1] + lease_duration for lease in leases
+                 if lease.owner not in (None, me) and lease.shard_id in self._seen]
+        return min(times) if times else None
+
     def expired(self, lease: Lease, lease_duration: float) -> bool:
         if lease.owner is None:
             return True
