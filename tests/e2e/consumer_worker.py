@@ -17,9 +17,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from streamkit.checkpoints import DynamoDBCheckpointStore, SqliteCheckpointStore  # noqa: E402
-from streamkit.clients import aws_client  # noqa: E402
-from streamkit.consumer import (  # noqa: E402
+from streamkit.checkpoints import DynamoDBCheckpointStore, SqliteCheckpointStore
+from streamkit.clients import aws_client
+from streamkit.consumer import (
     Consumer,
     ConsumerConfig,
     InitializationInput,
@@ -29,7 +29,7 @@ from streamkit.consumer import (  # noqa: E402
     ShardEndedInput,
     ShutdownRequestedInput,
 )
-from streamkit.errors import LeaseLostError  # noqa: E402
+from streamkit.errors import LeaseLostError
 
 
 def main() -> None:
