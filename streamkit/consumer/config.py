@@ -46,9 +46,9 @@ class ConsumerConfig:
     max_attempts: int = 3
     backoff_base: float | timedelta = 0.2
     backoff_max: float | timedelta = 10.0
-    #: After max_attempts: "stop" ends the shard (the consumer raises), or a destination (a callable,
-    #: or streamkit.destinations object) receives the failed records with payload and metadata and the
-    #: shard moves on past them.
+    #: After max_attempts: "stop" ends the shard (the consumer raises), or a destination ("file:PATH",
+    #: "sqs:URL", a callable, or a streamkit.destinations object) receives the failed records with payload
+    #: and metadata and the shard moves on past them.
     on_failure: Any = "stop"
     #: Use enhanced fan-out (SubscribeToShard) instead of GetRecords polling.
     enhanced_fan_out: bool = False
@@ -81,8 +81,11 @@ class ConsumerConfig:
                 f"ConsumerConfig.initial_position must be TRIM_HORIZON, LATEST or a time, got {self.initial_position!r}")
         if self.body not in ("json", "text", "bytes"):
             raise ConfigurationError(f"ConsumerConfig.body must be json, text or bytes, got {self.body!r}")
-        if not (self.on_failure == "stop" or callable(self.on_failure) or hasattr(self.on_failure, "send")):
-            raise ConfigurationError("ConsumerConfig.on_failure must be 'stop', a callable or a destination")
+        if self.on_failure != "stop":
+            from streamkit.destinations import as_destination
+
+            # "file:PATH", "sqs:URL", a callable or a Destination; a bad value fails here, before any I/O.
+            object.__setattr__(self, "on_failure", as_destination(self.on_failure))
 
     def f(self, name: str) -> float:
         """A duration field as float seconds."""

@@ -91,6 +91,7 @@ class Consumer:
         self._ended_children: list[tuple[str, list[dict[str, Any]]]] = []
         self._lock = threading.Lock()
         self._errors: list[BaseException] = []
+        self._finished_stats: dict[str, ShardStats] = {}
         self._destination: Destination | None = (
             None if self.config.on_failure == "stop" else as_destination(self.config.on_failure))
         self._stream_arn: str | None = None
@@ -151,6 +152,14 @@ class Consumer:
             return [sc.stats for sc, _t in self._shards.values()]
 
     @property
+    def final_stats(self) -> list[ShardStats]:
+        """Per shard, what this worker did over the whole run (read after `run` returns)."""
+        with self._lock:
+            stats = dict(self._finished_stats)
+            stats.update({sid: sc.stats for sid, (sc, _t) in self._shards.items()})
+        return [stats[k] for k in sorted(stats)]
+
+    @property
     def held_shards(self) -> list[str]:
         with self._lock:
             return sorted(sid for sid, (sc, _t) in self._shards.items() if not sc.finished.is_set())
@@ -198,8 +207,14 @@ class Consumer:
     def _reap(self) -> None:
         with self._lock:
             done = [(sid, sc) for sid, (sc, t) in self._shards.items() if sc.finished.is_set()]
-            for sid, _sc in done:
+            for sid, sc in done:
                 del self._shards[sid]
+                prev = self._finished_stats.get(sid)
+                if prev is not None:  # the same shard again (lease lost, then retaken): add up
+                    sc.stats.records += prev.records
+                    sc.stats.dead_lettered += prev.dead_lettered
+                    sc.stats.corrupt += prev.corrupt
+                self._finished_stats[sid] = sc.stats
         for _sid, sc in done:
             if sc.error is not None:
                 self._errors.append(sc.error)

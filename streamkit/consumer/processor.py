@@ -22,6 +22,7 @@ __all__ = [
     "InitializationInput",
     "LeaseLostInput",
     "ProcessRecordsInput",
+    "ProcessingStopped",
     "RecordFailed",
     "RecordProcessor",
     "ShardEndedInput",
@@ -36,12 +37,18 @@ class InitializationInput:
     extended_sequence_number: str
 
 
+def _never() -> bool:
+    return False
+
+
 @dataclass(frozen=True, kw_only=True)
 class ProcessRecordsInput:
     records: Sequence[StreamRecord]
     checkpointer: Checkpointer
     millis_behind_latest: int | None
     shard_id: str
+    #: True once the consumer is stopping: a long batch may end early by raising `ProcessingStopped`.
+    should_stop: Callable[[], bool] = _never
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,6 +87,15 @@ class RecordFailed(Exception):
         self.cause = cause
 
 
+class ProcessingStopped(Exception):
+    """Raised by a processor that stopped early because the consumer is stopping (`should_stop`):
+    records before `index` are done, the rest were not touched and will be delivered again."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"stopped before record {index}")
+        self.index = index
+
+
 class RecordProcessor:
     """Subclass and override what you need; one instance serves one shard at a time."""
 
@@ -116,7 +132,10 @@ class FunctionProcessor(RecordProcessor):
     def process_records(self, input: ProcessRecordsInput) -> None:
         func = self.func
         records = input.records
+        should_stop = input.should_stop
         for i, record in enumerate(records):
+            if should_stop():
+                raise ProcessingStopped(i)
             try:
                 func(record)
             except Exception as exc:

@@ -25,6 +25,7 @@ from streamkit.consumer.leases import LeaseHolder
 from streamkit.consumer.processor import (
     InitializationInput,
     LeaseLostInput,
+    ProcessingStopped,
     ProcessRecordsInput,
     RecordFailed,
     RecordProcessor,
@@ -143,6 +144,9 @@ class ShardConsumer:
             self.stats.millis_behind_latest = fetched.millis_behind_latest
             if records:
                 self._process(records, fetched.millis_behind_latest)
+                if self.stopping.is_set():
+                    self._shutdown()  # a batch cut short must not count as the shard's end
+                    return
             if fetched.next_iterator is None:
                 self._shard_end(fetched.child_shards)
                 return
@@ -194,15 +198,23 @@ class ShardConsumer:
         attempts = 0
         failing_key: tuple[str, int | None] | None = None
         while remaining:
+            before = self.checkpointer.last_delivered
             self.checkpointer.last_delivered = remaining[-1]
             try:
                 self.processor.process_records(ProcessRecordsInput(records=remaining, checkpointer=self.checkpointer,
                                                                    millis_behind_latest=millis_behind,
-                                                                   shard_id=self.shard_id))
+                                                                   shard_id=self.shard_id,
+                                                                   should_stop=self.stopping.is_set))
                 self._count(remaining)
                 return
             except LeaseLostError:
                 raise
+            except ProcessingStopped as ps:
+                done = remaining[:ps.index]
+                self._count(done)
+                # Only what was processed counts as delivered: shutdown_requested checkpoints up to here.
+                self.checkpointer.last_delivered = done[-1] if done else before
+                return
             except RecordFailed as rf:
                 self._count(remaining[:rf.index])
                 remaining = remaining[rf.index:]

@@ -1,0 +1,131 @@
+"""`streamkit consume`: run a per-record function over a stream with the ordered consumer."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from streamkit.cli.common import client_for, emit_json, flag, import_callable
+from streamkit.errors import ConfigurationError
+
+
+def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("consume", help="process a stream in order per shard with a function of one StreamRecord",
+                       parents=parents)
+    p.add_argument("--stream", required=True)
+    p.add_argument("--handler", required=True, help="package.module:function, called with each StreamRecord")
+    p.add_argument("--checkpoint", default=None, help="sqlite:PATH (default: per-user file) or dynamodb:TABLE")
+    p.add_argument("--dynamodb-endpoint-url", default=None, help="DynamoDB endpoint (default: $AWS_ENDPOINT_URL_DYNAMODB)")
+    p.add_argument("--app", default="streamkit-consume", help="application name: workers sharing it share shards")
+    p.add_argument("--from", dest="start", default="trim_horizon",
+                   help="trim_horizon | latest | at_timestamp:ISO-8601, for shards with no checkpoint")
+    p.add_argument("--efo", action="store_true", help="enhanced fan-out (SubscribeToShard) instead of polling")
+    p.add_argument("--body", choices=("bytes", "text", "json"), default="bytes", help="how record.body is decoded")
+    p.add_argument("--on-failure", default="stop", help="stop | file:PATH | sqs:URL, after --max-attempts")
+    p.add_argument("--max-attempts", type=int, default=3)
+    p.add_argument("--stop-after-idle", type=float, default=None, help="stop once no records came for SECONDS")
+    p.set_defaults(func=cmd_consume)
+
+
+def _initial_position(text: str) -> Any:
+    low = text.lower()
+    if low == "trim_horizon":
+        return "TRIM_HORIZON"
+    if low == "latest":
+        return "LATEST"
+    if low.startswith("at_timestamp:"):
+        try:
+            return datetime.fromisoformat(text.split(":", 1)[1])
+        except ValueError:
+            raise ConfigurationError(f"--from {text!r}: the timestamp must be ISO 8601") from None
+    raise ConfigurationError(f"--from {text!r}: use trim_horizon, latest or at_timestamp:ISO")
+
+
+def _store(args: argparse.Namespace) -> Any:
+    spec = args.checkpoint
+    if spec is None:
+        return None
+    kind, sep, rest = spec.partition(":")
+    if sep and kind == "sqlite" and rest:
+        from streamkit.checkpoints import SqliteCheckpointStore
+
+        return SqliteCheckpointStore(Path(rest))
+    if sep and kind == "dynamodb" and rest:
+        from streamkit.checkpoints import DynamoDBCheckpointStore
+
+        return DynamoDBCheckpointStore(rest, client=client_for(args, "dynamodb"))
+    raise ConfigurationError(f"--checkpoint {spec!r}: use sqlite:PATH or dynamodb:TABLE")
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    from streamkit.consumer import Consumer, ConsumerConfig
+
+    func = import_callable(args.handler)
+    config = ConsumerConfig(initial_position=_initial_position(args.start), enhanced_fan_out=args.efo,
+                            body=args.body, max_attempts=args.max_attempts,
+                            on_failure=args.on_failure)
+    consumer = Consumer(args.stream, func, application_name=args.app, checkpoint_store=_store(args),
+                        client=client_for(args), config=config)
+    t0 = time.monotonic()
+    live = not flag(args, "json") and sys.stdout.isatty()
+    if live:
+        _run_with_live_view(consumer, args.stop_after_idle)
+    else:
+        consumer.run(stop_after_idle=args.stop_after_idle)
+    summary = {
+        "stream": args.stream,
+        "application": args.app,
+        "worker_id": consumer.worker_id,
+        "seconds": round(time.monotonic() - t0, 3),
+        "records": sum(s.records for s in consumer.final_stats),
+        "dead_lettered": sum(s.dead_lettered for s in consumer.final_stats),
+        "corrupt": sum(s.corrupt for s in consumer.final_stats),
+        "shards": {s.shard_id: {"records": s.records, "millis_behind_latest": s.millis_behind_latest, "state": s.state}
+                   for s in consumer.final_stats},
+    }
+    if flag(args, "json"):
+        emit_json(summary)
+    else:
+        print(f"processed {summary['records']:,} records from {len(summary['shards'])} shard(s) in "
+              f"{summary['seconds']:.1f} s; dead-lettered {summary['dead_lettered']}, corrupt {summary['corrupt']}")
+    return 0
+
+
+def _run_with_live_view(consumer: Any, stop_after_idle: float | None) -> None:
+    from rich.live import Live
+    from rich.table import Table
+
+    def table() -> Table:
+        t = Table(title=f"{consumer.stream_name}  ({consumer.worker_id})")
+        for col in ("shard", "state", "records", "behind (ms)"):
+            t.add_column(col, justify="right" if col != "shard" else "left")
+        for s in sorted(consumer.shard_stats(), key=lambda s: s.shard_id):
+            t.add_row(s.shard_id, s.state, f"{s.records:,}", "-" if s.millis_behind_latest is None else
+                      f"{s.millis_behind_latest:,}")
+        return t
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            consumer.run(install_signal_handlers=False, stop_after_idle=stop_after_idle)
+        except BaseException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    try:
+        with Live(table(), refresh_per_second=4, transient=False) as live:
+            while worker.is_alive():
+                worker.join(0.25)
+                live.update(table())
+    except KeyboardInterrupt:
+        consumer.stop()
+        worker.join()
+    if errors:
+        raise errors[0]

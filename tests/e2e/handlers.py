@@ -1,0 +1,29 @@
+"""Handlers the CLI tests import as tests.e2e.handlers:NAME. Output goes to $STREAMKIT_TEST_OUT."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from streamkit.records import StreamRecord
+
+
+def _out(line: str) -> None:
+    with open(os.environ["STREAMKIT_TEST_OUT"], "a") as fh:
+        fh.write(line + "\n")
+
+
+def collect(record: StreamRecord) -> None:
+    _out(f"{record.shard_id} {record.sequence_number} {record.sub_sequence_number} {record.partition_key} "
+         f"{record.data.decode()}")
+
+
+def slow_collect(record: StreamRecord) -> None:
+    time.sleep(0.01)
+    collect(record)
+
+
+def poison(record: StreamRecord) -> None:
+    if record.data.endswith(b"7"):
+        raise ValueError(f"poison {record.data!r}")
+    collect(record)

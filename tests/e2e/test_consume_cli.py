@@ -1,0 +1,92 @@
+"""`streamkit consume`: handler import, JSON summary, dead letters, graceful SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from producer import Producer, ProducerConfig
+from streamkit.checkpoints import SqliteCheckpointStore
+from streamkit.testing import StreamHandle
+from tests.e2e.helpers import run_cli
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def produce(stream: StreamHandle, n: int) -> None:
+    with Producer(stream.name, client=stream.client, config=ProducerConfig(aggregation_max_size=4096)) as p:
+        for i in range(n):
+            p.put(b"%d" % i, f"k{i % 10}")
+
+
+@pytest.mark.streamkit(shards=2)
+def test_consume_runs_the_handler_on_every_record_and_prints_a_summary(kinesis_stream: StreamHandle,
+                                                                        tmp_path: Path) -> None:
+    produce(kinesis_stream, 2000)
+    out = tmp_path / "out.txt"
+    proc = run_cli("consume", "--stream", kinesis_stream.name, "--handler", "tests.e2e.handlers:collect",
+                   "--checkpoint", f"sqlite:{tmp_path / 'cp.db'}", "--stop-after-idle", "1.5", "--json",
+                   "--endpoint-url", kinesis_stream.stack.kinesis_endpoint,
+                   env={"STREAMKIT_TEST_OUT": str(out), "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    summary = orjson.loads(proc.stdout)
+    assert summary["records"] == 2000 and len(summary["shards"]) == 2
+    assert sorted(int(line.split()[-1]) for line in out.read_text().splitlines()) == list(range(2000))
+    # A second run with the same checkpoint store finds nothing new.
+    again = run_cli("consume", "--stream", kinesis_stream.name, "--handler", "tests.e2e.handlers:collect",
+                    "--checkpoint", f"sqlite:{tmp_path / 'cp.db'}", "--stop-after-idle", "1", "--json",
+                    "--endpoint-url", kinesis_stream.stack.kinesis_endpoint,
+                    env={"STREAMKIT_TEST_OUT": str(out), "PYTHONPATH": str(ROOT)})
+    assert orjson.loads(again.stdout)["records"] == 0
+
+
+@pytest.mark.streamkit(shards=1)
+def test_consume_sends_poison_records_to_a_file(kinesis_stream: StreamHandle, tmp_path: Path) -> None:
+    produce(kinesis_stream, 30)
+    dead = tmp_path / "dead.jsonl"
+    proc = run_cli("consume", "--stream", kinesis_stream.name, "--handler", "tests.e2e.handlers:poison",
+                   "--checkpoint", f"sqlite:{tmp_path / 'cp.db'}", "--stop-after-idle", "1.5", "--json",
+                   "--on-failure", f"file:{dead}", "--max-attempts", "2",
+                   "--endpoint-url", kinesis_stream.stack.kinesis_endpoint,
+                   env={"STREAMKIT_TEST_OUT": str(tmp_path / "out.txt"), "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert orjson.loads(proc.stdout)["dead_lettered"] == 3  # 7, 17, 27
+    assert len(dead.read_text().splitlines()) == 3
+
+
+@pytest.mark.streamkit(shards=2)
+def test_sigterm_checkpoints_and_releases_leases(kinesis_stream: StreamHandle, tmp_path: Path) -> None:
+    produce(kinesis_stream, 3000)
+    out = tmp_path / "out.txt"
+    db = tmp_path / "cp.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamkit.cli.main", "consume", "--stream", kinesis_stream.name, "--handler",
+         "tests.e2e.handlers:slow_collect", "--checkpoint", f"sqlite:{db}", "--app", "graceful", "--json",
+         "--endpoint-url", kinesis_stream.stack.kinesis_endpoint],
+        env={**os.environ, "STREAMKIT_TEST_OUT": str(out), "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 50):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    processed = len(out.read_text().splitlines())
+    assert 0 < processed < 3000
+    leases = SqliteCheckpointStore(db).list_leases(f"graceful/{kinesis_stream.name}")
+    assert len(leases) == 2 and all(lease.owner is None for lease in leases)
+    assert all(not lease.checkpoint.is_sentinel for lease in leases if lease.checkpoint.sequence_number != "TRIM_HORIZON")
+    assert orjson.loads(stdout)["records"] == processed
+
+
+def test_a_bad_handler_is_a_usage_error() -> None:
+    proc = run_cli("consume", "--stream", "s", "--handler", "no_such_module:f", "--endpoint-url", "http://127.0.0.1:9")
+    assert proc.returncode == 2 and "cannot import" in proc.stderr
