@@ -64,10 +64,17 @@ class Entry:
     attempts: int = 0
     last_error: str = ""
     last_code: str = ""
+    _keys: set[str] | None = None
 
     @property
     def user_bytes(self) -> int:
         return sum(r.size for r in self.records)
+
+    def key_set(self) -> set[str]:
+        """The partition keys of the records in this entry."""
+        if self._keys is None:
+            self._keys = {r.partition_key for r in self.records}
+        return self._keys
 
     def to_api(self) -> dict[str, Any]:
         out: dict[str, Any] = {"Data": self.data, "PartitionKey": self.partition_key}
@@ -222,14 +229,29 @@ class Accumulator:
         candidates: list[tuple[_ShardQueue, Entry]] = []
         count = size = 0
         oldest = float("inf")
+        max_count = cfg.collection_max_count
         for q in self._queues.values():
             if cfg.ordered and q.in_flight:
                 continue
-            per_shard = 1 if cfg.ordered else len(q.ready)
-            for e in list(q.ready)[:per_shard]:
-                if e.not_before > now or self._pace(q, e, now, take=False) > 0:
+            keys: set[str] = set()
+            n = 0
+            for e in q.ready:
+                if n >= max_count or e.not_before > now or self._pace(q, e, now, take=False) > 0:
                     break  # FIFO per shard: nothing overtakes a record that must wait
+                if cfg.ordered:
+                    # Several records of a shard may share a call only if no partition key is in two of
+                    # them: a failed one then never lets a later record of its key through first.
+                    if e.aggregated:
+                        ek = e.key_set()
+                        if n and not keys.isdisjoint(ek):
+                            break
+                        keys |= ek
+                    else:
+                        if e.partition_key in keys:
+                            break
+                        keys.add(e.partition_key)
                 candidates.append((q, e))
+                n += 1
                 count += 1
                 size += e.size
                 oldest = min(oldest, e.oldest)

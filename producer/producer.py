@@ -320,10 +320,12 @@ class Producer:
                     assert error is not None
                     self._metrics.put_call_errors += 1
                     code = error.code if isinstance(error, KinesisError) else type(error).__name__
-                    for e in batch:
+                    # Reversed: failed entries go back to the head of their queues one by one, so
+                    # putting the last first leaves them in their original order.
+                    for e in reversed(batch):
                         self._after_failure(outcomes, e, now, str(error), code, error.retryable)
                 else:
-                    for e, r in zip(batch, out["Records"], strict=True):
+                    for e, r in reversed(list(zip(batch, out["Records"], strict=True))):
                         if "ErrorCode" in r:
                             code = r["ErrorCode"]
                             if code == "ProvisionedThroughputExceededException":

@@ -170,3 +170,14 @@ def test_reroute_moves_records_of_a_closed_shard_in_order() -> None:
         got = [d for s, d in sent if s == sid]
         assert got == sorted(got)
     assert acc.idle
+
+
+def test_ordered_calls_carry_many_keys_of_a_shard_but_never_two_records_of_one_key() -> None:
+    shards = two_shards()
+    keys = key_in(shards, "A", 3)
+    acc = Accumulator(config(aggregation=False), shards)
+    for i in range(6):
+        acc.add(rec(b"%d" % i, keys[i % 3]))
+    first = acc.take_batch(0.0, flush=True)
+    assert [e.data for e in first] == [b"0", b"1", b"2"]  # the fourth record repeats key 0: it waits
+    assert acc.take_batch(0.0, flush=True) == []  # the shard has a call in flight
