@@ -39,8 +39,9 @@ SHARDS = 4
 def fill(client: Any, stream: str, n: int, aggregated: bool) -> None:
     sk_kinesis.create_stream(client, stream, SHARDS)
     with Producer(stream, client=client, config=ProducerConfig(aggregation=aggregated, rate_limit=0)) as p:
-        for i in range(n):
-            p.put(f"reading {i:08d} ".ljust(100, "x").encode(), f"sensor-{i % 1000}")
+        futures = [p.put(f"reading {i:08d} ".ljust(100, "x").encode(), f"sensor-{i % 1000}") for i in range(n)]
+    failed = sum(1 for f in futures if f.exception() is not None)
+    assert failed == 0, f"{failed} records could not be written"
 
 
 def run_streamkit(client: Any, stream: str, n: int) -> float:
