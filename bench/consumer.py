@@ -22,16 +22,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kinesis import Consumer as AsyncConsumer  # noqa: E402
-from kinesis.processors import KPLStringProcessor, StringProcessor  # noqa: E402
+from kinesis import Consumer as AsyncConsumer
+from kinesis.processors import KPLStringProcessor, StringProcessor
 
-from producer import Producer, ProducerConfig  # noqa: E402
-from streamkit import kinesis as sk_kinesis  # noqa: E402
-from streamkit.checkpoints import MemoryCheckpointStore  # noqa: E402
-from streamkit.clients import aws_client  # noqa: E402
-from streamkit.consumer import Consumer, ConsumerConfig  # noqa: E402
-from streamkit.local import stack as local_stack  # noqa: E402
-from streamkit.records import StreamRecord  # noqa: E402
+from producer import Producer, ProducerConfig
+from streamkit import kinesis as sk_kinesis
+from streamkit.checkpoints import MemoryCheckpointStore
+from streamkit.clients import aws_client
+from streamkit.consumer import Consumer, ConsumerConfig
+from streamkit.local import stack as local_stack
+from streamkit.records import StreamRecord
 
 SHARDS = 4
 

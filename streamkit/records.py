@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any, Literal
 
 import orjson
@@ -46,22 +47,10 @@ class StreamRecord:
     ``body`` is the data decoded as asked (``"json"``, ``"text"`` or ``"bytes"``), on first access; a
     record that cannot be decoded raises `BodyDecodeError` there, so a handler wrapper can treat it
     as that record's failure. ``sub_sequence_number`` is the record's index inside its KPL aggregate,
-    or None for a plain record.
+    or None for a plain record. Attributes cannot be assigned.
     """
 
-    __slots__ = ("_body", "_decode", "approximate_arrival_timestamp", "data", "event_source_arn",
-                 "explicit_hash_key", "partition_key", "sequence_number", "shard_id", "sub_sequence_number")
-
-    data: bytes
-    partition_key: str
-    sequence_number: str
-    sub_sequence_number: int | None
-    shard_id: str
-    approximate_arrival_timestamp: float | None
-    explicit_hash_key: str | None
-    event_source_arn: str | None
-    _body: Any
-    _decode: Callable[[bytes], Any]
+    __slots__ = ("_arn", "_body", "_data", "_decode", "_ehk", "_pk", "_seq", "_shard", "_sub", "_ts")
 
     def __init__(
         self,
@@ -75,61 +64,88 @@ class StreamRecord:
         event_source_arn: str | None = None,
         body: BodyMode = "bytes",
     ) -> None:
-        _set = object.__setattr__
-        _set(self, "data", data)
-        _set(self, "partition_key", partition_key)
-        _set(self, "sequence_number", sequence_number)
-        _set(self, "sub_sequence_number", sub_sequence_number)
-        _set(self, "shard_id", shard_id)
-        _set(self, "approximate_arrival_timestamp", approximate_arrival_timestamp)
-        _set(self, "explicit_hash_key", explicit_hash_key)
-        _set(self, "event_source_arn", event_source_arn)
-        _set(self, "_decode", BODY_DECODERS[body])
-        _set(self, "_body", _UNSET)
+        self._data = data
+        self._pk = partition_key
+        self._seq = sequence_number
+        self._sub = sub_sequence_number
+        self._shard = shard_id
+        self._ts = approximate_arrival_timestamp
+        self._ehk = explicit_hash_key
+        self._arn = event_source_arn
+        self._decode = BODY_DECODERS[body]
+        self._body = _UNSET
 
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"StreamRecord is read-only (tried to set {name!r})")
+    # Read-only fields: properties over private slots (attrgetter keeps reads at C speed).
+    data: bytes = property(attrgetter("_data"))  # type: ignore[assignment]
+    partition_key: str = property(attrgetter("_pk"))  # type: ignore[assignment]
+    sequence_number: str = property(attrgetter("_seq"))  # type: ignore[assignment]
+    sub_sequence_number: int | None = property(attrgetter("_sub"))  # type: ignore[assignment]
+    shard_id: str = property(attrgetter("_shard"))  # type: ignore[assignment]
+    approximate_arrival_timestamp: float | None = property(attrgetter("_ts"))  # type: ignore[assignment]
+    explicit_hash_key: str | None = property(attrgetter("_ehk"))  # type: ignore[assignment]
+    event_source_arn: str | None = property(attrgetter("_arn"))  # type: ignore[assignment]
+
+    @classmethod
+    def _fast(cls, data: bytes, partition_key: str, sequence_number: str, sub_sequence_number: int | None,
+              shard_id: str, approximate_arrival_timestamp: float | None, explicit_hash_key: str | None,
+              event_source_arn: str | None, decode: Callable[[bytes], Any]) -> StreamRecord:
+        """Internal constructor for trusted, already-typed fields (the hot path of event parsing)."""
+        rec = _new(cls)
+        rec._data = data
+        rec._pk = partition_key
+        rec._seq = sequence_number
+        rec._sub = sub_sequence_number
+        rec._shard = shard_id
+        rec._ts = approximate_arrival_timestamp
+        rec._ehk = explicit_hash_key
+        rec._arn = event_source_arn
+        rec._decode = decode
+        rec._body = _UNSET
+        return rec
 
     @property
     def body(self) -> Any:
         b = self._body
         if b is _UNSET:
-            b = self._decode(self.data)
-            object.__setattr__(self, "_body", b)
+            b = self._body = self._decode(self._data)
         return b
 
     @property
     def position(self) -> tuple[str, int | None]:
         """(sequence_number, sub_sequence_number): where a checkpoint after this record points."""
-        return self.sequence_number, self.sub_sequence_number
+        return self._seq, self._sub
 
     def __repr__(self) -> str:
-        sub = "" if self.sub_sequence_number is None else f"/{self.sub_sequence_number}"
-        return (f"StreamRecord(shard_id={self.shard_id!r}, sequence_number={self.sequence_number}{sub}, "
-                f"partition_key={self.partition_key!r}, data={self.data[:40]!r}{'...' if len(self.data) > 40 else ''})")
+        sub = "" if self._sub is None else f"/{self._sub}"
+        more = "..." if len(self._data) > 40 else ""
+        return (f"StreamRecord(shard_id={self._shard!r}, sequence_number={self._seq}{sub}, "
+                f"partition_key={self._pk!r}, data={self._data[:40]!r}{more})")
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, StreamRecord):
             return NotImplemented
-        return (self.data, self.partition_key, self.sequence_number, self.sub_sequence_number, self.shard_id) == (
-            other.data, other.partition_key, other.sequence_number, other.sub_sequence_number, other.shard_id)
+        return (self._data, self._pk, self._seq, self._sub, self._shard) == (
+            other._data, other._pk, other._seq, other._sub, other._shard)
 
     def __hash__(self) -> int:
-        return hash((self.sequence_number, self.sub_sequence_number, self.shard_id))
+        return hash((self._seq, self._sub, self._shard))
 
     def to_json(self, *, include_data: bool = True) -> dict[str, Any]:
         """Metadata (and base64 data) as plain JSON types, for dead-letter destinations."""
         import base64
 
         out: dict[str, Any] = {
-            "shard_id": self.shard_id,
-            "sequence_number": self.sequence_number,
-            "sub_sequence_number": self.sub_sequence_number,
-            "partition_key": self.partition_key,
-            "explicit_hash_key": self.explicit_hash_key,
-            "approximate_arrival_timestamp": self.approximate_arrival_timestamp,
-            "event_source_arn": self.event_source_arn,
+            "shard_id": self._shard,
+            "sequence_number": self._seq,
+            "sub_sequence_number": self._sub,
+            "partition_key": self._pk,
+            "explicit_hash_key": self._ehk,
+            "approximate_arrival_timestamp": self._ts,
+            "event_source_arn": self._arn,
         }
         if include_data:
-            out["data"] = base64.b64encode(self.data).decode("ascii")
+            out["data"] = base64.b64encode(self._data).decode("ascii")
         return out
+
+
+_new = object.__new__

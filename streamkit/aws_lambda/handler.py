@@ -1,0 +1,229 @@
+"""`kinesis_handler`: a function of one StreamRecord becomes a Kinesis-triggered Lambda handler.
+
+Per record, in order: decode, call, retry a failure in-function (exponential backoff, full jitter)
+while the invocation has time left, then either send the record with its payload to `on_failure`
+and go on, or stop and report it in ``batchItemFailures`` (Lambda then retries from it; nothing after
+it was processed). A record whose body cannot be decoded fails at once, with a clear error.
+
+With a `progress_store` (any streamkit CheckpointStore), sub-records of an aggregate that already
+succeeded are skipped when Lambda redelivers the aggregate after a failure inside it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, overload
+
+from streamkit.aws_lambda.events import BatchResponse, parse_event
+from streamkit.backoff import Backoff
+from streamkit.checkpoints.base import NO_OWNER_CHECK, CheckpointStore
+from streamkit.checkpoints.model import Checkpoint, Lease
+from streamkit.destinations import DeadLetter, Destination, as_destination
+from streamkit.errors import ConfigurationError
+from streamkit.records import BodyDecodeError, StreamRecord
+
+__all__ = ["HandlerOptions", "kinesis_handler", "process_event"]
+
+log = logging.getLogger("streamkit.lambda")
+Body = Literal["json", "text", "bytes"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandlerOptions:
+    body: Body = "bytes"
+    max_attempts: int = 3
+    on_failure: Destination | None = None
+    batch: bool = False
+    progress_store: CheckpointStore | None = None
+    backoff_base: float = 0.05
+    backoff_max: float = 2.0
+    #: Stop retrying (and report the record as failed) when less than this is left of the invocation.
+    time_margin_ms: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.body not in ("json", "text", "bytes"):
+            raise ConfigurationError(f"body must be 'json', 'text' or 'bytes', got {self.body!r}")
+        if self.max_attempts < 1:
+            raise ConfigurationError(f"max_attempts must be >= 1, got {self.max_attempts}")
+
+
+def _remaining_ms(context: Any) -> float:
+    getter = getattr(context, "get_remaining_time_in_millis", None)
+    return float(getter()) if getter is not None else float("inf")
+
+
+class _Progress:
+    """Sub-record progress per shard, in a CheckpointStore (namespace: the event source ARN)."""
+
+    def __init__(self, store: CheckpointStore) -> None:
+        self.store = store
+
+    @staticmethod
+    def _ns(record: StreamRecord) -> str:
+        return f"lambda-progress/{record.event_source_arn or 'unknown'}"
+
+    def done_through(self, record: StreamRecord) -> Checkpoint | None:
+        lease = self.store.get_lease(self._ns(record), record.shard_id)
+        return None if lease is None or lease.checkpoint.is_sentinel else lease.checkpoint
+
+    def save(self, record: StreamRecord) -> None:
+        """Record that `record` (and everything before it in its shard) succeeded."""
+        ns, shard = self._ns(record), record.shard_id
+        cp = Checkpoint(record.sequence_number, record.sub_sequence_number)
+        for _ in range(5):
+            lease = self.store.get_lease(ns, shard)
+            if lease is None:
+                if self.store.create_lease(ns, Lease(shard_id=shard, checkpoint=cp)):
+                    return
+                continue
+            if self.store.update_lease(ns, shard, expected_counter=lease.counter, expected_owner=NO_OWNER_CHECK,
+                                       checkpoint=cp) is not None:
+                return
+        log.warning("could not save progress for %s after 5 attempts", shard)
+
+
+def process_event(event: Mapping[str, Any], context: Any, func: Callable[[Any], Any],
+                  options: HandlerOptions) -> BatchResponse:
+    """The wrapper's logic as a plain function (the decorator is a thin layer over it)."""
+    records = parse_event(event, body=options.body)
+    progress = _Progress(options.progress_store) if options.progress_store is not None else None
+    backoff = Backoff(base=options.backoff_base, maximum=options.backoff_max)
+    if options.batch:
+        return _process_batch(records, context, func, options, backoff)
+    if progress is None:
+        # The common path: no progress store. Records that succeed cost one call in a try block.
+        for i, record in enumerate(records):
+            try:
+                func(record)
+            except Exception as exc:
+                return _process_from(records, i, context, func, options, backoff, progress, exc)
+        return {"batchItemFailures": []}
+    return _process_from(records, 0, context, func, options, backoff, progress, None)
+
+
+def _process_from(records: list[StreamRecord], start: int, context: Any, func: Callable[[Any], Any],
+                  options: HandlerOptions, backoff: Backoff, progress: _Progress | None,
+                  first_error: BaseException | None) -> BatchResponse:
+    """The general loop from `records[start]`; `first_error`: its first attempt already failed so."""
+    skip_through: dict[str, Checkpoint | None] = {}
+    prev: StreamRecord | None = records[start - 1] if start else None
+    for record in records[start:]:
+        if progress is not None and record.sub_sequence_number is not None:
+            if record.shard_id not in skip_through:
+                skip_through[record.shard_id] = progress.done_through(record)
+            done = skip_through[record.shard_id]
+            if done is not None and done.sequence_number == record.sequence_number and \
+                    (done.sub_sequence_number or 0) >= record.sub_sequence_number:
+                prev = record
+                continue  # delivered again by Lambda after a failure later in this aggregate
+        error, attempts = _attempt(record, context, func, options, backoff, first_error)
+        first_error = None
+        if error is None:
+            prev = record
+            continue
+        if options.on_failure is not None:
+            options.on_failure.send([DeadLetter(record=record, error=_describe(error), attempts=attempts,
+                                                stream_arn=record.event_source_arn)])
+            log.error("record %s/%s of %s failed %d time(s) and was sent to %r: %s", record.sequence_number,
+                      record.sub_sequence_number, record.shard_id, attempts, options.on_failure, _describe(error))
+            prev = record
+            continue
+        # Report it: Lambda checkpoints before this sequence number and redelivers from it.
+        if progress is not None and prev is not None and prev.sequence_number == record.sequence_number:
+            progress.save(prev)  # the sub-records before it in this aggregate are done
+        log.error("record %s/%s of %s failed %d time(s); reporting it as the batch's first failure: %s",
+                  record.sequence_number, record.sub_sequence_number, record.shard_id, attempts, _describe(error))
+        return {"batchItemFailures": [{"itemIdentifier": record.sequence_number}]}
+    return {"batchItemFailures": []}
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _attempt(record: StreamRecord, context: Any, func: Callable[[Any], Any], options: HandlerOptions,
+             backoff: Backoff, first_error: BaseException | None = None) -> tuple[BaseException | None, int]:
+    """Call until success or out of attempts or time; `first_error`: attempt 1 already ran and raised it."""
+    attempt = 0
+    error = first_error
+    while True:
+        if error is None:
+            attempt += 1
+            try:
+                func(record)
+                return None, attempt
+            except Exception as exc:
+                error = exc
+        else:
+            attempt += 1
+        if isinstance(error, BodyDecodeError) or attempt >= options.max_attempts:
+            return error, attempt  # retrying cannot decode a body
+        delay = backoff.delay(attempt)
+        if _remaining_ms(context) - delay * 1000 < options.time_margin_ms:
+            return error, attempt  # no time for another try
+        log.warning("record %s/%s failed (attempt %d of %d): %s; retrying in %.3f s", record.sequence_number,
+                    record.sub_sequence_number, attempt, options.max_attempts, _describe(error), delay)
+        time.sleep(delay)
+        error = None
+
+
+def _process_batch(records: list[StreamRecord], context: Any, func: Callable[[Any], Any], options: HandlerOptions,
+                   backoff: Backoff) -> BatchResponse:
+    if not records:
+        return {"batchItemFailures": []}
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            func(records)
+            return {"batchItemFailures": []}
+        except Exception as exc:
+            delay = backoff.delay(attempt)
+            if attempt < options.max_attempts and _remaining_ms(context) - delay * 1000 >= options.time_margin_ms:
+                time.sleep(delay)
+                continue
+            if options.on_failure is not None:
+                options.on_failure.send([DeadLetter(record=r, error=_describe(exc), attempts=attempt,
+                                                    stream_arn=r.event_source_arn) for r in records])
+                return {"batchItemFailures": []}
+            return {"batchItemFailures": [{"itemIdentifier": records[0].sequence_number}]}
+
+
+@overload
+def kinesis_handler(func: Callable[[StreamRecord], Any], /) -> Callable[[Mapping[str, Any], Any], BatchResponse]: ...
+
+
+@overload
+def kinesis_handler(*, body: Body = "bytes", max_attempts: int = 3, on_failure: Any = None, batch: bool = False,
+                    progress_store: CheckpointStore | None = None, backoff_base: float = 0.05,
+                    backoff_max: float = 2.0, time_margin_ms: int = 1000,
+                    ) -> Callable[[Callable[[Any], Any]], Callable[[Mapping[str, Any], Any], BatchResponse]]: ...
+
+
+def kinesis_handler(func: Callable[[Any], Any] | None = None, /, *, body: Body = "bytes", max_attempts: int = 3,
+                    on_failure: Any = None, batch: bool = False, progress_store: CheckpointStore | None = None,
+                    backoff_base: float = 0.05, backoff_max: float = 2.0, time_margin_ms: int = 1000) -> Any:
+    """Decorator: ``@kinesis_handler`` or ``@kinesis_handler(body="json", on_failure="sqs:URL")``.
+
+    `on_failure`: a destination (``"sqs:QUEUE_URL"``, ``"file:PATH"``, a callable taking a list of
+    `DeadLetter`, or a Destination). Its AWS client is made once per container, on first use.
+    """
+    options = HandlerOptions(body=body, max_attempts=max_attempts,
+                             on_failure=None if on_failure is None else as_destination(on_failure), batch=batch,
+                             progress_store=progress_store, backoff_base=backoff_base, backoff_max=backoff_max,
+                             time_margin_ms=time_margin_ms)
+
+    def wrap(f: Callable[[Any], Any]) -> Callable[[Mapping[str, Any], Any], BatchResponse]:
+        @functools.wraps(f)
+        def handler(event: Mapping[str, Any], context: Any = None) -> BatchResponse:
+            return process_event(event, context, f, options)
+
+        handler.streamkit_options = options  # type: ignore[attr-defined]
+        return handler
+
+    return wrap(func) if func is not None else wrap
+
