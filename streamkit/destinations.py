@@ -61,13 +61,20 @@ class DeadLetter:
 class Destination(Protocol):
     def send(self, letters: Sequence[DeadLetter]) -> None: ...
 
+    def send_json(self, documents: Sequence[dict[str, Any]]) -> None:
+        """Send already-shaped JSON documents (e.g. the event source mapping's OnFailure records)."""
+        ...
+
 
 class CallableDestination:
-    def __init__(self, func: Callable[[Sequence[DeadLetter]], Any]) -> None:
+    def __init__(self, func: Callable[[Sequence[Any]], Any]) -> None:
         self.func = func
 
     def send(self, letters: Sequence[DeadLetter]) -> None:
         self.func(letters)
+
+    def send_json(self, documents: Sequence[dict[str, Any]]) -> None:
+        self.func(documents)
 
 
 class JsonLinesDestination:
@@ -79,9 +86,12 @@ class JsonLinesDestination:
         self._lock = threading.Lock()
 
     def send(self, letters: Sequence[DeadLetter]) -> None:
-        if not letters:
+        self.send_json([letter.to_json() for letter in letters])
+
+    def send_json(self, documents: Sequence[dict[str, Any]]) -> None:
+        if not documents:
             return
-        payload = b"".join(orjson.dumps(letter.to_json()) + b"\n" for letter in letters)
+        payload = b"".join(orjson.dumps(doc) + b"\n" for doc in documents)
         with self._lock, self.path.open("ab") as fh:
             fh.write(payload)
             fh.flush()
@@ -112,7 +122,10 @@ class SqsDestination:
             return self._client
 
     def send(self, letters: Sequence[DeadLetter]) -> None:
-        bodies = [orjson.dumps(letter.to_json()).decode() for letter in letters]
+        self.send_json([letter.to_json() for letter in letters])
+
+    def send_json(self, documents: Sequence[dict[str, Any]]) -> None:
+        bodies = [orjson.dumps(doc).decode() for doc in documents]
         for body in bodies:
             if len(body.encode()) > self.MAX_BYTES:
                 raise StreamkitError(f"dead letter of {len(body)} bytes exceeds SQS's 256 KiB message limit")

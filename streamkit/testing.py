@@ -279,6 +279,35 @@ def kinesis_proxy(local_stack: LocalStack) -> Iterator[Callable[..., ProxyHandle
         proxy.stop()
 
 
+@pytest.fixture(scope="session")
+def sqs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A local SQS server (moto's server mode) on 127.0.0.1 for the session."""
+    import shutil
+    import subprocess
+    import sys
+
+    from streamkit.local.stack import free_port, wait_for_port
+
+    port = free_port()
+    server = shutil.which("moto_server") or ""
+    cmd = [server] if server else [sys.executable, "-m", "moto.server"]
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([*cmd, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_port(port, timeout=30)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+@pytest.fixture
+def sqs_client(sqs_endpoint: str) -> Any:
+    return _client("sqs", sqs_endpoint)
+
+
 @pytest.fixture
 def kinesis_stream(request: pytest.FixtureRequest, stream_factory: Callable[..., StreamHandle]) -> StreamHandle:
     return stream_factory(shards=_marker_options(request).get("shards", 1))

@@ -27,3 +27,20 @@ def poison(record: StreamRecord) -> None:
     if record.data.endswith(b"7"):
         raise ValueError(f"poison {record.data!r}")
     collect(record)
+
+
+def _dead_letter_file() -> str:
+    return "file:" + os.environ["STREAMKIT_TEST_DEAD"]
+
+
+def lambda_handler(event: dict, context: object) -> dict:  # type: ignore[type-arg]
+    """A Lambda handler built with kinesis_handler: poison readings go to the dead-letter file."""
+    from streamkit import kinesis_handler
+
+    @kinesis_handler(body="json", max_attempts=2, on_failure=_dead_letter_file(), backoff_base=0.001)
+    def handle(record: StreamRecord) -> None:
+        if record.body.get("poison"):
+            raise ValueError(f"poisoned reading {record.body}")
+        _out(f"{record.partition_key} {record.body['seq']}")
+
+    return handle(event, context)

@@ -1,0 +1,423 @@
+"""A local emulator of Lambda's Kinesis event source mapping: polls a stream and invokes a handler.
+
+Per shard it polls GetRecords (back to back while behind, once a second when caught up), splits the
+records over `parallelization_factor` lanes by partition key (so each key stays in order while a
+shard's batches overlap), builds events exactly as AWS does, invokes the handler synchronously, and
+applies AWS's semantics through `esm_core.decide`: batch size and batching window, the 6 MB payload
+cap, retries, bisection, record age, partial batch responses, OnFailure records (metadata only, as
+AWS sends them) and tumbling windows with state.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from streamkit import kinesis
+from streamkit.aws_lambda.esm_core import EVENT_PAYLOAD_LIMIT, Outcome, PendingRecord, decide
+from streamkit.backoff import Backoff
+from streamkit.consumer.retrieval import get_records
+from streamkit.errors import ConfigurationError
+
+__all__ = ["EsmConfig", "EsmStats", "EventSourceMapping", "LambdaContext"]
+
+log = logging.getLogger("streamkit.esm")
+ACCOUNT = "000000000000"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EsmConfig:
+    """The event source mapping's settings, with AWS's names and ranges."""
+
+    batch_size: int = 100
+    batching_window: float = 0.0
+    starting_position: Literal["TRIM_HORIZON", "LATEST"] = "LATEST"
+    parallelization_factor: int = 1
+    bisect_on_error: bool = False
+    max_retry_attempts: int = -1  # -1: until the record expires, as AWS's default
+    max_record_age: float = -1  # -1: until retention runs out
+    report_batch_item_failures: bool = False
+    on_failure: Any = None  # "file:PATH", "sqs:URL" or a destination with send_json
+    tumbling_window: float = 0.0
+    function_name: str = "streamkit-local-function"
+    timeout: float = 60.0  # the function timeout the handler's context counts down from
+    region: str = "us-east-1"
+    retry_delay: float = 0.2  # pause before re-invoking a failed batch
+
+    def __post_init__(self) -> None:
+        checks = [
+            (1 <= self.batch_size <= 10_000, f"batch_size must be 1..10000, got {self.batch_size}"),
+            (0 <= self.batching_window <= 300, f"batching_window must be 0..300 s, got {self.batching_window}"),
+            (self.starting_position in ("TRIM_HORIZON", "LATEST"), "starting_position must be TRIM_HORIZON or LATEST"),
+            (1 <= self.parallelization_factor <= 10, "parallelization_factor must be 1..10"),
+            (self.max_retry_attempts == -1 or 0 <= self.max_retry_attempts <= 10_000,
+             "max_retry_attempts must be -1 or 0..10000"),
+            (self.max_record_age == -1 or 60 <= self.max_record_age <= 604_800,
+             "max_record_age must be -1 or 60..604800 s"),
+            (0 <= self.tumbling_window <= 900, "tumbling_window must be 0..900 s"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigurationError(message)
+        if self.on_failure is not None and not hasattr(self.on_failure, "send_json"):
+            from streamkit.destinations import as_destination
+
+            object.__setattr__(self, "on_failure", as_destination(self.on_failure))
+
+
+class LambdaContext:
+    """The fields of Lambda's context object a handler may use; the remaining time counts down."""
+
+    def __init__(self, function_name: str, timeout: float, region: str) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{function_name}"
+        self.memory_limit_in_mb = "128"
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + timeout
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass
+class EsmStats:
+    invocations: int = 0
+    records_delivered: int = 0
+    records_succeeded: int = 0
+    function_errors: int = 0
+    partial_failures: int = 0
+    records_discarded: int = 0
+    bisections: int = 0
+    max_concurrent_per_shard: int = 0
+    windows_closed: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def to_json(self) -> dict[str, int]:
+        return {k: v for k, v in vars(self).items() if k != "lock"}
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class _Lane:
+    """One of a shard's parallel lanes: its records in order, batches, retries and window state."""
+
+    def __init__(self, owner: EventSourceMapping, shard_id: str, index: int) -> None:
+        self.owner = owner
+        self.shard_id = shard_id
+        self.index = index
+        self.pending: deque[PendingRecord] = deque()
+        self.retry: deque[list[PendingRecord]] = deque()
+        self.cond = threading.Condition()
+        self.first_wait: float | None = None
+        self.window_start: float | None = None
+        self.window_state: dict[str, Any] = {}
+        self.busy = False
+
+    def offer(self, records: list[PendingRecord]) -> None:
+        with self.cond:
+            self.pending.extend(records)
+            self.cond.notify_all()
+
+    def idle(self) -> bool:
+        with self.cond:
+            return not self.pending and not self.retry and not self.busy
+
+    # -- batching --------------------------------------------------------------------------------
+    def _next_batch(self) -> list[PendingRecord] | None:
+        cfg = self.owner.config
+        with self.cond:
+            while not self.owner.stopping.is_set():
+                if self.retry:
+                    self.busy = True
+                    return self.retry.popleft()
+                if self.pending:
+                    now = time.monotonic()
+                    if self.first_wait is None:
+                        self.first_wait = now
+                    window = cfg.tumbling_window
+                    if window and self.window_start is not None and \
+                            self.pending[0].arrival >= self.window_start + window:
+                        self.busy = True
+                        return []  # the window closed: a final invocation for it first
+                    full = len(self.pending) >= cfg.batch_size
+                    if full or now - self.first_wait >= cfg.batching_window:
+                        batch: list[PendingRecord] = []
+                        size = 0
+                        while self.pending and len(batch) < cfg.batch_size:
+                            r = self.pending[0]
+                            if window:
+                                start = r.arrival - r.arrival % window
+                                if self.window_start is None:
+                                    self.window_start = start
+                                elif start != self.window_start:
+                                    break
+                            if batch and size + r.event_size > EVENT_PAYLOAD_LIMIT:
+                                break  # the 6 MB synchronous payload cap
+                            batch.append(self.pending.popleft())
+                            size += r.event_size
+                        self.first_wait = None if not self.pending else time.monotonic()
+                        self.busy = True
+                        return batch
+                    self.cond.wait(max(0.001, cfg.batching_window - (now - self.first_wait)))
+                    continue
+                if cfg.tumbling_window and self.window_start is not None and \
+                        time.time() >= self.window_start + cfg.tumbling_window:
+                    self.busy = True
+                    return []  # the window ended with nothing more to deliver: its final invocation
+                self.cond.wait(0.05)
+            return None
+
+    def run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            try:
+                if not batch and self.owner.config.tumbling_window:
+                    self._close_window()
+                else:
+                    self._deliver(batch)
+            finally:
+                with self.cond:
+                    self.busy = False
+                    self.cond.notify_all()
+
+    # -- invoking --------------------------------------------------------------------------------
+    def _deliver(self, batch: list[PendingRecord]) -> None:
+        owner, cfg = self.owner, self.owner.config
+        response, error = owner.invoke(self, batch, final=False)
+        outcome = decide(batch, error=error, response=response, report_batch_item_failures=cfg.report_batch_item_failures,
+                         bisect_on_error=cfg.bisect_on_error, max_retry_attempts=cfg.max_retry_attempts,
+                         max_record_age=cfg.max_record_age, now=time.time())
+        if cfg.tumbling_window and error is None and isinstance(response, Mapping) and "state" in response:
+            self.window_state = dict(response["state"] or {})
+        owner.account(self, batch, outcome, error)
+        if outcome.retry:
+            with self.cond:
+                self.retry.extendleft(reversed(outcome.retry))
+            if len(outcome.retry) == 1:
+                owner.stopping.wait(cfg.retry_delay)
+
+    def _close_window(self) -> None:
+        owner = self.owner
+        owner.invoke(self, [], final=True)
+        with owner.stats.lock:
+            owner.stats.windows_closed += 1
+        self.window_state = {}
+        self.window_start = None
+
+
+class EventSourceMapping:
+    """Runs a Lambda handler ``(event, context)`` over a stream the way AWS's event source mapping does."""
+
+    def __init__(self, stream_name: str, handler: Callable[[dict[str, Any], Any], Any], *, client: Any = None,
+                 config: EsmConfig | None = None) -> None:
+        self.stream_name = stream_name
+        self.handler = handler
+        self.config = config or EsmConfig()
+        if client is None:
+            from streamkit.clients import aws_client
+
+            client = aws_client("kinesis", region=self.config.region)
+        self.client = client
+        self.stopping = threading.Event()
+        self.stats = EsmStats()
+        self._lanes: dict[str, list[_Lane]] = {}
+        self._active: dict[str, int] = {}
+        self._threads: list[threading.Thread] = []
+        self._arn = ""
+        self._last_record = time.monotonic()
+        self._errors: list[BaseException] = []
+
+    # -- public ----------------------------------------------------------------------------------
+    def run(self, *, stop_after_idle: float | None = None) -> EsmStats:
+        """Poll and invoke until `stop()` or until nothing arrived for `stop_after_idle` seconds."""
+        self._arn = kinesis.describe_stream(self.client, self.stream_name).get("StreamARN", "")
+        for shard in kinesis.list_shards(self.client, self.stream_name):
+            if "EndingSequenceNumber" in shard.get("SequenceNumberRange", {}) and \
+                    self.config.starting_position == "LATEST":
+                continue
+            self._start_shard(shard["ShardId"])
+        try:
+            while not self.stopping.wait(0.1):
+                if self._errors:
+                    break
+                if stop_after_idle is not None and time.monotonic() - self._last_record >= stop_after_idle \
+                        and all(lane.idle() for lanes in self._lanes.values() for lane in lanes):
+                    break
+        finally:
+            self.stop()
+            for t in self._threads:
+                t.join(30)
+        if self._errors:
+            raise self._errors[0]
+        return self.stats
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for lanes in self._lanes.values():
+            for lane in lanes:
+                with lane.cond:
+                    lane.cond.notify_all()
+
+    # -- shards ----------------------------------------------------------------------------------
+    def _start_shard(self, shard_id: str) -> None:
+        lanes = [_Lane(self, shard_id, i) for i in range(self.config.parallelization_factor)]
+        self._lanes[shard_id] = lanes
+        self._active[shard_id] = 0
+        for lane in lanes:
+            self._spawn(lane.run, f"esm-{shard_id}-lane{lane.index}")
+        self._spawn(lambda: self._poll(shard_id), f"esm-{shard_id}-poller")
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        def guarded() -> None:
+            try:
+                target()
+            except BaseException as exc:
+                log.exception("%s stopped", name)
+                self._errors.append(exc)
+                self.stopping.set()
+
+        t = threading.Thread(target=guarded, name=name, daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    def _poll(self, shard_id: str) -> None:
+        it = self.client.get_shard_iterator(StreamName=self.stream_name, ShardId=shard_id,
+                                            ShardIteratorType=self.config.starting_position)["ShardIterator"]
+        lanes = self._lanes[shard_id]
+        backoff = Backoff(base=0.1, maximum=2.0)
+        failures = 0
+        while not self.stopping.is_set() and it:
+            # Lambda keeps a bounded backlog in flight; do not read far ahead of the slowest lane.
+            if sum(len(lane.pending) for lane in lanes) > 4 * self.config.batch_size * len(lanes):
+                self.stopping.wait(0.05)
+                continue
+            try:
+                fetched = get_records(self.client, it, 10_000)
+                failures = 0
+            except (ClientError, BotoCoreError) as exc:
+                err = kinesis.translate_error(exc, stream_name=self.stream_name)
+                if getattr(err, "code", "") == "ExpiredIteratorException" or not err.retryable:
+                    raise err from exc
+                failures += 1
+                self.stopping.wait(backoff.delay(failures))
+                continue
+            if fetched.records:
+                self._last_record = time.monotonic()
+                by_lane: dict[int, list[PendingRecord]] = {}
+                p = len(lanes)
+                for raw in fetched.records:
+                    ts: Any = raw.get("ApproximateArrivalTimestamp")
+                    if ts is None:
+                        ts = time.time()
+                    raw["ApproximateArrivalTimestamp"] = float(ts.timestamp() if hasattr(ts, "timestamp") else ts)
+                    lane = 0 if p == 1 else int.from_bytes(hashlib.md5(raw["PartitionKey"].encode()).digest()[:4], "big") % p
+                    by_lane.setdefault(lane, []).append(PendingRecord(raw))
+                for i, recs in by_lane.items():
+                    lanes[i].offer(recs)
+            it = fetched.next_iterator
+            if not fetched.records and (fetched.millis_behind_latest or 0) == 0:
+                self.stopping.wait(1.0)  # caught up: Lambda polls each shard about once a second
+            else:
+                self.stopping.wait(0.2)  # 5 GetRecords calls/s per shard at most
+
+    # -- invocations -------------------------------------------------------------------------------
+    def build_event(self, lane: _Lane, batch: list[PendingRecord], *, final: bool) -> dict[str, Any]:
+        cfg = self.config
+        records = [{
+            "kinesis": {
+                "kinesisSchemaVersion": "1.0",
+                "partitionKey": r.raw["PartitionKey"],
+                "sequenceNumber": r.sequence_number,
+                "data": base64.b64encode(r.raw["Data"]).decode("ascii"),
+                "approximateArrivalTimestamp": r.arrival,
+            },
+            "eventSource": "aws:kinesis",
+            "eventVersion": "1.0",
+            "eventID": f"{lane.shard_id}:{r.sequence_number}",
+            "eventName": "aws:kinesis:record",
+            "invokeIdentityArn": f"arn:aws:iam::{ACCOUNT}:role/streamkit-local-esm",
+            "awsRegion": cfg.region,
+            "eventSourceARN": self._arn,
+        } for r in batch]
+        event: dict[str, Any] = {"Records": records}
+        if cfg.tumbling_window:
+            start = lane.window_start if lane.window_start is not None else time.time()
+            event.update(window={"start": _iso(start), "end": _iso(start + cfg.tumbling_window)},
+                         state=dict(lane.window_state), shardId=lane.shard_id, eventSourceARN=self._arn,
+                         isFinalInvokeForWindow=final, isWindowTerminatedEarly=False)
+        return event
+
+    def invoke(self, lane: _Lane, batch: list[PendingRecord], *, final: bool) -> tuple[Any, BaseException | None]:
+        event = self.build_event(lane, batch, final=final)
+        with self.stats.lock:
+            self.stats.invocations += 1
+            self.stats.records_delivered += len(batch)
+            self._active[lane.shard_id] += 1
+            self.stats.max_concurrent_per_shard = max(self.stats.max_concurrent_per_shard, self._active[lane.shard_id])
+        try:
+            return self.handler(event, LambdaContext(self.config.function_name, self.config.timeout,
+                                                     self.config.region)), None
+        except Exception as exc:
+            return None, exc
+        finally:
+            with self.stats.lock:
+                self._active[lane.shard_id] -= 1
+
+    def account(self, lane: _Lane, batch: list[PendingRecord], outcome: Outcome, error: BaseException | None) -> None:
+        with self.stats.lock:
+            self.stats.records_succeeded += len(outcome.done)
+            if error is not None:
+                self.stats.function_errors += 1
+            elif outcome.function_error:
+                self.stats.partial_failures += 1
+            if len(outcome.retry) == 2:
+                self.stats.bisections += 1
+            self.stats.records_discarded += len(outcome.discard)
+        if outcome.discard:
+            self._on_failure(lane, outcome)
+
+    def _on_failure(self, lane: _Lane, outcome: Outcome) -> None:
+        recs = outcome.discard
+        doc = {
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": f"arn:aws:lambda:{self.config.region}:{ACCOUNT}:function:{self.config.function_name}",
+                "condition": outcome.condition,
+                "approximateInvokeCount": max(r.attempts for r in recs),
+            },
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "version": "1.0",
+            "timestamp": _iso(time.time()),
+            "KinesisBatchInfo": {
+                "shardId": lane.shard_id,
+                "startSequenceNumber": recs[0].sequence_number,
+                "endSequenceNumber": recs[-1].sequence_number,
+                "approximateArrivalOfFirstRecord": _iso(recs[0].arrival),
+                "approximateArrivalOfLastRecord": _iso(recs[-1].arrival),
+                "batchSize": len(recs),
+                "streamArn": self._arn,
+            },
+        }
+        log.error("discarding %d record(s) of %s (%s): %s", len(recs), lane.shard_id, outcome.condition,
+                  outcome.function_error)
+        if self.config.on_failure is not None:
+            self.config.on_failure.send_json([doc])
+

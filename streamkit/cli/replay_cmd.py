@@ -1,0 +1,34 @@
+"""`streamkit replay`: put dead-lettered records back on a stream."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from streamkit.cli.common import client_for, emit_json, flag
+
+
+def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("replay", help="re-publish dead-lettered records (file:PATH or sqs:URL) to a stream",
+                       parents=parents)
+    p.add_argument("--from", dest="source", required=True, help="file:PATH or sqs:QUEUE_URL")
+    p.add_argument("--stream", required=True, help="stream to publish to")
+    p.add_argument("--source-stream", default=None,
+                   help="stream to read payloads from for OnFailure records that carry only metadata "
+                        "(default: the stream named in each record's ARN)")
+    p.add_argument("--delete", action="store_true", help="delete SQS messages once re-published")
+    p.set_defaults(func=cmd_replay)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from producer.replay import replay
+
+    result = replay(args.source, args.stream, client=client_for(args, retries=0),
+                    sqs_client=client_for(args, "sqs") if args.source.startswith("sqs:") else None,
+                    source_stream=args.source_stream, delete=args.delete)
+    if flag(args, "json"):
+        emit_json(result)
+    else:
+        print(f"re-published {result['records']} record(s) from {result['letters']} dead letter(s) to {args.stream}; "
+              f"{result['failed']} failed")
+    return 1 if result["failed"] else 0

@@ -1,0 +1,46 @@
+"""`streamkit lambda run` with a kinesis_handler, then `streamkit replay` of its dead letters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from producer import Producer
+from streamkit.testing import StreamHandle
+from tests.e2e.helpers import run_cli, run_json
+from tests.integration.helpers import read_stream
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.streamkit(shards=2)
+def test_lambda_run_dead_letters_a_poison_reading_and_replay_republishes_it(
+        kinesis_stream: StreamHandle, stream_factory: object, tmp_path: Path) -> None:
+    with Producer(kinesis_stream.name, client=kinesis_stream.client) as p:
+        for i in range(50):
+            p.put_json({"sensor_id": f"s{i % 5}", "seq": i, "poison": i == 17}, f"s{i % 5}")
+    out, dead = tmp_path / "out.txt", tmp_path / "dead.jsonl"
+    env = {"STREAMKIT_TEST_OUT": str(out), "STREAMKIT_TEST_DEAD": str(dead), "PYTHONPATH": str(ROOT)}
+    stats = run_json("lambda", "run", "--stream", kinesis_stream.name, "--handler", "tests.e2e.handlers:lambda_handler",
+                     "--batch-size", "10", "--report-batch-item-failures", "--stop-after-idle", "2",
+                     "--endpoint-url", kinesis_stream.stack.kinesis_endpoint, env=env)
+    assert stats["records_discarded"] == 0 and stats["function_errors"] == 0  # the poison went to the file
+    assert len(out.read_text().splitlines()) == 49
+    (letter,) = [orjson.loads(line) for line in dead.read_text().splitlines()]
+    assert orjson.loads(__import__("base64").b64decode(letter["data"]))["seq"] == 17
+    target = stream_factory(shards=1)  # type: ignore[operator]
+    result = run_json("replay", "--from", f"file:{dead}", "--stream", target.name,
+                      "--endpoint-url", kinesis_stream.stack.kinesis_endpoint)
+    assert result == {"letters": 1, "records": 1, "failed": 0}
+    ((key, data, _seq),) = [r for recs in read_stream(target.client, target.name).values() for r in recs]
+    assert key == "s2" and orjson.loads(data)["seq"] == 17
+
+
+def test_lambda_run_rejects_out_of_range_settings() -> None:
+    proc = run_cli("lambda", "run", "--stream", "s", "--handler", "tests.e2e.handlers:lambda_handler",
+                   "--parallelization-factor", "11", "--endpoint-url", "http://127.0.0.1:9",
+                   env={"PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2 and "parallelization_factor must be 1..10" in proc.stderr
