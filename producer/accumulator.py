@@ -234,8 +234,7 @@ class Accumulator:
             if cfg.ordered and q.in_flight:
                 continue
             keys: set[str] = set()
-            n = 0
-            for e in q.ready:
+            for n, e in enumerate(q.ready):
                 if n >= max_count or e.not_before > now or self._pace(q, e, now, take=False) > 0:
                     break  # FIFO per shard: nothing overtakes a record that must wait
                 if cfg.ordered:
@@ -251,7 +250,6 @@ class Accumulator:
                             break
                         keys.add(e.partition_key)
                 candidates.append((q, e))
-                n += 1
                 count += 1
                 size += e.size
                 oldest = min(oldest, e.oldest)
