@@ -44,3 +44,8 @@ def lambda_handler(event: dict, context: object) -> dict:  # type: ignore[type-a
         _out(f"{record.partition_key} {record.body['seq']}")
 
     return handle(event, context)
+
+
+def costs_two_ms(record: StreamRecord) -> None:
+    """A handler of known cost, for the estimator's --measure."""
+    time.sleep(0.002)

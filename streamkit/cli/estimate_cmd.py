@@ -1,0 +1,195 @@
+"""`streamkit estimate`: size a stream and its Lambda consumer."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from streamkit.cli.common import emit_json, flag, import_callable
+from streamkit.errors import ConfigurationError
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB)?\s*$", re.IGNORECASE)
+_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000 * 1000, "mib": 1024 * 1024}
+
+
+def parse_size(text: str) -> float:
+    m = _SIZE.match(text)
+    if not m:
+        raise ConfigurationError(f"bad size {text!r}: use e.g. 512, 1KiB, 1.5MiB")
+    return float(m.group(1)) * _UNITS[(m.group(2) or "b").lower()]
+
+
+def parse_seconds(text: str) -> float:
+    t = text.strip().lower()
+    try:
+        if t.endswith("ms"):
+            return float(t[:-2]) / 1000
+        return float(t[:-1]) if t.endswith("s") else float(t)
+    except ValueError:
+        raise ConfigurationError(f"bad duration {text!r}: use e.g. 250ms or 1.5") from None
+
+
+def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("estimate", help="throughput, limits, lag and cost of a stream and its Lambda consumer",
+                       parents=parents)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--shards", type=int, default=None)
+    g.add_argument("--target-rate", type=float, default=None, help="user records/s to size the stream for")
+    p.add_argument("--record-size", default="1KiB", help="payload bytes per user record (KiB/MiB suffixes)")
+    p.add_argument("--key-bytes", type=float, default=16.0)
+    p.add_argument("--records-per-second", type=float, default=None, help="ingest rate (default: --target-rate or 100)")
+    p.add_argument("--burst-rate", type=float, default=None)
+    p.add_argument("--burst-seconds", type=float, default=0.0)
+    p.add_argument("--aggregation", default="1", help="user records per Kinesis record, or auto")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--duration", default=None, help="seconds per batch (ms suffix accepted)")
+    p.add_argument("--per-record-ms", type=float, default=0.0)
+    p.add_argument("--per-batch-ms", type=float, default=0.0)
+    p.add_argument("--invoke-overhead-ms", type=float, default=20.0)
+    p.add_argument("--parallelization-factor", type=int, default=1)
+    p.add_argument("--consumers", type=int, default=1, help="polling consumers (the Lambda counts as one)")
+    p.add_argument("--efo-consumers", type=int, default=0)
+    p.add_argument("--partition-keys", type=int, default=1000)
+    p.add_argument("--key-skew", type=float, default=0.0, help="Zipf exponent of key popularity (0: uniform)")
+    p.add_argument("--keys-file", type=Path, default=None, help="one key per line (as often as it occurs)")
+    p.add_argument("--retention-hours", type=float, default=24.0)
+    p.add_argument("--max-record-age", type=float, default=None)
+    p.add_argument("--failure-rate", type=float, default=0.0)
+    p.add_argument("--mode", choices=("provisioned", "on-demand"), default="provisioned")
+    p.add_argument("--lambda-memory-mb", type=int, default=128)
+    p.add_argument("--limit-scale", type=float, default=1.0, help="scale the shard limits (local validation)")
+    p.add_argument("--simulate", action="store_true", help="check the formulas with a discrete-time simulation")
+    p.add_argument("--simulate-seconds", type=float, default=120.0)
+    p.add_argument("--plot", type=Path, default=None, help="PNG of iterator age and backlog (implies --simulate)")
+    p.add_argument("--measure", default=None, help="pkg.mod:func to time on --sample records")
+    p.add_argument("--sample", type=Path, default=None, help="JSON lines of sample records for --measure")
+    p.set_defaults(func=cmd_estimate)
+
+
+def build_inputs(args: argparse.Namespace) -> Any:
+    from streamkit.estimator.model import Inputs, Limits
+
+    per_record_ms, per_batch_ms = args.per_record_ms, args.per_batch_ms
+    measured = None
+    if args.measure:
+        if args.sample is None:
+            raise ConfigurationError("--measure needs --sample FILE.jsonl")
+        from streamkit.estimator.measure import measure_handler
+
+        measured = measure_handler(import_callable(args.measure), args.sample)
+        per_record_ms, per_batch_ms = measured["per_record_ms"], measured["per_batch_ms"]
+    shares: tuple[float, ...] = ()
+    keys = args.partition_keys
+    if args.keys_file is not None:
+        counts = Counter(line.strip() for line in args.keys_file.read_text().splitlines() if line.strip())
+        if not counts:
+            raise ConfigurationError(f"--keys-file {args.keys_file}: no keys in it")
+        total = sum(counts.values())
+        shares = tuple(sorted((c / total for c in counts.values()), reverse=True))
+        keys = len(counts)
+    rate = args.records_per_second if args.records_per_second is not None else (args.target_rate or 100.0)
+    inp = Inputs(
+        shards=args.shards if args.shards is not None or args.target_rate is not None else 1,
+        target_rate=args.target_rate, record_size=parse_size(args.record_size), key_bytes=args.key_bytes,
+        records_per_second=rate, burst_rate=args.burst_rate, burst_seconds=args.burst_seconds,
+        aggregation="auto" if args.aggregation == "auto" else float(args.aggregation), batch_size=args.batch_size,
+        duration=parse_seconds(args.duration) if args.duration else None, per_record_ms=per_record_ms,
+        per_batch_ms=per_batch_ms, invoke_overhead_ms=args.invoke_overhead_ms,
+        parallelization_factor=args.parallelization_factor, consumers=args.consumers,
+        efo_consumers=args.efo_consumers, partition_keys=keys, key_skew=args.key_skew, key_shares=shares,
+        retention_hours=args.retention_hours, max_record_age=args.max_record_age, failure_rate=args.failure_rate,
+        mode=args.mode, lambda_memory_mb=args.lambda_memory_mb, limits=Limits(scale=args.limit_scale))
+    return inp, measured
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from streamkit.estimator.model import estimate
+    from streamkit.estimator.simulate import simulate
+
+    try:
+        aggregation_ok = args.aggregation == "auto" or float(args.aggregation) >= 1
+    except ValueError:
+        aggregation_ok = False
+    if not aggregation_ok:
+        raise ConfigurationError(f"--aggregation {args.aggregation!r}: a number >= 1 or auto")
+    inp, measured = build_inputs(args)
+    result = estimate(inp)
+    if measured is not None:
+        result["measured"] = measured
+    if args.simulate or args.plot:
+        sim = simulate(replace(inp, shards=result["shards"]), seconds=args.simulate_seconds)
+        result["simulation"] = sim.to_json()
+        if args.plot:
+            from streamkit.estimator.plot import plot_simulation
+
+            plot_simulation(sim, args.plot, title=f"{result['shards']} shards, {inp.records_per_second:g} rec/s")
+            result["plot"] = str(args.plot)
+    if flag(args, "json"):
+        emit_json(result)
+    else:
+        _print(result)
+    return 0
+
+
+def _fmt(x: Any) -> str:
+    if x is None:
+        return "never"
+    if isinstance(x, float):
+        if x == float("inf"):
+            return "unlimited"
+        return f"{x:,.2f}" if abs(x) < 1000 else f"{x:,.0f}"
+    return str(x)
+
+
+def _print(r: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    seed = r["seed"]
+    t = Table(title=f"streamkit estimate: {r['shards']} shard(s)", show_header=True)
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    rows = [
+        ("max theoretical (shards x 2 MiB / duration), B/s", seed["max_theoretical_bytes_per_s"]),
+        ("effective (shards x batch bytes / duration), B/s", seed["effective_bytes_per_s"]),
+        ("batch duration, s", r["batch_seconds"]),
+        ("user records per Kinesis record", r["aggregation"]),
+        ("Lambda batch (Kinesis records)", r["lambda_batch_records"]),
+        ("sustainable rate, user records/s", r["sustainable_rate"]),
+        ("binding limit", r["binding_limit"]),
+        ("keeps up with the ingest rate", r["keeps_up"]),
+        ("iterator age growth, s per s", r["iterator_age_growth_s_per_s"]),
+        ("data lost after, s", r["data_loss_after_s"]),
+        ("shards needed: write / read / consumer / with skew",
+         " / ".join(str(r["shards_needed"][k]) for k in ("write", "read", "consumer", "with_skew"))),
+        ("Lambda concurrency", r["lambda_concurrency"]),
+        ("latency, s", r["latency_s"]),
+        ("monthly cost, provisioned / on-demand / Lambda, USD",
+         f"{r['cost_monthly_usd']['provisioned']} / {r['cost_monthly_usd']['on_demand']} / {r['cost_monthly_usd']['lambda']}"),
+    ]
+    if r["burst"]:
+        rows.append(("burst backlog, records / drain s", f"{_fmt(r['burst']['backlog_records'])} / "
+                                                          f"{_fmt(r['burst']['drain_seconds'])}"))
+    if "simulation" in r:
+        rows.append(("simulated throughput, user records/s", r["simulation"]["throughput"]))
+        rows.append(("simulated max iterator age, s", r["simulation"]["max_iterator_age_s"]))
+    for name, value in rows:
+        t.add_row(name, _fmt(value))
+    console.print(t)
+    limits = Table(title="limits (user records/s the stream can sustain under each)")
+    limits.add_column("limit")
+    limits.add_column("rate", justify="right")
+    for name, value in sorted(r["limits"].items(), key=lambda kv: kv[1]):
+        limits.add_row(name, _fmt(value))
+    console.print(limits)
+    if r["advice"]:
+        console.print("advice, by effect:")
+        for a in r["advice"]:
+            console.print(f"  - {a['advice']}: {_fmt(a['sustainable_rate'])} rec/s ({a['gain']:.2f}x)")
+    console.print(f"[dim]{r['prices_note']}[/dim]")

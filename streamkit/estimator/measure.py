@@ -1,0 +1,45 @@
+"""Fit the per-batch and per-record cost of a handler by timing it on sample records."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from streamkit.errors import ConfigurationError
+from streamkit.records import StreamRecord
+
+__all__ = ["measure_handler"]
+
+
+def _load(sample: Path) -> list[bytes]:
+    lines = [line for line in sample.read_bytes().splitlines() if line.strip()]
+    if not lines:
+        raise ConfigurationError(f"--sample {sample}: no records in it")
+    return lines
+
+
+def measure_handler(func: Callable[[StreamRecord], Any], sample: Path, *, sizes: tuple[int, ...] = (1, 10, 50, 100),
+                    repeats: int = 3, clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
+    """Least-squares fit of batch time = per_batch + per_record x records, in milliseconds."""
+    data = _load(sample)
+    xs: list[float] = []
+    ys: list[float] = []
+    for n in sizes:
+        batch = [StreamRecord(data[i % len(data)], "k", str(i), None, "shardId-000000000000", body="json")
+                 for i in range(n)]
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = clock()
+            for r in batch:
+                func(r)
+            best = min(best, clock() - t0)
+        xs.append(n)
+        ys.append(best * 1000)
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx else 0.0
+    intercept = my - slope * mx
+    return {"per_record_ms": max(0.0, slope), "per_batch_ms": max(0.0, intercept)}

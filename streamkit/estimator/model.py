@@ -1,0 +1,335 @@
+"""The throughput model: Kinesis and Lambda limits, lag, bursts, skew and cost. Pure arithmetic.
+
+Formulas from reference/limits.md. Rates are user records per second unless named otherwise; a
+"Kinesis record" holds `aggregation` user records.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from streamkit.errors import ConfigurationError
+
+__all__ = ["Inputs", "Limits", "estimate", "hot_shard_share", "zipf_shares"]
+
+MIB = 1024 * 1024
+MB = 1000 * 1000
+HOURS_PER_MONTH = 730
+AGG_OVERHEAD = 20  # magic + digest
+PER_SUBRECORD = 6  # protobuf framing of one sub-record (index, lengths), typical
+EVENT_RECORD_JSON = 530  # what the Lambda event adds around each record's base64 data
+LAMBDA_PAYLOAD = 6 * MB
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """Kinesis's per-shard limits (scaled for local validation; 1.0 is AWS)."""
+
+    scale: float = 1.0
+
+    @property
+    def write_bytes(self) -> float:
+        return MIB * self.scale
+
+    @property
+    def write_records(self) -> float:
+        return 1000 * self.scale
+
+    @property
+    def read_bytes(self) -> float:
+        return 2 * MIB * self.scale
+
+    @property
+    def read_calls(self) -> float:
+        return 5 * self.scale
+
+
+@dataclass(frozen=True, kw_only=True)
+class Inputs:
+    shards: int | None = 1
+    target_rate: float | None = None  # solve for shards instead
+    record_size: float = 1024.0  # payload bytes of one user record
+    key_bytes: float = 16.0
+    records_per_second: float = 100.0
+    burst_rate: float | None = None
+    burst_seconds: float = 0.0
+    aggregation: float | Literal["auto"] = 1.0
+    batch_size: int = 100
+    duration: float | None = None  # seconds per batch (the talk's figure), or model it:
+    per_record_ms: float = 0.0
+    per_batch_ms: float = 0.0
+    invoke_overhead_ms: float = 20.0  # polling hand-off and invoke, per batch
+    parallelization_factor: int = 1
+    consumers: int = 1  # polling consumers (the Lambda event source mapping counts as one)
+    efo_consumers: int = 0
+    partition_keys: int = 1000
+    key_skew: float = 0.0  # Zipf exponent: 0 = uniform
+    key_shares: tuple[float, ...] = ()  # explicit per-key shares (from --keys-file), overrides skew
+    retention_hours: float = 24.0
+    max_record_age: float | None = None  # seconds
+    failure_rate: float = 0.0  # probability a user record fails its first processing
+    mode: Literal["provisioned", "on-demand"] = "provisioned"
+    lambda_memory_mb: int = 128
+    arm64: bool = False
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        positive = {"record_size": self.record_size, "records_per_second": self.records_per_second,
+                    "batch_size": self.batch_size}
+        for name, value in positive.items():
+            if value <= 0:
+                raise ConfigurationError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.shards is None and self.target_rate is None:
+            raise ConfigurationError("give --shards or --target-rate")
+        if self.shards is not None and self.shards < 1:
+            raise ConfigurationError(f"--shards must be at least 1, got {self.shards}")
+        if not 1 <= self.parallelization_factor <= 10:
+            raise ConfigurationError("--parallelization-factor must be 1..10")
+        if not 1 <= self.batch_size <= 10_000:
+            raise ConfigurationError("--batch-size must be 1..10000")
+        if self.duration is not None and self.duration <= 0:
+            raise ConfigurationError("--duration must be positive")
+        if not 0 <= self.failure_rate < 1:
+            raise ConfigurationError("--failure-rate must be in [0, 1)")
+        if self.aggregation != "auto" and float(self.aggregation) < 1:
+            raise ConfigurationError("--aggregation must be at least 1 (or auto)")
+        if self.partition_keys < 1:
+            raise ConfigurationError("--partition-keys must be at least 1")
+        if self.consumers < 0 or self.efo_consumers < 0 or self.consumers + self.efo_consumers < 1:
+            raise ConfigurationError("need at least one consumer (--consumers or --efo-consumers)")
+
+
+def zipf_shares(keys: int, exponent: float) -> list[float]:
+    """Share of traffic of each key, hottest first, under a Zipf law (exponent 0 = uniform)."""
+    weights = [1.0 / (i + 1) ** exponent for i in range(keys)]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def hot_shard_share(shares: list[float], shards: int) -> float:
+    """Expected share of the busiest shard when keys hash uniformly at random onto `shards`.
+
+    Greedy expectation: each key's traffic spreads over shards as MD5 does on average, except that a
+    key never splits; the busiest shard carries at least the hottest key and at least 1/shards.
+    Keys beyond the hottest are spread evenly (law of large numbers for many keys).
+    """
+    if shards <= 1:
+        return 1.0
+    hottest = shares[0]
+    rest = 1.0 - hottest
+    # The hottest key's shard gets it plus an even share of the rest.
+    return max(1.0 / shards, hottest + rest / shards)
+
+
+def _aggregation(inp: Inputs) -> float:
+    if inp.aggregation != "auto":
+        return float(inp.aggregation)
+    per = inp.record_size + PER_SUBRECORD + 2
+    return max(1.0, math.floor((MIB - AGG_OVERHEAD - inp.key_bytes) / per))
+
+
+def _kinesis_record_bytes(inp: Inputs, a: float) -> float:
+    if a <= 1:
+        return inp.record_size + inp.key_bytes
+    return AGG_OVERHEAD + a * (inp.record_size + PER_SUBRECORD) + inp.key_bytes
+
+
+def _evaluate(inp: Inputs, shards: int) -> dict[str, Any]:
+    lim = inp.limits
+    a = _aggregation(inp)
+    s_k = _kinesis_record_bytes(inp, a)  # bytes of one Kinesis record (data + key)
+    bytes_per_user = s_k / a  # what one user record costs in shard bytes
+    shares = list(inp.key_shares) if inp.key_shares else zipf_shares(inp.partition_keys, inp.key_skew)
+    p_max = shares[0]
+    h = hot_shard_share(shares, shards)
+    polling = inp.consumers
+    # Lambda batch: Kinesis records per invocation, within BatchSize and the 6 MB payload.
+    payload_fit = math.floor(LAMBDA_PAYLOAD / (4 / 3 * (s_k - inp.key_bytes) + EVENT_RECORD_JSON + inp.key_bytes))
+    b = max(1, min(inp.batch_size, 10_000, payload_fit))
+    user_per_batch = a * b
+    if inp.duration is not None:
+        cycle = inp.duration
+    else:
+        cycle = (inp.invoke_overhead_ms + inp.per_batch_ms + inp.per_record_ms * user_per_batch) / 1000
+    # Failures: a batch with a failing record runs again (in-function retries make it a re-run too).
+    fail_batch = 1 - (1 - inp.failure_rate) ** user_per_batch if inp.failure_rate else 0.0
+    attempts = 1 / (1 - fail_batch) if fail_batch < 1 else math.inf
+    mu_function = inp.parallelization_factor * user_per_batch / (cycle * attempts)  # per shard
+    read_share = lim.read_bytes / max(1, polling) if polling else lim.read_bytes
+    mu_read = read_share / bytes_per_user
+    mu_shard = min(mu_function, mu_read)
+    lane_rate = mu_function / inp.parallelization_factor
+    caps = {
+        "shard write bytes": shards * lim.write_bytes / bytes_per_user / (h * shards),
+        "shard write records": shards * lim.write_records * a / (h * shards),
+        "shard read": (mu_read / h) if polling else math.inf,
+        "function time": mu_function / h,
+        "hot key": min(lim.write_bytes / bytes_per_user, lim.write_records * a, lane_rate) / p_max,
+    }
+    if b < inp.batch_size:
+        caps["Lambda payload cap"] = caps.pop("function time")
+    binding = min(caps, key=lambda k: caps[k])
+    sustainable = caps[binding]
+    if binding != "hot key" and p_max >= 0.5 * h and shards > 1:
+        binding = "hot key"  # the busiest shard is busy mostly with one key: more shards barely help
+    return dict(a=a, s_k=s_k, bytes_per_user=bytes_per_user, h=h, p_max=p_max, b=b, cycle=cycle,
+                mu_function=mu_function, mu_read=mu_read, mu_shard=mu_shard, caps=caps, binding=binding,
+                sustainable=sustainable, attempts=attempts)
+
+
+def _shards_needed(inp: Inputs, rate: float) -> dict[str, int]:
+    """Shards needed for `rate` by each constraint (uniform keys), and with skew."""
+    lim = inp.limits
+    a = _aggregation(inp)
+    bpu = _kinesis_record_bytes(inp, a) / a
+    write = math.ceil(max(rate * bpu / lim.write_bytes, rate / a / lim.write_records) - 1e-9)
+    read = math.ceil(inp.consumers * rate * bpu / lim.read_bytes - 1e-9) if inp.consumers else 0
+    ev = _evaluate(inp, 1)
+    consumer = math.ceil(rate / ev["mu_function"] - 1e-9)
+    needed = max(1, write, read, consumer)
+    skew = -1
+    if ev["caps"]["hot key"] >= rate:  # otherwise no number of shards helps: the hottest key binds
+        lo, hi = needed, needed
+        while _evaluate(inp, hi)["sustainable"] < rate and hi < 1_000_000:
+            lo, hi = hi, hi * 2
+        if _evaluate(inp, hi)["sustainable"] >= rate:
+            while lo < hi:  # smallest n that sustains the rate (sustainable rate grows with n)
+                mid = (lo + hi) // 2
+                if _evaluate(inp, mid)["sustainable"] >= rate:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            skew = hi
+    return {"write": max(1, write), "read": max(0, read), "consumer": max(1, consumer), "with_skew": skew}
+
+
+def estimate(inp: Inputs) -> dict[str, Any]:
+    """The whole estimate as plain JSON types."""
+    lim = inp.limits
+    target = inp.target_rate
+    if inp.shards is None:
+        assert target is not None
+        need = _shards_needed(inp, target)
+        shards = need["with_skew"] if need["with_skew"] > 0 else max(need.values())
+    else:
+        shards = inp.shards
+    ev = _evaluate(inp, shards)
+    a, b, cycle = ev["a"], ev["b"], ev["cycle"]
+    rate = inp.records_per_second
+    duration = inp.duration if inp.duration is not None else cycle
+    batch_bytes = inp.batch_size * inp.record_size
+    seed = {
+        "max_theoretical_bytes_per_s": shards * 2 * MIB / duration,
+        "effective_bytes_per_s": shards * batch_bytes / duration,
+        "duration_s": duration,
+        "batch_bytes": batch_bytes,
+    }
+    total_service = ev["mu_shard"] * shards
+    # Arrival on the busiest shard, against its service rate.
+    hot_arrival = rate * ev["h"]
+    growth = max(0.0, 1 - ev["mu_shard"] / hot_arrival) if hot_arrival > 0 else 0.0
+    limit_age = inp.retention_hours * 3600
+    if inp.max_record_age is not None:
+        limit_age = min(limit_age, inp.max_record_age)
+    loss_after = limit_age / growth if growth > 0 else None
+    burst: dict[str, Any] = {}
+    if inp.burst_rate is not None and inp.burst_seconds > 0:
+        excess = inp.burst_rate - min(total_service, ev["sustainable"])
+        backlog = max(0.0, excess) * inp.burst_seconds
+        headroom = min(total_service, ev["sustainable"]) - rate
+        burst = {"backlog_records": backlog,
+                 "drain_seconds": (backlog / headroom) if backlog and headroom > 0 else (0.0 if not backlog else None),
+                 "peak_iterator_age_s": backlog / min(total_service, ev["sustainable"]) if backlog else 0.0}
+    polls_per_shard = inp.consumers * 1.0  # each polling consumer ~1 call/s per shard when caught up
+    concurrency = shards * inp.parallelization_factor
+    latency = 0.5 + cycle  # half a poll interval on average, then one batch
+    cost = _cost(inp, shards, a, ev["s_k"], b, cycle)
+    advice = _advice(inp, shards, ev)
+    needed = _shards_needed(inp, rate)
+    return {
+        "inputs": {k: v for k, v in asdict(inp).items() if k not in ("limits", "key_shares")},
+        "shards": shards,
+        "seed": seed,
+        "aggregation": a,
+        "kinesis_record_bytes": ev["s_k"],
+        "lambda_batch_records": b,
+        "lambda_batch_user_records": a * b,
+        "batch_seconds": cycle,
+        "service_rate_per_shard": ev["mu_shard"],
+        "sustainable_rate": ev["sustainable"],
+        "binding_limit": ev["binding"],
+        "limits": ev["caps"],
+        "hot_shard_share": ev["h"],
+        "hot_key_share": ev["p_max"],
+        "shards_needed": needed,
+        "getrecords_calls_per_shard_per_s": polls_per_shard,
+        "getrecords_calls_ok": polls_per_shard <= lim.read_calls,
+        "lambda_concurrency": concurrency,
+        "latency_s": latency,
+        "keeps_up": rate <= ev["sustainable"],
+        "iterator_age_growth_s_per_s": growth,
+        "data_loss_after_s": loss_after,
+        "burst": burst,
+        "cost_monthly_usd": cost,
+        "advice": advice,
+        "prices_note": "us-east-1 list prices as published in public cost tools in 2024",
+    }
+
+
+def _cost(inp: Inputs, shards: int, a: float, s_k: float, b: int, cycle: float) -> dict[str, float]:
+    rate = inp.records_per_second
+    k_rate = rate / a
+    seconds = HOURS_PER_MONTH * 3600
+    payload_units = k_rate * math.ceil(s_k / (25 * 1024)) * seconds
+    provisioned = shards * 0.015 * HOURS_PER_MONTH + payload_units / 1e6 * 0.014
+    gb_in_ondemand = k_rate * math.ceil(s_k / 1024) * 1024 * seconds / 1e9
+    consumers = inp.consumers + inp.efo_consumers
+    on_demand = 0.04 * HOURS_PER_MONTH + gb_in_ondemand * 0.08 + gb_in_ondemand * 0.04 * consumers
+    efo = inp.efo_consumers * (shards * 0.015 * HOURS_PER_MONTH + rate * s_k / a * seconds / 1e9 * 0.013)
+    invocations = k_rate / b * seconds
+    gb_s = invocations * cycle * inp.lambda_memory_mb / 1024
+    lambda_cost = invocations / 1e6 * 0.20 + gb_s * (0.0000133334 if inp.arm64 else 0.0000166667)
+    return {"provisioned": round(provisioned + efo, 2), "on_demand": round(on_demand, 2),
+            "lambda": round(lambda_cost, 2),
+            "total": round((provisioned + efo if inp.mode == "provisioned" else on_demand) + lambda_cost, 2)}
+
+
+def _advice(inp: Inputs, shards: int, ev: dict[str, Any]) -> list[dict[str, Any]]:
+    """What would raise the sustainable rate most, ranked by effect."""
+    base = ev["sustainable"]
+    options: list[tuple[str, Inputs | None, int]] = []
+    from dataclasses import replace
+
+    need = _shards_needed(inp, inp.records_per_second)["with_skew"]
+    if need > shards:
+        options.append((f"use {need} shards", replace(inp, shards=need), need))
+    else:
+        options.append((f"double the shards to {shards * 2}", replace(inp, shards=shards * 2), shards * 2))
+    if inp.aggregation != "auto" and float(inp.aggregation) <= 1:
+        options.append(("aggregate records (KPL format, streamkit's producer)", replace(inp, aggregation="auto"), shards))
+    if inp.batch_size < 10_000 and inp.duration is None:
+        bigger = min(10_000, inp.batch_size * 4)
+        options.append((f"raise BatchSize to {bigger}", replace(inp, batch_size=bigger), shards))
+    if inp.parallelization_factor < 10:
+        options.append(("raise ParallelizationFactor to 10", replace(inp, parallelization_factor=10), shards))
+    if inp.consumers > 1:
+        options.append((f"move {inp.consumers - 1} polling consumers to enhanced fan-out",
+                        replace(inp, consumers=1, efo_consumers=inp.efo_consumers + inp.consumers - 1), shards))
+    if ev["p_max"] > 1 / max(1, shards) and (inp.key_skew > 0 or inp.key_shares):
+        salted = tuple(sorted((x / 8 for x in (inp.key_shares or tuple(zipf_shares(inp.partition_keys, inp.key_skew)))
+                               for _ in range(8)), reverse=True))
+        options.append(("salt hot keys (key#0..7) and reorder downstream", replace(inp, key_shares=salted), shards))
+    ranked = []
+    for text, new, n in options:
+        if new is None:
+            continue
+        rate = _evaluate(new, n)["sustainable"]
+        ranked.append({"advice": text, "sustainable_rate": rate, "gain": (rate / base) if base > 0 else math.inf})
+    if inp.failure_rate > 0 and inp.max_record_age is None:
+        ranked.append({"advice": "set MaximumRetryAttempts or MaximumRecordAgeInSeconds (and an OnFailure "
+                                 "destination): without them a poison record blocks its shard until it expires",
+                       "sustainable_rate": base, "gain": 1.0})
+    ranked.sort(key=lambda r: -r["gain"])
+    return ranked
