@@ -27,13 +27,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from producer import Producer, ProducerConfig  # noqa: E402
-from streamkit import kinesis  # noqa: E402
-from streamkit.aws_lambda.emulator import EsmConfig, EventSourceMapping  # noqa: E402
-from streamkit.clients import aws_client  # noqa: E402
-from streamkit.estimator import Inputs, Limits, estimate  # noqa: E402
-from streamkit.local import stack as local_stack  # noqa: E402
-from streamkit.local.proxy import KinesisProxy  # noqa: E402
+from producer import Producer, ProducerConfig
+from streamkit import kinesis
+from streamkit.aws_lambda.emulator import EsmConfig, EventSourceMapping
+from streamkit.clients import aws_client
+from streamkit.estimator import Inputs, Limits, estimate
+from streamkit.local import stack as local_stack
+from streamkit.local.proxy import KinesisProxy
 
 SCALE = 0.1
 
