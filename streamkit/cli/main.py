@@ -14,7 +14,8 @@ from streamkit.errors import ConfigurationError, StreamkitError
 from streamkit.kinesis import translate_error
 
 # Command modules, imported when the parser is built; each has register(subparsers, parents).
-COMMANDS = ("local_cmd", "stream_cmd", "produce_cmd", "consume_cmd", "lambda_cmd", "replay_cmd", "estimate_cmd", "demo_cmd")
+COMMANDS = ("local_cmd", "stream_cmd", "produce_cmd", "consume_cmd", "lambda_cmd", "replay_cmd", "dispatch_cmd",
+            "estimate_cmd", "demo_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:

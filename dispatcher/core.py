@@ -1,0 +1,150 @@
+"""The Dispatcher: spreads one shard's records over many workers, with an explicit ordering choice.
+
+Modes:
+
+* ``unordered``: records are spread over every lane the target can run; all of them run at once.
+  Maximum throughput; **no ordering at all**, not even per partition key.
+* ``per-key``: each partition key always maps to the same lane (MD5 of the key, modulo `lanes`), and a
+  lane delivers its records one after the other, in stream order. **Records of one key are handled in
+  order**; different keys run in parallel, at most `lanes` at a time.
+
+Failures: a lane's failed records are retried (exponential backoff, full jitter) up to `max_attempts`;
+what still fails goes to the dead-letter destination with its payload, or, with none, is reported so
+the caller returns ``batchItemFailures`` at the lowest failed sequence number. Records that went to
+other lanes are never failed for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from dispatcher.targets import Target
+from streamkit.backoff import Backoff
+from streamkit.checkpoints.model import Checkpoint
+from streamkit.destinations import DeadLetter, Destination, as_destination
+from streamkit.errors import ConfigurationError
+from streamkit.records import StreamRecord
+
+__all__ = ["DispatchResult", "Dispatcher", "Mode"]
+
+log = logging.getLogger("streamkit.dispatcher")
+Mode = Literal["unordered", "per-key"]
+
+
+@dataclass
+class DispatchResult:
+    delivered: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    failed: list[StreamRecord] = field(default_factory=list)  # not delivered and not dead-lettered
+
+    def batch_item_failures(self) -> list[dict[str, str]]:
+        """Lambda's partial-batch response: the lowest failed position (Lambda retries from it)."""
+        if not self.failed:
+            return []
+        first = min(self.failed, key=lambda r: Checkpoint(r.sequence_number, r.sub_sequence_number).position())
+        return [{"itemIdentifier": first.sequence_number}]
+
+
+def lane_of(partition_key: str, lanes: int) -> int:
+    return int.from_bytes(hashlib.md5(partition_key.encode("utf-8")).digest()[:8], "big") % lanes
+
+
+class Dispatcher:
+    def __init__(self, target: Target, *, mode: Mode = "unordered", lanes: int | None = None, max_attempts: int = 3,
+                 backoff_base: float = 0.05, backoff_max: float = 2.0, dead_letter: Any = None) -> None:
+        if mode not in ("unordered", "per-key"):
+            raise ConfigurationError(f"mode must be 'unordered' or 'per-key', got {mode!r}")
+        self.target = target
+        self.mode = mode
+        self.lanes = lanes or target.capacity
+        if self.lanes < 1:
+            raise ConfigurationError(f"lanes must be at least 1, got {self.lanes}")
+        if max_attempts < 1:
+            raise ConfigurationError(f"max_attempts must be at least 1, got {max_attempts}")
+        self.max_attempts = max_attempts
+        self._backoff = Backoff(base=backoff_base, maximum=backoff_max)
+        self.dead_letter: Destination | None = None if dead_letter is None else as_destination(dead_letter)
+        self._pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="dispatch-lane")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.target.close()
+
+    def split(self, records: Sequence[StreamRecord]) -> list[list[StreamRecord]]:
+        """Records per task. per-key: one task per lane, by key hash, in stream order. unordered: small
+        consecutive chunks, about four per lane, so lanes stay evenly busy and remote targets can batch."""
+        if self.mode == "per-key":
+            lanes: list[list[StreamRecord]] = [[] for _ in range(self.lanes)]
+            for r in records:
+                lanes[lane_of(r.partition_key, self.lanes)].append(r)
+            return [lane for lane in lanes if lane]
+        size = max(1, -(-len(records) // (self.lanes * 4)))
+        return [list(records[i:i + size]) for i in range(0, len(records), size)]
+
+    def _run_lane(self, lane: int, records: list[StreamRecord]) -> tuple[int, int, list[tuple[StreamRecord, str]]]:
+        if self.mode == "per-key":
+            return self._run_ordered_lane(lane, records)
+        pending = records
+        retried = 0
+        failures: list[tuple[StreamRecord, str]] = []
+        for attempt in range(1, self.max_attempts + 1):
+            failures = self.target.deliver(lane, pending)
+            if not failures or attempt == self.max_attempts:
+                break
+            failed_ids = {id(r) for r, _e in failures}
+            pending = [r for r in pending if id(r) in failed_ids]
+            retried += len(pending)
+            time.sleep(self._backoff.delay(attempt))
+        return len(records) - len(failures), retried, failures
+
+    def _run_ordered_lane(self, lane: int, records: list[StreamRecord]) -> tuple[int, int, list[tuple[StreamRecord, str]]]:
+        """One record at a time: a record is retried before the next one of its lane goes out, and once a
+        key has given up (no dead-letter destination), its later records are held back, not delivered."""
+        delivered = retried = 0
+        failures: list[tuple[StreamRecord, str]] = []
+        blocked: set[str] = set()
+        for r in records:
+            if r.partition_key in blocked:
+                failures.append((r, "held back: an earlier record of its key could not be delivered"))
+                continue
+            for attempt in range(1, self.max_attempts + 1):
+                failed = self.target.deliver(lane, [r])
+                if not failed:
+                    delivered += 1
+                    break
+                if attempt == self.max_attempts:
+                    failures.append(failed[0])
+                    if self.dead_letter is None:
+                        blocked.add(r.partition_key)
+                    break
+                retried += 1
+                time.sleep(self._backoff.delay(attempt))
+        return delivered, retried, failures
+
+    def dispatch(self, records: Sequence[StreamRecord]) -> DispatchResult:
+        """Deliver `records`; blocks until every lane is done (delivered, dead-lettered or failed)."""
+        result = DispatchResult()
+        lanes = self.split(records)
+        futures = [self._pool.submit(self._run_lane, i, lane) for i, lane in enumerate(lanes)]
+        undelivered: list[tuple[StreamRecord, str]] = []
+        for f in futures:
+            delivered, retried, failures = f.result()
+            result.delivered += delivered
+            result.retried += retried
+            undelivered += failures
+        if undelivered:
+            if self.dead_letter is not None:
+                self.dead_letter.send([DeadLetter(record=r, error=e, attempts=self.max_attempts,
+                                                  stream_arn=r.event_source_arn) for r, e in undelivered])
+                result.dead_lettered = len(undelivered)
+                log.error("dispatcher: %d record(s) dead-lettered to %r", len(undelivered), self.dead_letter)
+            else:
+                result.failed = [r for r, _e in undelivered]
+        return result

@@ -1,0 +1,170 @@
+"""Where the dispatcher sends records: a Lambda function (async Invoke), an SQS queue, or local workers.
+
+A target takes the records of one lane, in order, and returns those it could not deliver (it may
+retry internally). Targets never raise for a delivery failure: the dispatcher decides what to do.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol
+
+import orjson
+
+from streamkit.records import StreamRecord
+
+__all__ = ["LambdaTarget", "LocalTarget", "SqsTarget", "Target", "record_payload"]
+
+
+def record_payload(r: StreamRecord) -> dict[str, Any]:
+    """A record as the workers receive it: StreamRecord.to_json() (data base64-encoded)."""
+    return r.to_json()
+
+
+class Target(Protocol):
+    #: Lanes the target can run at once (the dispatcher makes no more).
+    capacity: int
+
+    def deliver(self, lane: int, records: Sequence[StreamRecord]) -> list[tuple[StreamRecord, str]]:
+        """Deliver `records` (one lane, in order); return (record, error) for each that failed."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LocalTarget:
+    """Runs `worker(record)` in a thread pool: for local runs, tests and benchmarks."""
+
+    def __init__(self, worker: Callable[[StreamRecord], Any], *, workers: int = 8) -> None:
+        self.worker = worker
+        self.capacity = workers
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="dispatch-worker")
+
+    def deliver(self, lane: int, records: Sequence[StreamRecord]) -> list[tuple[StreamRecord, str]]:
+        failed = []
+        for r in records:
+            try:
+                self.worker(r)
+            except Exception as exc:
+                failed.append((r, f"{type(exc).__name__}: {exc}"))
+        return failed
+
+    def submit(self, fn: Callable[[], Any]) -> Future[Any]:
+        return self._pool.submit(fn)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+class LambdaTarget:
+    """Asynchronous Invoke (InvocationType="Event") of a worker function, chunked under the payload limit."""
+
+    def __init__(self, function_name: str, *, client: Any = None, max_payload: int = 256 * 1024,
+                 concurrency: int = 16) -> None:
+        self.function_name = function_name
+        self.max_payload = max_payload
+        self.capacity = concurrency
+        self._client = client
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from streamkit.clients import aws_client
+
+                self._client = aws_client("lambda")
+            return self._client
+
+    def _chunks(self, records: Sequence[StreamRecord]) -> list[tuple[list[StreamRecord], bytes]]:
+        out: list[tuple[list[StreamRecord], bytes]] = []
+        chunk: list[StreamRecord] = []
+        docs: list[bytes] = []
+        size = 2
+        for r in records:
+            doc = orjson.dumps(record_payload(r))
+            if chunk and size + len(doc) + 1 > self.max_payload:
+                out.append((chunk, b"[" + b",".join(docs) + b"]"))
+                chunk, docs, size = [], [], 2
+            chunk.append(r)
+            docs.append(doc)
+            size += len(doc) + 1
+        if chunk:
+            out.append((chunk, b"[" + b",".join(docs) + b"]"))
+        return out
+
+    def deliver(self, lane: int, records: Sequence[StreamRecord]) -> list[tuple[StreamRecord, str]]:
+        failed: list[tuple[StreamRecord, str]] = []
+        for chunk, payload in self._chunks(records):
+            if len(payload) > self.max_payload:
+                failed.extend((r, f"record larger than the {self.max_payload}-byte async payload limit") for r in chunk)
+                continue
+            try:
+                out = self.client.invoke(FunctionName=self.function_name, InvocationType="Event",
+                                         Payload=b'{"records":' + payload + b"}")
+                status = int(out.get("StatusCode", 0))
+                if status != 202:
+                    failed.extend((r, f"Invoke answered {status}") for r in chunk)
+            except Exception as exc:  # botocore errors: the dispatcher retries or dead-letters
+                failed.extend((r, f"{type(exc).__name__}: {exc}") for r in chunk)
+        return failed
+
+    def close(self) -> None:
+        return None
+
+
+class SqsTarget:
+    """SendMessageBatch (10 messages, 256 KiB); on a FIFO queue MessageGroupId = the partition key."""
+
+    def __init__(self, queue_url: str, *, client: Any = None, concurrency: int = 16) -> None:
+        self.queue_url = queue_url
+        self.fifo = queue_url.endswith(".fifo")
+        self.capacity = concurrency
+        self._client = client
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from streamkit.clients import aws_client
+
+                self._client = aws_client("sqs")
+            return self._client
+
+    def deliver(self, lane: int, records: Sequence[StreamRecord]) -> list[tuple[StreamRecord, str]]:
+        failed: list[tuple[StreamRecord, str]] = []
+        batch: list[tuple[StreamRecord, str]] = []
+        size = 0
+        for r in records:
+            body = orjson.dumps(record_payload(r)).decode()
+            if len(body) > 256 * 1024:
+                failed.append((r, "record larger than SQS's 256 KiB message limit"))
+                continue
+            if batch and (len(batch) == 10 or size + len(body) > 256 * 1024):
+                failed += self._send(batch)
+                batch, size = [], 0
+            batch.append((r, body))
+            size += len(body)
+        if batch:
+            failed += self._send(batch)
+        return failed
+
+    def _send(self, batch: list[tuple[StreamRecord, str]]) -> list[tuple[StreamRecord, str]]:
+        entries = []
+        for i, (r, body) in enumerate(batch):
+            e: dict[str, Any] = {"Id": str(i), "MessageBody": body}
+            if self.fifo:
+                e["MessageGroupId"] = r.partition_key
+                e["MessageDeduplicationId"] = f"{r.sequence_number}-{r.sub_sequence_number or 0}"[-128:]
+            entries.append(e)
+        try:
+            out = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        except Exception as exc:
+            return [(r, f"{type(exc).__name__}: {exc}") for r, _b in batch]
+        return [(batch[int(f["Id"])][0], f"{f.get('Code')}: {f.get('Message', '')}") for f in out.get("Failed", [])]
+
+    def close(self) -> None:
+        return None
