@@ -36,7 +36,7 @@ def test_every_record_is_delivered_exactly_once_in_both_modes() -> None:
         seen: Counter[bytes] = Counter()
         lock = threading.Lock()
 
-        def work(r: StreamRecord) -> None:
+        def work(r: StreamRecord, seen: Counter[bytes] = seen, lock: threading.Lock = lock) -> None:
             with lock:
                 seen[r.data] += 1
 
