@@ -6,13 +6,13 @@ retry internally). Targets never raise for a delivery failure: the dispatcher de
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 import orjson
 
+from streamkit.lazy_client import LazyClient
 from streamkit.records import StreamRecord
 
 __all__ = ["LambdaTarget", "LocalTarget", "SqsTarget", "Target", "record_payload"]
@@ -66,17 +66,11 @@ class LambdaTarget:
         self.function_name = function_name
         self.max_payload = max_payload
         self.capacity = concurrency
-        self._client = client
-        self._lock = threading.Lock()
+        self._client = LazyClient("lambda", client)
 
     @property
     def client(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                from streamkit.clients import aws_client
-
-                self._client = aws_client("lambda")
-            return self._client
+        return self._client.get()
 
     def _chunks(self, records: Sequence[StreamRecord]) -> list[tuple[list[StreamRecord], bytes]]:
         out: list[tuple[list[StreamRecord], bytes]] = []
@@ -122,17 +116,11 @@ class SqsTarget:
         self.queue_url = queue_url
         self.fifo = queue_url.endswith(".fifo")
         self.capacity = concurrency
-        self._client = client
-        self._lock = threading.Lock()
+        self._client = LazyClient("sqs", client)
 
     @property
     def client(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                from streamkit.clients import aws_client
-
-                self._client = aws_client("sqs")
-            return self._client
+        return self._client.get()
 
     def deliver(self, lane: int, records: Sequence[StreamRecord]) -> list[tuple[StreamRecord, str]]:
         failed: list[tuple[StreamRecord, str]] = []

@@ -61,3 +61,4 @@ def aws_client(
         # The local servers accept any signature; skip the credential chain (and its IMDS timeouts).
         kwargs.update(aws_access_key_id="local", aws_secret_access_key="local")
     return boto3.session.Session().client(service, **kwargs)
+

@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 
 from streamkit.errors import ConfigurationError, StreamkitError
+from streamkit.lazy_client import LazyClient
 from streamkit.records import StreamRecord
 
 __all__ = [
@@ -109,17 +110,11 @@ class SqsDestination:
 
     def __init__(self, queue_url: str, *, client: Any = None) -> None:
         self.queue_url = queue_url
-        self._client = client
-        self._lock = threading.Lock()
+        self._client = LazyClient("sqs", client)
 
     @property
     def client(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                from streamkit.clients import aws_client
-
-                self._client = aws_client("sqs")
-            return self._client
+        return self._client.get()
 
     def send(self, letters: Sequence[DeadLetter]) -> None:
         self.send_json([letter.to_json() for letter in letters])
