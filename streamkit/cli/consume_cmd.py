@@ -24,7 +24,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--app", default="streamkit-consume", help="application name: workers sharing it share shards")
     p.add_argument("--from", dest="start", default="trim_horizon",
                    help="trim_horizon | latest | at_timestamp:ISO-8601, for shards with no checkpoint")
-    p.add_argument("--efo", action="store_true", help="enhanced fan-out (not implemented yet: exits with an error)")
+    p.add_argument("--efo", action="store_true", help="enhanced fan-out (RegisterStreamConsumer + SubscribeToShard)")
     p.add_argument("--body", choices=("bytes", "text", "json"), default="bytes", help="how record.body is decoded")
     p.add_argument("--on-failure", default="stop", help="stop | file:PATH | sqs:URL, after --max-attempts")
     p.add_argument("--max-attempts", type=int, default=3)

@@ -50,7 +50,8 @@ class ConsumerConfig:
     #: "sqs:URL", a callable, or a streamkit.destinations object) receives the failed records with payload
     #: and metadata and the shard moves on past them.
     on_failure: Any = "stop"
-    #: Enhanced fan-out (SubscribeToShard): not implemented yet; True raises ConfigurationError.
+    #: Enhanced fan-out: a registered stream consumer (`efo_consumer_name`, default the application name)
+    #: with records pushed by SubscribeToShard (2 MiB/s per shard of its own) instead of GetRecords polling.
     enhanced_fan_out: bool = False
     efo_consumer_name: str | None = None
     #: How the records' body is decoded for StreamRecord.body.
@@ -79,9 +80,6 @@ class ConsumerConfig:
         if isinstance(self.initial_position, str) and self.initial_position not in ("TRIM_HORIZON", "LATEST"):
             raise ConfigurationError(
                 f"ConsumerConfig.initial_position must be TRIM_HORIZON, LATEST or a time, got {self.initial_position!r}")
-        if self.enhanced_fan_out:
-            raise ConfigurationError("enhanced fan-out (SubscribeToShard) is not implemented yet; poll with "
-                                     "GetRecords (the default)")
         if self.body not in ("json", "text", "bytes"):
             raise ConfigurationError(f"ConsumerConfig.body must be json, text or bytes, got {self.body!r}")
         if self.on_failure != "stop":

@@ -96,6 +96,7 @@ class Consumer:
             None if self.config.on_failure == "stop" else as_destination(self.config.on_failure))
         self._stream_arn: str | None = None
         self._next_expiry: float | None = None
+        self._efo_arn: str | None = None
         self.started = threading.Event()
 
     # -- public ----------------------------------------------------------------------------------
@@ -107,6 +108,11 @@ class Consumer:
         previous = self._install_signals() if install_signal_handlers else {}
         try:
             self._stream_arn = kinesis.describe_stream(self.client, self.stream_name).get("StreamARN")
+            if self.config.enhanced_fan_out:
+                from streamkit.consumer.efo import register_consumer
+
+                name = self.config.efo_consumer_name or self.application_name
+                self._efo_arn = register_consumer(self.client, str(self._stream_arn), name)
             self._sync_shards()
             last_sync = self._clock()
             idle_since = self._clock()
@@ -198,7 +204,8 @@ class Consumer:
     def _launch(self, holder: LeaseHolder) -> None:
         sc = ShardConsumer(client=self.client, stream_name=self.stream_name, stream_arn=self._stream_arn,
                            holder=holder, processor=self._factory(), config=self.config, stopping=self._stopping,
-                           on_shard_end=self._on_shard_end, destination=self._destination)
+                           on_shard_end=self._on_shard_end, destination=self._destination,
+                           efo_consumer_arn=self._efo_arn)
         t = threading.Thread(target=sc.run, name=f"shard-{holder.shard_id}", daemon=True)
         with self._lock:
             self._shards[holder.shard_id] = (sc, t)

@@ -63,7 +63,7 @@ class ShardConsumer:
                  processor: RecordProcessor, config: ConsumerConfig, stopping: threading.Event,
                  on_shard_end: Callable[[str, list[dict[str, Any]]], None], destination: Destination | None,
                  fetch: Callable[[Any, str, int], Fetched] = get_records,
-                 sleep_until_stop: Callable[[float], bool] | None = None) -> None:
+                 sleep_until_stop: Callable[[float], bool] | None = None, efo_consumer_arn: str | None = None) -> None:
         self.client = client
         self.stream_name = stream_name
         self.stream_arn = stream_arn
@@ -74,6 +74,7 @@ class ShardConsumer:
         self.on_shard_end = on_shard_end
         self.destination = destination
         self._fetch = fetch
+        self.efo_consumer_arn = efo_consumer_arn
         self._wait = sleep_until_stop or stopping.wait
         self.checkpointer = Checkpointer(holder)
         self.stats = ShardStats(holder.shard_id)
@@ -102,6 +103,9 @@ class ShardConsumer:
     def _run(self) -> None:
         start = self.holder.lease.checkpoint
         self.processor.initialize(InitializationInput(shard_id=self.shard_id, extended_sequence_number=str(start)))
+        if self.efo_consumer_arn is not None:
+            self._run_efo(start)
+            return
         iterator, after = self._iterator_for(start)
         self.stats.state = "reading"
         last_call = 0.0
@@ -156,6 +160,47 @@ class ShardConsumer:
                 self._wait(self.config.f("idle_poll_interval"))
             else:
                 self.stats.state = "reading"
+
+    def _run_efo(self, start: Checkpoint) -> None:
+        """Enhanced fan-out: records are pushed; a broken subscription resumes after the last one processed."""
+        from streamkit.consumer.efo import subscribe
+
+        assert self.efo_consumer_arn is not None
+        position = start
+        failures = 0
+        self.stats.state = "reading"
+        while True:
+            after = (position.sequence_number, position.sub_sequence_number) \
+                if not position.is_sentinel and position.sub_sequence_number is not None else None
+            try:
+                for fetched in subscribe(self.client, self.efo_consumer_arn, self.shard_id, position):
+                    failures = 0
+                    if self.holder.lost.is_set():
+                        raise LeaseLostError(f"lease on {self.shard_id} lost")
+                    if self.stopping.is_set():
+                        self._shutdown()
+                        return
+                    records = to_stream_records(fetched.records, self.shard_id, after=after,
+                                                event_source_arn=self.stream_arn, body=self.config.body)
+                    after = None
+                    self.stats.millis_behind_latest = fetched.millis_behind_latest
+                    self.stats.state = "reading" if records else "idle"
+                    if records:
+                        self._process(records, fetched.millis_behind_latest)
+                        if self.stopping.is_set():
+                            self._shutdown()
+                            return
+                    if fetched.next_iterator is None:
+                        self._shard_end(fetched.child_shards)
+                        return
+                return
+            except (ClientError, BotoCoreError) as exc:
+                err = kinesis.translate_error(exc, stream_name=self.stream_name)
+                if not err.retryable and getattr(err, "code", "") != "ResourceInUseException":
+                    raise err from exc
+                failures += 1
+                self._wait(self._fetch_backoff.delay(failures))
+                position = self._resume_point()
 
     # -- positions -------------------------------------------------------------------------------
     def _resume_point(self) -> Checkpoint:
