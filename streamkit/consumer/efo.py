@@ -12,7 +12,7 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from botocore import eventstream
 
@@ -28,7 +28,7 @@ _done = False
 
 
 class _InitialResponse:
-    headers = {":event-type": "initial-response", ":message-type": "event"}
+    headers: ClassVar[dict[str, str]] = {":event-type": "initial-response", ":message-type": "event"}
     payload = b"{}"
 
 
