@@ -24,6 +24,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     up.add_argument("--limit-scale", type=float, default=1.0, help="multiply every shard limit by X (proxy)")
     up.add_argument("--faults", default="", help="fault spec for the proxy: " + "; ".join(
         f"{k}: {v}" for k, v in FAULT_KEYS.items()))
+    up.add_argument("--lambda", dest="lambda_functions", action="append", default=[], metavar="NAME=pkg.mod:handler",
+                    help="also serve Lambda's Invoke API on 127.0.0.1, running these handlers (repeatable)")
     up.set_defaults(func=cmd_up)
     down = lsub.add_parser("down", help="stop the servers `up` started", parents=parents)
     down.add_argument("--data-dir", type=Path, default=None)
@@ -43,12 +45,15 @@ def cmd_up(args: argparse.Namespace) -> int:
         enforce_limits=args.enforce_limits,
         limit_scale=args.limit_scale,
         faults=args.faults,
+        lambda_functions=args.lambda_functions,
     )
     if flag(args, "json"):
         emit_json(stack.to_json())
     else:
         print(f"kinesis   {stack.kinesis_endpoint}   ({stack.backend}{', limits enforced' if stack.enforce_limits else ''})")
         print(f"dynamodb  {stack.dynamodb_endpoint}")
+        if stack.lambda_endpoint:
+            print(f"lambda    {stack.lambda_endpoint}")
         print(f"export AWS_ENDPOINT_URL_KINESIS={stack.kinesis_endpoint} AWS_ENDPOINT_URL_DYNAMODB={stack.dynamodb_endpoint}")
     return 0
 

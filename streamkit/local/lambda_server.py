@@ -101,3 +101,27 @@ class LocalLambdaServer:
         self._server.shutdown()
         self._server.server_close()
         self.pool.shutdown(wait=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m streamkit.local.lambda_server --port P --function NAME=pkg.mod:handler [...]``"""
+    import argparse
+
+    from streamkit.cli.common import import_callable
+
+    ap = argparse.ArgumentParser(prog="python -m streamkit.local.lambda_server")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--function", action="append", default=[], help="NAME=package.module:handler")
+    args = ap.parse_args(argv)
+    functions = {}
+    for spec in args.function:
+        name, sep, target = spec.partition("=")
+        if not sep or not name or not target:
+            ap.error(f"--function {spec!r}: expected NAME=package.module:handler")
+        functions[name] = import_callable(target)
+    with LocalLambdaServer(functions, port=args.port):
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -58,6 +58,7 @@ class LocalStack:
     dynamodb_endpoint: str
     data_dir: str
     backend_endpoint: str = ""  # the Kinesis server itself, when a proxy stands in front of it
+    lambda_endpoint: str = ""  # the local Lambda Invoke endpoint, when functions were given
     processes: list[ProcessInfo] = field(default_factory=list)
     enforce_limits: bool = False
     limit_scale: float = 1.0
@@ -209,6 +210,7 @@ def up(
     enforce_limits: bool = False,
     limit_scale: float = 1.0,
     faults: str = "",
+    lambda_functions: Sequence[str] = (),
     timeout: float = 60.0,
 ) -> LocalStack:
     """Start the local servers (installing them first if needed) and return their endpoints.
@@ -262,6 +264,19 @@ def up(
             started.append((pproc, proxy))
             kinesis_url = f"http://{LOOPBACK}:{pport}"
             wait_until_answers(kinesis_url, "kinesis", timeout=timeout, proc=pproc, log=logs / "proxy.log")
+        lambda_url = ""
+        if lambda_functions:
+            lport = free_port()
+            lcmd = [sys.executable, "-m", "streamkit.local.lambda_server", "--port", str(lport)]
+            for spec in lambda_functions:
+                lcmd += ["--function", spec]
+            lproc = _spawn("lambda", lcmd, env=dict(os.environ), log_dir=logs, cwd=Path.cwd())
+            started.append((lproc, ProcessInfo(name="lambda", pid=lproc.pid, port=lport,
+                                               marker="streamkit.local.lambda_server")))
+            wait_for_port(lport, timeout=timeout)
+            if lproc.poll() is not None:
+                raise LocalStackError(f"the local Lambda endpoint exited: see {logs / 'lambda.log'}")
+            lambda_url = f"http://{LOOPBACK}:{lport}"
     except BaseException:
         for proc, _info in started:
             _terminate_group(proc.pid)
@@ -271,6 +286,7 @@ def up(
         kinesis_endpoint=kinesis_url,
         dynamodb_endpoint=dynamo_url,
         backend_endpoint=backend_url,
+        lambda_endpoint=lambda_url,
         data_dir=str(data_dir),
         processes=[info for _proc, info in started],
         enforce_limits=enforce_limits,

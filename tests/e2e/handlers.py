@@ -49,3 +49,10 @@ def lambda_handler(event: dict, context: object) -> dict:  # type: ignore[type-a
 def costs_two_ms(record: StreamRecord) -> None:
     """A handler of known cost, for the estimator's --measure."""
     time.sleep(0.002)
+
+
+def lambda_worker(event: dict, context: object) -> dict:  # type: ignore[type-arg]
+    """A Lambda function for the local Invoke endpoint: records the dispatcher's payloads."""
+    for record in event.get("records", []):
+        _out(f"{record['partition_key']} {record['sequence_number']}")
+    return {"ok": len(event.get("records", []))}

@@ -91,3 +91,31 @@ def test_bad_fault_spec_is_a_usage_error_and_starts_nothing(tmp_path: Path) -> N
     proc = run_cli("local", "up", "--faults", "bogus=1", "--data-dir", str(tmp_path))
     assert proc.returncode == 2 and "bad fault" in proc.stderr
     assert not (tmp_path / "stack.json").exists()
+
+
+def test_local_up_serves_lambdas_invoke_api_for_the_dispatchers_lambda_target(tmp_path: Path) -> None:
+    import time
+
+    from dispatcher import Dispatcher, LambdaTarget
+    from streamkit.records import StreamRecord
+
+    out = tmp_path / "out.txt"
+    env = {"STREAMKIT_TEST_OUT": str(out), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    stack: dict[str, Any] = run_json("local", "up", "--in-memory", "--data-dir", str(tmp_path / "stack"),
+                                     "--lambda", "worker=tests.e2e.handlers:lambda_worker", env=env)
+    try:
+        assert stack["lambda_endpoint"].startswith("http://127.0.0.1:")
+        lam = next(p for p in stack["processes"] if p["name"] == "lambda")
+        assert {addr for addr, _ in listening_addresses(lam["pid"])} == {"127.0.0.1"}
+        client = aws_client("lambda", endpoint_url=stack["lambda_endpoint"], retries=0)
+        assert client.invoke(FunctionName="worker", Payload=b'{"records": []}')["StatusCode"] == 200
+        d = Dispatcher(LambdaTarget("worker", client=client), mode="unordered", lanes=4)
+        result = d.dispatch([StreamRecord(b"x", f"k{i}", str(i)) for i in range(20)])
+        d.close()
+        assert result.delivered == 20
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 20):
+            time.sleep(0.05)
+        assert len(out.read_text().splitlines()) == 20
+    finally:
+        run_json("local", "down", "--data-dir", str(tmp_path / "stack"))
