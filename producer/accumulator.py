@@ -103,7 +103,6 @@ class Accumulator:
         self._queues: dict[str, _ShardQueue] = {}
         self.buffered_bytes = 0
         self.buffered_records = 0
-        self.aggregates_built = 0
         self._route: dict[str, str] = {}  # partition key -> shard id, for the current shard map
 
     def _route_key(self, partition_key: str) -> str:
@@ -179,7 +178,6 @@ class Accumulator:
         # Route the aggregate by an explicit hash key inside its shard: the first record's own one,
         # else the hash of its key (which predicted this shard).
         ehk = b.explicit_hash_key if b.explicit_hash_key is not None else str(hash_key(b.partition_key))
-        self.aggregates_built += 1
         q.ready.append(Entry(shard_id=q.shard_id, data=b.build(), partition_key=b.partition_key, explicit_hash_key=ehk,
                              records=recs, aggregated=True, size=b.record_size, oldest=recs[0].put_mono))
 

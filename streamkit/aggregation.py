@@ -114,14 +114,6 @@ def _key_entry(partition_key: str) -> bytes:
     return entry
 
 
-def _varint_len(n: int) -> int:
-    if n < 0x80:
-        return 1
-    if n < 0x4000:
-        return 2
-    return (n.bit_length() + 6) // 7
-
-
 def is_aggregated(blob: bytes | bytearray | memoryview) -> bool:
     """True when `blob` starts with the KPL magic and its MD5 digest matches its body."""
     if len(blob) <= AGGREGATE_OVERHEAD or blob[:4] != MAGIC:

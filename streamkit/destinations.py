@@ -6,7 +6,6 @@ CLI string; a plain callable taking the list of letters works too.
 
 from __future__ import annotations
 
-import base64
 import os
 import threading
 import time
@@ -49,13 +48,6 @@ class DeadLetter:
         if self.stream_arn and not out.get("event_source_arn"):
             out["event_source_arn"] = self.stream_arn
         return out
-
-    @staticmethod
-    def record_from_json(obj: dict[str, Any]) -> StreamRecord:
-        return StreamRecord(base64.b64decode(obj["data"]), obj["partition_key"], obj["sequence_number"],
-                            obj.get("sub_sequence_number"), obj.get("shard_id", ""),
-                            obj.get("approximate_arrival_timestamp"), obj.get("explicit_hash_key"),
-                            obj.get("event_source_arn"))
 
 
 @runtime_checkable

@@ -1,6 +1,6 @@
 """Lambda: the Kinesis handler wrapper, event views, and the event-source-mapping emulator."""
 
-from streamkit.aws_lambda.events import BatchResponse, KinesisEvent, KinesisEventRecord, iter_records, parse_event
+from streamkit.aws_lambda.events import BatchResponse, KinesisEvent, KinesisEventRecord, parse_event
 from streamkit.aws_lambda.handler import HandlerOptions, kinesis_handler, process_event
 
 __all__ = [
@@ -8,7 +8,6 @@ __all__ = [
     "HandlerOptions",
     "KinesisEvent",
     "KinesisEventRecord",
-    "iter_records",
     "kinesis_handler",
     "parse_event",
     "process_event",

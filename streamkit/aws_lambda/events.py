@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, NotRequired, TypedDict
 
 import pybase64
@@ -16,7 +16,6 @@ __all__ = [
     "KinesisEvent",
     "KinesisEventRecord",
     "KinesisRecordPayload",
-    "iter_records",
     "parse_event",
 ]
 
@@ -57,35 +56,6 @@ class BatchItemFailure(TypedDict):
 class BatchResponse(TypedDict):
     batchItemFailures: list[BatchItemFailure]
     state: NotRequired[dict[str, Any]]
-
-
-def _shard_of(event_id: str) -> str:
-    # eventID is "shardId-000000000000:49590338271490256608559692538361571095921575989136588898"
-    return event_id.partition(":")[0]
-
-
-def iter_records(event: Mapping[str, Any], *, body: str = "bytes") -> Iterator[tuple[int, StreamRecord]]:
-    """(index of the Kinesis record in the event, user record) in order; aggregates are expanded."""
-    decode = BODY_DECODERS[body]
-    fast = StreamRecord._fast
-    b64 = pybase64.b64decode
-    for i, rec in enumerate(event.get("Records") or ()):
-        k = rec["kinesis"]
-        data = b64(k["data"])
-        seq = k["sequenceNumber"]
-        pk = k["partitionKey"]
-        ts = k.get("approximateArrivalTimestamp")
-        shard = _shard_of(rec.get("eventID", ""))
-        arn = rec.get("eventSourceARN")
-        try:
-            parts = decode_parts(data)
-        except ValueError:  # AggregationFormatError: the handler gets it as-is (and can fail it)
-            parts = None
-        if parts is None:
-            yield i, fast(data, pk, seq, None, shard, ts, k.get("explicitHashKey"), arn, decode)
-        else:
-            for sub, (d, key, ehk) in enumerate(parts):
-                yield i, fast(d, key, seq, sub, shard, ts, ehk, arn, decode)
 
 
 def parse_event(event: Mapping[str, Any], *, body: str = "bytes") -> list[StreamRecord]:

@@ -79,7 +79,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             report.section("local stack", [
                 f"kinesalite behind the limit proxy at {stack.kinesis_endpoint} (shard limits x{args.limit_scale}), "
                 f"dynalite at {stack.dynamodb_endpoint}; every socket on 127.0.0.1"])
-            _run_stages(args, report, stack, tmp)
+            _run_stages(args, report, stack)
         finally:
             local_stack.down(data_dir=tmp / "stack")  # also on Ctrl-C: nothing is left running
     report.figures["total_seconds"] = round(time.perf_counter() - t_start, 1)
@@ -91,7 +91,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_stages(args: argparse.Namespace, report: Report, stack: Any, tmp: Path) -> None:
+def _run_stages(args: argparse.Namespace, report: Report, stack: Any) -> None:
     from streamkit import kinesis
     from streamkit.clients import aws_client
 
@@ -103,7 +103,7 @@ def _run_stages(args: argparse.Namespace, report: Report, stack: Any, tmp: Path)
     live.start()
     published = _publish(args, report, client, stream, t0)
     consumed = live.finish(report, published)
-    _lambda(report, client, stream, tmp)
+    _lambda(report, client, stream)
     _dispatch(report, client)
     _estimate(args, report, published, consumed)
 
@@ -222,7 +222,7 @@ class _LiveConsumer:
         return fig
 
 
-def _lambda(report: Report, client: Any, stream: str, tmp: Path) -> None:
+def _lambda(report: Report, client: Any, stream: str) -> None:
     from producer.replay import replay
     from streamkit import kinesis, kinesis_handler
     from streamkit.aws_lambda.emulator import EsmConfig, EventSourceMapping

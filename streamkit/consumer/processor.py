@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from streamkit.records import StreamRecord
 
@@ -113,10 +113,6 @@ class RecordProcessor:
 
     def shutdown_requested(self, input: ShutdownRequestedInput) -> None:
         return None
-
-
-class ProcessorFactory(Protocol):  # a class, or any callable returning a processor
-    def __call__(self) -> RecordProcessor: ...
 
 
 class FunctionProcessor(RecordProcessor):
