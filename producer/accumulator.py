@@ -9,6 +9,7 @@ retry times and (when ordered) at most one entry per shard in flight. The `Produ
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,24 +28,22 @@ MIB = 1024 * 1024
 class Pending(RecordFuture):
     """One user record from `put` until it resolves; it is itself the future that `put` returns."""
 
-    __slots__ = ("attempts", "data", "explicit_hash_key", "partition_key", "put_mono", "put_wall", "size")
+    __slots__ = ("attempts", "data", "explicit_hash_key", "partition_key", "put_mono", "size")
 
     def __init__(self, data: bytes, partition_key: str, explicit_hash_key: str | None, put_mono: float,
-                 put_wall: float, size: int) -> None:
+                 size: int) -> None:
         # RecordFuture.__init__ inlined: this runs once per record.
         self._state = PENDING
         self._exception = None
-        self._result_obj = None
-        self._make = None
-        self._cond_obj = None
-        self._waiters_obj = None
-        self._callbacks_obj = None
+        self._factory = None
+        self._sync = None
         self.data = data
         self.partition_key = partition_key
         self.explicit_hash_key = explicit_hash_key
         self.put_mono = put_mono
-        self.put_wall = put_wall
         self.size = size  # data + UTF-8 partition key bytes
+        # PutRecords attempts made in entries it has left (re-routed at a reshard); the entry that
+        # finally carries it adds its own `Entry.attempts`.
         self.attempts = 0
 
 
@@ -60,17 +59,15 @@ class Entry:
     aggregated: bool
     size: int  # what Kinesis counts: data + partition key bytes
     oldest: float  # put time of its oldest record (monotonic)
+    user_bytes: int  # the records' own data + key bytes (what they count against the buffer bound)
+    full: bool = False  # an aggregate sealed because the next record did not fit: waiting cannot grow it
     not_before: float = 0.0
     attempts: int = 0
     last_error: str = ""
     last_code: str = ""
-    _keys: set[str] | None = None
+    _keys: AbstractSet[str] | None = None
 
-    @property
-    def user_bytes(self) -> int:
-        return sum(r.size for r in self.records)
-
-    def key_set(self) -> set[str]:
+    def key_set(self) -> AbstractSet[str]:
         """The partition keys of the records in this entry."""
         if self._keys is None:
             self._keys = {r.partition_key for r in self.records}
@@ -88,6 +85,7 @@ class _ShardQueue:
     shard_id: str
     builder: AggregateBuilder | None = None
     open_records: list[Pending] = field(default_factory=list)
+    open_bytes: int = 0  # user bytes of open_records
     ready: deque[Entry] = field(default_factory=deque)
     in_flight: int = 0
     records_bucket: TokenBucket | None = None
@@ -103,14 +101,14 @@ class Accumulator:
         self._queues: dict[str, _ShardQueue] = {}
         self.buffered_bytes = 0
         self.buffered_records = 0
-        self._route: dict[str, str] = {}  # partition key -> shard id, for the current shard map
+        self._route: dict[str, _ShardQueue] = {}  # partition key -> its shard's queue, for the current map
 
-    def _route_key(self, partition_key: str) -> str:
-        shard_id = self.shard_map.shard_for_key(partition_key).shard_id
+    def _route_key(self, partition_key: str) -> _ShardQueue:
+        q = self._queue(self.shard_map.shard_for_key(partition_key).shard_id)
         if len(self._route) >= 100_000:
             self._route.clear()
-        self._route[partition_key] = shard_id
-        return shard_id
+        self._route[partition_key] = q
+        return q
 
     # -- intake --------------------------------------------------------------------------------
     def _queue(self, shard_id: str) -> _ShardQueue:
@@ -126,47 +124,40 @@ class Accumulator:
         flush deadline exists, or one was sealed and is ready to go).
         """
         if p.explicit_hash_key is None:
-            shard_id = self._route.get(p.partition_key)
-            if shard_id is None:
-                shard_id = self._route_key(p.partition_key)
+            q = self._route.get(p.partition_key) or self._route_key(p.partition_key)
         else:
-            shard_id = self.shard_map.shard_for_key(p.partition_key, p.explicit_hash_key).shard_id
-        q = self._queues.get(shard_id) or self._queue(shard_id)
-        self.buffered_bytes += p.size
+            q = self._queue(self.shard_map.shard_for_key(p.partition_key, p.explicit_hash_key).shard_id)
+        size = p.size
+        self.buffered_bytes += size
         self.buffered_records += 1
+        b = q.builder
+        if b is not None and b.try_add(p.data, p.partition_key, p.explicit_hash_key):
+            # The common case: the record joins its shard's open aggregate.
+            q.open_records.append(p)
+            q.open_bytes += size
+            return False
         if not self.config.aggregation:
             q.ready.append(self._plain(q.shard_id, p))
             return len(q.ready) == 1
-        b = q.builder
-        if b is None:
-            b = q.builder = AggregateBuilder(self.config.aggregation_max_size)
-        try:
-            added = b.try_add(p.data, p.partition_key, p.explicit_hash_key)
-        except ValidationError:
-            # Too big to aggregate but within the record limit: it goes alone, as a plain record.
-            self._seal(q)
-            q.ready.append(self._plain(q.shard_id, p))
-            return True
-        if added:
-            q.open_records.append(p)
-            return len(q.open_records) == 1
-        self._seal(q)
+        self._seal(q, full=True)  # full (or none open yet): start a new aggregate with this record
         b = q.builder = AggregateBuilder(self.config.aggregation_max_size)
         try:
             b.try_add(p.data, p.partition_key, p.explicit_hash_key)
         except ValidationError:
+            # Too big to aggregate but within the record limit: it goes alone, as a plain record.
             q.builder = None
             q.ready.append(self._plain(q.shard_id, p))
             return True
         q.open_records.append(p)
+        q.open_bytes = size
         return True
 
     def _plain(self, shard_id: str, p: Pending) -> Entry:
         return Entry(shard_id=shard_id, data=p.data, partition_key=p.partition_key,
                      explicit_hash_key=p.explicit_hash_key, records=[p], aggregated=False, size=p.size,
-                     oldest=p.put_mono)
+                     oldest=p.put_mono, user_bytes=p.size)
 
-    def _seal(self, q: _ShardQueue) -> None:
+    def _seal(self, q: _ShardQueue, *, full: bool = False) -> None:
         b, recs = q.builder, q.open_records
         q.builder, q.open_records = None, []
         if b is None or not recs:
@@ -179,7 +170,8 @@ class Accumulator:
         # else the hash of its key (which predicted this shard).
         ehk = b.explicit_hash_key if b.explicit_hash_key is not None else str(hash_key(b.partition_key))
         q.ready.append(Entry(shard_id=q.shard_id, data=b.build(), partition_key=b.partition_key, explicit_hash_key=ehk,
-                             records=recs, aggregated=True, size=b.record_size, oldest=recs[0].put_mono))
+                             records=recs, aggregated=True, size=b.record_size, oldest=recs[0].put_mono,
+                             user_bytes=q.open_bytes, full=full, _keys=b.partition_keys()))
 
     def seal_due(self, now: float) -> None:
         """Seal the open aggregates whose oldest record has waited `record_max_buffered_time`.
@@ -218,8 +210,8 @@ class Accumulator:
     def take_batch(self, now: float, *, flush: bool = False, free_connections: int = 1) -> list[Entry]:
         """Entries for one PutRecords call, or [] when nothing should be sent yet.
 
-        Sends when a call would be full, when the oldest sendable record has waited
-        `record_max_buffered_time`, or on flush. With several connections free, what is ready is
+        Sends when a call would be full, when a full aggregate is ready, when the oldest sendable
+        record has waited `record_max_buffered_time`, or on flush. With several connections free, what is ready is
         spread over them (no call smaller than one full record, ~1 MiB): parallel calls keep
         serialising, sending and the server's ingest overlapped instead of queued behind one call.
         """
@@ -227,6 +219,7 @@ class Accumulator:
         candidates: list[tuple[_ShardQueue, Entry]] = []
         count = size = 0
         oldest = float("inf")
+        any_full = False
         max_count = cfg.collection_max_count
         for q in self._queues.values():
             if cfg.ordered and q.in_flight:
@@ -242,7 +235,7 @@ class Accumulator:
                         ek = e.key_set()
                         if n and not keys.isdisjoint(ek):
                             break
-                        keys |= ek
+                        keys.update(ek)
                     else:
                         if e.partition_key in keys:
                             break
@@ -251,9 +244,12 @@ class Accumulator:
                 count += 1
                 size += e.size
                 oldest = min(oldest, e.oldest)
+                any_full = any_full or e.full
         if not candidates:
             return []
-        full = count >= cfg.collection_max_count or size >= cfg.collection_max_size
+        # A full aggregate goes at once: waiting cannot make it bigger, and a free connection that
+        # sends it now keeps serialising and the server's ingest overlapped with the puts.
+        full = count >= cfg.collection_max_count or size >= cfg.collection_max_size or any_full
         if not (flush or full or now - oldest >= cfg.linger or any(e.attempts for _, e in candidates)):
             return []
         batch: list[Entry] = []
@@ -277,8 +273,6 @@ class Accumulator:
             q.ready.remove(e)
             q.in_flight += 1
             e.attempts += 1
-            for r in e.records:
-                r.attempts += 1
         return batch
 
     def next_wakeup(self, now: float) -> float | None:
@@ -348,6 +342,8 @@ class Accumulator:
             q = self._queues.pop(sid)
             assert q.in_flight == 0, "reroute with records in flight"
             for e in q.ready:
+                for p in e.records:
+                    p.attempts += e.attempts
                 moved.extend(e.records)
             moved.extend(q.open_records)
         self.buffered_bytes -= sum(p.size for p in moved)

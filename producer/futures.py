@@ -27,69 +27,72 @@ __all__ = ["PENDING", "RecordFuture", "resolve_exception", "resolve_results"]
 _LAZY = threading.Lock()
 
 
+class _Sync:
+    """What a stock `Future` builds at construction, built here on first use: condition, waiters, callbacks."""
+
+    __slots__ = ("callbacks", "condition", "waiters")
+
+    def __init__(self) -> None:
+        self.condition = threading.Condition()
+        self.waiters: list[Any] = []
+        self.callbacks: list[Any] = []
+
+
 class RecordFuture(Future[Any]):
     """A Future whose synchronisation objects are created on first use. Cannot be cancelled."""
 
-    __slots__ = ("_callbacks_obj", "_cond_obj", "_exception", "_make", "_result_obj", "_state", "_waiters_obj")
+    # Few slots on purpose: every one is a store per record and a pointer the garbage collector visits.
+    __slots__ = ("_exception", "_factory", "_index", "_result_obj", "_state", "_sync")
+    _index: int
+    _result_obj: Any
 
     def __init__(self) -> None:  # no super().__init__(): that is the cost this class avoids
         self._state = PENDING
         self._exception: BaseException | None = None
-        self._result_obj: Any = None
-        self._make: tuple[Callable[[Any, int], Any], int] | None = None
-        self._cond_obj: threading.Condition | None = None
-        self._waiters_obj: list[Any] | None = None
-        self._callbacks_obj: list[Any] | None = None
+        self._factory: Callable[[Any, int], Any] | None = None  # builds the result from (self, _index) when read
+        self._sync: _Sync | None = None
+        # _index and _result_obj are set when the future resolves, before anything reads them.
+
+    def _lazy_sync(self) -> _Sync:
+        s = self._sync
+        if s is None:
+            with _LAZY:
+                s = self._sync
+                if s is None:
+                    s = self._sync = _Sync()
+        return s
 
     # The attributes the base class and the module functions of concurrent.futures use.
     @property
     def _condition(self) -> threading.Condition:
-        c = self._cond_obj
-        if c is None:
-            with _LAZY:
-                c = self._cond_obj
-                if c is None:
-                    c = self._cond_obj = threading.Condition()
-        return c
+        return self._lazy_sync().condition
 
     @_condition.setter
     def _condition(self, value: threading.Condition) -> None:
-        self._cond_obj = value
+        self._lazy_sync().condition = value
 
     @property
     def _waiters(self) -> list[Any]:
-        w = self._waiters_obj
-        if w is None:
-            with _LAZY:
-                w = self._waiters_obj
-                if w is None:
-                    w = self._waiters_obj = []
-        return w
+        return self._lazy_sync().waiters
 
     @_waiters.setter
     def _waiters(self, value: list[Any]) -> None:
-        self._waiters_obj = value
+        self._lazy_sync().waiters = value
 
     @property
     def _done_callbacks(self) -> list[Any]:
-        cb = self._callbacks_obj
-        if cb is None:
-            with _LAZY:
-                cb = self._callbacks_obj
-                if cb is None:
-                    cb = self._callbacks_obj = []
-        return cb
+        return self._lazy_sync().callbacks
 
     @_done_callbacks.setter
     def _done_callbacks(self, value: list[Any]) -> None:
-        self._callbacks_obj = value
+        self._lazy_sync().callbacks = value
 
     @property
     def _result(self) -> Any:
-        make = self._make
-        if make is not None:
-            self._result_obj = make[0](self, make[1])
-            self._make = None
+        factory = self._factory
+        if factory is not None:
+            self._result_obj = factory(self, self._index)
+            self._factory = None
         return self._result_obj
 
     @_result.setter
@@ -111,8 +114,11 @@ def resolve_results(futures: Sequence[RecordFuture], factory: Callable[[Any, int
         for i, fut in enumerate(futures):
             if fut._state != PENDING:
                 continue
-            if fut._cond_obj is None:
-                fut._make = (factory, i)
+            if fut._sync is None:
+                # Two plain attributes, not a (factory, index) tuple: a tuple per record would be one
+                # more object for the garbage collector to track, hundreds of thousands a second.
+                fut._factory = factory
+                fut._index = i
                 fut._state = FINISHED
             else:
                 slow.append((i, fut))
@@ -127,7 +133,7 @@ def resolve_exception(futures: Iterable[RecordFuture], error: BaseException) -> 
         for fut in futures:
             if fut._state != PENDING:
                 continue
-            if fut._cond_obj is None:
+            if fut._sync is None:
                 fut._exception = error
                 fut._state = FINISHED
             else:

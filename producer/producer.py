@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
+from producer import wire
 from producer.accumulator import Accumulator, Entry, Pending
 from producer.config import ProducerConfig
 from producer.futures import resolve_exception, resolve_results
@@ -39,12 +40,14 @@ log = logging.getLogger("streamkit.producer")
 class _Outcomes:
     """Resolutions decided under the lock and applied after it (user callbacks may call put())."""
 
-    __slots__ = ("failed", "ok", "on_failure")
+    __slots__ = ("failed", "ok", "on_failure", "wall_offset")
 
-    def __init__(self, on_failure: Callable[[FailedRecord], None] | None) -> None:
+    def __init__(self, on_failure: Callable[[FailedRecord], None] | None, wall_offset: float) -> None:
         self.on_failure = on_failure
+        self.wall_offset = wall_offset  # wall clock minus the producer's monotonic clock
         self.ok: list[tuple[list[Pending], Callable[[Any, int], PutResult]]] = []
-        self.failed: list[tuple[list[Pending], StreamkitError, str]] = []
+        # (records, error, error code, attempts of the entry that carried them)
+        self.failed: list[tuple[list[Pending], StreamkitError, str, int]] = []
 
     def __bool__(self) -> bool:
         return bool(self.ok or self.failed)
@@ -53,12 +56,13 @@ class _Outcomes:
         for records, factory in self.ok:
             resolve_results(records, factory)
         cb = self.on_failure
-        for records, error, code in self.failed:
+        for records, error, code, attempts in self.failed:
             if cb is not None:
                 for p in records:
                     try:
                         cb(FailedRecord(data=p.data, partition_key=p.partition_key, explicit_hash_key=p.explicit_hash_key,
-                                        error=str(error), error_code=code, attempts=p.attempts, put_time=p.put_wall))
+                                        error=str(error), error_code=code, attempts=p.attempts + attempts,
+                                        put_time=p.put_mono + self.wall_offset))
                     except Exception:
                         log.exception("on_failure callback raised for a record with key %r", p.partition_key)
             resolve_exception(records, error)
@@ -86,18 +90,20 @@ class Producer:
         self.stream_name = stream_name
         self.config = config or ProducerConfig()
         self._client = client or aws_client("kinesis", retries=0, max_pool_connections=self.config.max_connections)
+        wire.install(self._client)  # PutRecords bodies written directly (producer/wire.py)
         self._clock = clock
         self._retry = RetryPolicy(base=float(self.config.backoff_base), maximum=float(self.config.backoff_max),  # type: ignore[arg-type]
                                   rng=rng)
         self._acc = Accumulator(self.config, kinesis.shard_map(self._client, stream_name))
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
-        self._wall_offset = time.time() - clock()  # put_wall without a second clock read per put
+        self._wall_offset = time.time() - clock()  # a record's wall-clock put time, without a second clock read per put
         self._held: list[Pending] = []  # puts that arrive while the shard map is being refreshed
         self._max_record_size = self.config.max_record_size
         self._max_buffered = self.config.max_buffered_bytes
         self._flushing = 0
         self._closing = False
+        self._detour = False  # closing or resharding: put takes its slow path
         self._closed = False
         self._calls_in_flight = 0
         self._reshard_pending = False
@@ -125,20 +131,32 @@ class Producer:
             raise ValidationError(f"record of {len(data)} bytes plus its {size - len(data)}-byte partition key is "
                                   f"{size} bytes, over the {self._max_record_size}-byte Kinesis record limit")
         now = self._clock()
-        pending = Pending(data, partition_key, ehk, now, now + self._wall_offset, size)
+        pending = Pending(data, partition_key, ehk, now, size)
         acc = self._acc
-        # The record goes straight into its shard's aggregate, in the caller's thread.
-        with self._lock:
-            if self._closing:
-                raise StreamkitError("the producer is closed")
-            if acc.buffered_bytes + size > self._max_buffered:
-                self._wait_for_room(size)
-            if self._reshard_pending:
-                self._held.append(pending)  # routed once the new shard map is in
-                acc.buffered_bytes += size
+        # The record goes straight into its shard's aggregate, in the caller's thread. (acquire and
+        # release rather than `with`: this runs for every record, and `with` costs a bound method.)
+        lock = self._lock
+        lock.acquire()
+        try:
+            if self._detour or acc.buffered_bytes + size > self._max_buffered:
+                self._put_slow(pending, size)
             elif acc.add(pending):
                 self._cond.notify_all()
+        finally:
+            lock.release()
         return pending
+
+    def _put_slow(self, pending: Pending, size: int) -> None:
+        """`put` under the lock when closing, resharding or the buffer is full."""
+        if self._closing:
+            raise StreamkitError("the producer is closed")
+        if self._acc.buffered_bytes + size > self._max_buffered:
+            self._wait_for_room(size)
+        if self._reshard_pending:
+            self._held.append(pending)  # routed once the new shard map is in
+            self._acc.buffered_bytes += size
+        elif self._acc.add(pending):
+            self._cond.notify_all()
 
     def put_json(self, obj: Any, partition_key: str, explicit_hash_key: str | int | None = None) -> Future[PutResult]:
         """`put` of ``orjson.dumps(obj)``."""
@@ -173,7 +191,7 @@ class Producer:
         with self._cond:
             if self._closed:
                 return
-            self._closing = True
+            self._closing = self._detour = True
             self._cond.notify_all()
         self.flush(timeout)
         with self._cond:
@@ -248,7 +266,7 @@ class Producer:
         with self._cond:
             while True:
                 now = self._clock()
-                outcomes = _Outcomes(self.config.on_failure)
+                outcomes = _Outcomes(self.config.on_failure, self._wall_offset)
                 if self._reshard_pending and self._calls_in_flight == 0:
                     return [], outcomes, True
                 for e in self._acc.expire(now, self.config.ttl):
@@ -298,6 +316,7 @@ class Producer:
             for p in held:
                 self._acc.add(p)
             self._reshard_pending = False
+            self._detour = self._closing
             self._metrics.reshards_detected += 1
             log.info("shard map refreshed: %d open shards, %d buffered records re-routed",
                      len(new_map.open_shards), moved)
@@ -305,7 +324,7 @@ class Producer:
 
     # -- sending -------------------------------------------------------------------------------
     def _send(self, batch: list[Entry]) -> None:
-        outcomes = _Outcomes(self.config.on_failure)
+        outcomes = _Outcomes(self.config.on_failure, self._wall_offset)
         try:
             try:
                 out = self._client.put_records(StreamName=self.stream_name, Records=[e.to_api() for e in batch])
@@ -347,7 +366,7 @@ class Producer:
         shard_id = r["ShardId"]
         if shard_id != e.shard_id and not self._reshard_pending:
             log.info("record predicted for %s landed in %s: refreshing the shard map", e.shard_id, shard_id)
-            self._reshard_pending = True
+            self._reshard_pending = self._detour = True
         self._acc.finished(e)
         m = self._metrics
         recs = e.records
@@ -359,10 +378,11 @@ class Producer:
         m.latencies.extend(now - recs[i].put_mono for i in range(0, len(recs), step))
         seq = r["SequenceNumber"]
         aggregated = e.aggregated
+        attempts = e.attempts
 
         def result(p: Pending, i: int) -> PutResult:
             return PutResult(shard_id=shard_id, sequence_number=seq, sub_sequence_number=i if aggregated else None,
-                             attempts=p.attempts)
+                             attempts=p.attempts + attempts)
 
         outcomes.ok.append((recs, result))
 
@@ -383,4 +403,4 @@ class Producer:
 
     def _fail(self, outcomes: _Outcomes, e: Entry, error: StreamkitError, code: str) -> None:
         self._metrics.user_records_failed += len(e.records)
-        outcomes.failed.append((e.records, error, code))
+        outcomes.failed.append((e.records, error, code, e.attempts))

@@ -17,7 +17,7 @@ bench/aggregation.py). Pure: no I/O, no clocks.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, KeysView, Sequence
 from dataclasses import dataclass
 from itertools import starmap
 
@@ -134,9 +134,11 @@ class AggregateBuilder:
     __slots__ = (
         "_ehk_index",
         "_ehk_parts",
+        "_limit",
         "_pk_index",
         "_pk_parts",
         "_rec_parts",
+        "_shapes",
         "_size",
         "count",
         "explicit_hash_key",
@@ -154,7 +156,10 @@ class AggregateBuilder:
         self._pk_parts: list[bytes] = []
         self._ehk_parts: list[bytes] = []
         self._rec_parts: list[bytes] = []
+        # Key -> (data length, full record header) of its last record without an explicit hash key.
+        self._shapes: dict[str, tuple[int, bytes]] = {}
         self._size = AGGREGATE_OVERHEAD
+        self._limit = max_bytes  # max_bytes less the outer partition key, once there is one
         self.count = 0
         self.partition_key: str | None = None
         self.partition_key_bytes = 0
@@ -173,6 +178,10 @@ class AggregateBuilder:
     def __len__(self) -> int:
         return self.count
 
+    def partition_keys(self) -> KeysView[str]:
+        """The distinct partition keys added so far (a live view)."""
+        return self._pk_index.keys()
+
     def try_add(self, data: bytes, partition_key: str, explicit_hash_key: str | None = None) -> bool:
         """Add one record if the aggregate stays within ``max_bytes``; False leaves it unchanged.
 
@@ -180,29 +189,41 @@ class AggregateBuilder:
         """
         if explicit_hash_key is not None or not self.count:
             return self._try_add_general(data, partition_key, explicit_hash_key)
-        # Fast paths: no explicit hash key, not the first record.
+        # Fast path: a key already in this aggregate, with data as long as its last record's.
+        n = len(data)
+        shape = self._shapes.get(partition_key)
+        if shape is None or shape[0] != n:
+            return self._try_add_shape(data, partition_key, n)
+        header = shape[1]
+        size = self._size + len(header) + n
+        if size > self._limit:
+            return False
+        parts = self._rec_parts
+        parts.append(header)
+        parts.append(data)
+        self._size = size
+        self.count += 1
+        return True
+
+    def _try_add_shape(self, data: bytes, partition_key: str, n: int) -> bool:
+        """`try_add` without an explicit hash key, for a key or data length not cached in `_shapes`."""
         pk_index = self._pk_index
         key_header = pk_index.get(partition_key)
-        n = len(data)
+        pk_entry = b""
         if key_header is None:
             idx = len(pk_index)
             key_header = _INDEX_HEADERS[idx] if idx < _INDEX_HEADER_COUNT else _TAG_PK_INDEX + _varint(idx)
             pk_entry = _KEY_ENTRIES.get(partition_key) or _key_entry(partition_key)
-            inner_header = key_header + (_DATA_HEADERS.get(n) or _data_header(n))
-            inner = len(inner_header) + n
-            header = (_RECORD_HEADERS.get(inner) or _record_header(inner)) + inner_header
-            size = self._size + len(pk_entry) + len(header) + n
-            if size + self.partition_key_bytes > self.max_bytes:
-                return False
+        inner_header = key_header + (_DATA_HEADERS.get(n) or _data_header(n))
+        inner = len(inner_header) + n
+        header = (_RECORD_HEADERS.get(inner) or _record_header(inner)) + inner_header
+        size = self._size + len(pk_entry) + len(header) + n
+        if size > self._limit:
+            return False
+        if pk_entry:
             pk_index[partition_key] = key_header
             self._pk_parts.append(pk_entry)
-        else:
-            inner_header = key_header + (_DATA_HEADERS.get(n) or _data_header(n))
-            inner = len(inner_header) + n
-            header = (_RECORD_HEADERS.get(inner) or _record_header(inner)) + inner_header
-            size = self._size + len(header) + n
-            if size + self.partition_key_bytes > self.max_bytes:
-                return False
+        self._shapes[partition_key] = (n, header)
         self._rec_parts += (header, data)
         self._size = size
         self.count += 1
@@ -255,6 +276,7 @@ class AggregateBuilder:
             self.partition_key = partition_key
             self.partition_key_bytes = outer_key
             self.explicit_hash_key = explicit_hash_key
+            self._limit = self.max_bytes - outer_key
         self.count += 1
         return True
 

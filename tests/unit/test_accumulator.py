@@ -16,7 +16,7 @@ def two_shards() -> ShardMap:
 
 
 def rec(data: bytes, key: str = "k", t: float = 0.0, ehk: str | None = None) -> Pending:
-    return Pending(data, key, ehk, t, t, len(data) + len(key))
+    return Pending(data, key, ehk, t, len(data) + len(key))
 
 
 def key_in(shards: ShardMap, shard_id: str, n: int = 1) -> list[str]:

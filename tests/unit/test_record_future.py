@@ -40,7 +40,7 @@ def test_a_waiting_thread_is_woken() -> None:
     got: list[object] = []
     t = threading.Thread(target=lambda: got.append(fut.result(timeout=5)))
     t.start()
-    while fut._cond_obj is None:  # the waiter has created the condition: resolution takes the locked path
+    while fut._sync is None:  # the waiter has created the condition: resolution takes the locked path
         threading.Event().wait(0.001)
     resolve_results([fut], make_result)
     t.join(5)
