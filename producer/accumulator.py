@@ -1,9 +1,10 @@
 """Per-shard aggregation and PutRecords collection: the producer's decisions, with no I/O.
 
-User records (`Pending`) are routed to their predicted shard, packed into KPL aggregates there, and
-sealed into `Entry`s (one Kinesis record each) when full or old enough. `take_batch` picks what one
-PutRecords call should carry: in shard FIFO order, within the call caps, the per-shard pacing, the
-retry times and (when ordered) at most one entry per shard in flight. The `Producer` does the I/O.
+User records (`Item`s: a `Pending` future from `put`, or a bare `Rec` from `send`) are routed to
+their predicted shard, packed into KPL aggregates there, and sealed into `Entry`s (one Kinesis record
+each) when full or old enough. `take_batch` picks what one PutRecords call should carry: in shard
+FIFO order, within the call caps, the per-shard pacing, the retry times and (when ordered) at most
+one entry per shard in flight. The `Producer` does the I/O.
 """
 
 from __future__ import annotations
@@ -20,13 +21,20 @@ from streamkit.errors import ValidationError
 from streamkit.hashing import ShardMap, hash_key
 from streamkit.ratelimit import TokenBucket
 
-__all__ = ["Accumulator", "Entry", "Pending"]
+__all__ = ["Accumulator", "Entry", "Item", "Pending", "Rec", "rec_of"]
 
 MIB = 1024 * 1024
 
 
+#: One user record as the producer keeps it: (data, partition_key, explicit_hash_key, put time on the
+#: producer's monotonic clock, size = data + UTF-8 key bytes, PutRecords attempts made in entries it
+#: has left at a reshard). A tuple of atomic values: the garbage collector stops tracking it at its
+#: first look, so buffering millions costs it nothing.
+Rec = tuple[bytes, str, "str | None", float, int, int]
+
+
 class Pending(RecordFuture):
-    """One user record from `put` until it resolves; it is itself the future that `put` returns."""
+    """A user record put with `Producer.put`: the future `put` returns, with the record's fields."""
 
     __slots__ = ("attempts", "data", "explicit_hash_key", "partition_key", "put_mono", "size")
 
@@ -41,10 +49,21 @@ class Pending(RecordFuture):
         self.partition_key = partition_key
         self.explicit_hash_key = explicit_hash_key
         self.put_mono = put_mono
-        self.size = size  # data + UTF-8 partition key bytes
-        # PutRecords attempts made in entries it has left (re-routed at a reshard); the entry that
-        # finally carries it adds its own `Entry.attempts`.
+        self.size = size
         self.attempts = 0
+
+    @property
+    def rec(self) -> Rec:
+        return (self.data, self.partition_key, self.explicit_hash_key, self.put_mono, self.size, self.attempts)
+
+
+#: What the accumulator buffers per user record: a `Pending` (put, with a future) or a bare `Rec`
+#: (sent with `Producer.send`, no future).
+Item = Pending | Rec
+
+
+def rec_of(item: Item) -> Rec:
+    return item if type(item) is tuple else item.rec  # type: ignore[union-attr]
 
 
 @dataclass(eq=False, slots=True)
@@ -55,7 +74,7 @@ class Entry:
     data: bytes
     partition_key: str
     explicit_hash_key: str | None
-    records: list[Pending]
+    records: list[Item]
     aggregated: bool
     size: int  # what Kinesis counts: data + partition key bytes
     oldest: float  # put time of its oldest record (monotonic)
@@ -70,7 +89,7 @@ class Entry:
     def key_set(self) -> AbstractSet[str]:
         """The partition keys of the records in this entry."""
         if self._keys is None:
-            self._keys = {r.partition_key for r in self.records}
+            self._keys = {rec_of(r)[1] for r in self.records}
         return self._keys
 
     def to_api(self) -> dict[str, Any]:
@@ -84,8 +103,9 @@ class Entry:
 class _ShardQueue:
     shard_id: str
     builder: AggregateBuilder | None = None
-    open_records: list[Pending] = field(default_factory=list)
+    open_records: list[Item] = field(default_factory=list)
     open_bytes: int = 0  # user bytes of open_records
+    open_since: float = 0.0  # put time of open_records[0]
     ready: deque[Entry] = field(default_factory=deque)
     in_flight: int = 0
     records_bucket: TokenBucket | None = None
@@ -117,45 +137,50 @@ class Accumulator:
             q = self._queues[shard_id] = _ShardQueue(shard_id)
         return q
 
-    def add(self, p: Pending) -> bool:
+    def add(self, item: Item) -> bool:
         """Route one user record to its shard's open aggregate, sealing it when full.
 
         True when the sender has something new to consider (a new aggregate was started, so a new
         flush deadline exists, or one was sealed and is ready to go).
         """
-        if p.explicit_hash_key is None:
-            q = self._route.get(p.partition_key) or self._route_key(p.partition_key)
+        data, key, ehk, put_mono, size, _ = rec_of(item)
+        return self.add_fields(item, data, key, ehk, put_mono, size)
+
+    def add_fields(self, item: Item, data: bytes, key: str, ehk: str | None, put_mono: float, size: int) -> bool:
+        """`add` with the record's fields already at hand (the producer's per-record path)."""
+        if ehk is None:
+            q = self._route.get(key) or self._route_key(key)
         else:
-            q = self._queue(self.shard_map.shard_for_key(p.partition_key, p.explicit_hash_key).shard_id)
-        size = p.size
+            q = self._queue(self.shard_map.shard_for_key(key, ehk).shard_id)
         self.buffered_bytes += size
         self.buffered_records += 1
         b = q.builder
-        if b is not None and b.try_add(p.data, p.partition_key, p.explicit_hash_key):
+        if b is not None and b.try_add(data, key, ehk):
             # The common case: the record joins its shard's open aggregate.
-            q.open_records.append(p)
+            q.open_records.append(item)
             q.open_bytes += size
             return False
         if not self.config.aggregation:
-            q.ready.append(self._plain(q.shard_id, p))
+            q.ready.append(self._plain(q.shard_id, item))
             return len(q.ready) == 1
         self._seal(q, full=True)  # full (or none open yet): start a new aggregate with this record
         b = q.builder = AggregateBuilder(self.config.aggregation_max_size)
         try:
-            b.try_add(p.data, p.partition_key, p.explicit_hash_key)
+            b.try_add(data, key, ehk)
         except ValidationError:
             # Too big to aggregate but within the record limit: it goes alone, as a plain record.
             q.builder = None
-            q.ready.append(self._plain(q.shard_id, p))
+            q.ready.append(self._plain(q.shard_id, item))
             return True
-        q.open_records.append(p)
+        q.open_records.append(item)
         q.open_bytes = size
+        q.open_since = put_mono
         return True
 
-    def _plain(self, shard_id: str, p: Pending) -> Entry:
-        return Entry(shard_id=shard_id, data=p.data, partition_key=p.partition_key,
-                     explicit_hash_key=p.explicit_hash_key, records=[p], aggregated=False, size=p.size,
-                     oldest=p.put_mono, user_bytes=p.size)
+    def _plain(self, shard_id: str, item: Item) -> Entry:
+        data, key, ehk, put_mono, size, _ = rec_of(item)
+        return Entry(shard_id=shard_id, data=data, partition_key=key, explicit_hash_key=ehk, records=[item],
+                     aggregated=False, size=size, oldest=put_mono, user_bytes=size)
 
     def _seal(self, q: _ShardQueue, *, full: bool = False) -> None:
         b, recs = q.builder, q.open_records
@@ -170,7 +195,7 @@ class Accumulator:
         # else the hash of its key (which predicted this shard).
         ehk = b.explicit_hash_key if b.explicit_hash_key is not None else str(hash_key(b.partition_key))
         q.ready.append(Entry(shard_id=q.shard_id, data=b.build(), partition_key=b.partition_key, explicit_hash_key=ehk,
-                             records=recs, aggregated=True, size=b.record_size, oldest=recs[0].put_mono,
+                             records=recs, aggregated=True, size=b.record_size, oldest=q.open_since,
                              user_bytes=q.open_bytes, full=full, _keys=b.partition_keys()))
 
     def seal_due(self, now: float) -> None:
@@ -182,7 +207,7 @@ class Accumulator:
         linger = self.config.linger
         ordered = self.config.ordered
         for q in self._queues.values():
-            if not q.open_records or now - q.open_records[0].put_mono < linger:
+            if not q.open_records or now - q.open_since < linger:
                 continue
             if q.ready or (ordered and q.in_flight):
                 continue
@@ -281,7 +306,7 @@ class Accumulator:
         times: list[float] = []
         for q in self._queues.values():
             if q.open_records and not q.ready and not (cfg.ordered and q.in_flight):
-                times.append(q.open_records[0].put_mono + cfg.linger)
+                times.append(q.open_since + cfg.linger)
             if q.ready and not (cfg.ordered and q.in_flight):
                 e = q.ready[0]
                 times.append(max(e.not_before, e.oldest + cfg.linger if not e.attempts else 0.0,
@@ -335,33 +360,40 @@ class Accumulator:
         """
         self.shard_map = shard_map
         self._route.clear()
-        moved: list[Pending] = []
+        moved: list[Item] = []
         for sid in list(self._queues):
             if sid in shard_map and shard_map[sid].is_open:
                 continue
             q = self._queues.pop(sid)
             assert q.in_flight == 0, "reroute with records in flight"
             for e in q.ready:
-                for p in e.records:
-                    p.attempts += e.attempts
-                moved.extend(e.records)
+                moved.extend(_carry_attempts(item, e.attempts) for item in e.records)
             moved.extend(q.open_records)
-        self.buffered_bytes -= sum(p.size for p in moved)
+        self.buffered_bytes -= sum(rec_of(item)[4] for item in moved)
         self.buffered_records -= len(moved)
-        for p in moved:
-            self.add(p)
+        for item in moved:
+            self.add(item)
         return len(moved)
 
-    def drain(self) -> list[Pending]:
+    def drain(self) -> list[Item]:
         """Remove and return every record not in flight (for shutdown)."""
-        out: list[Pending] = []
+        out: list[Item] = []
         for q in self._queues.values():
             for e in q.ready:
-                out.extend(e.records)
+                out.extend(_carry_attempts(item, e.attempts) for item in e.records)
             out.extend(q.open_records)
             q.ready.clear()
             q.open_records = []
             q.builder = None
-        self.buffered_bytes -= sum(p.size for p in out)
+        self.buffered_bytes -= sum(rec_of(item)[4] for item in out)
         self.buffered_records -= len(out)
         return out
+
+
+def _carry_attempts(item: Item, attempts: int) -> Item:
+    """The record with `attempts` more counted as made before its next entry."""
+    if type(item) is tuple:
+        data, key, ehk, put_mono, size, before = item
+        return (data, key, ehk, put_mono, size, before + attempts)
+    item.attempts += attempts  # type: ignore[union-attr]
+    return item

@@ -107,12 +107,15 @@ class RecordFuture(Future[Any]):
         return False
 
 
-def resolve_results(futures: Sequence[RecordFuture], factory: Callable[[Any, int], Any]) -> None:
-    """Resolve each future to ``factory(future, index)``, built only if the result is read."""
+def resolve_results(futures: Sequence[object], factory: Callable[[Any, int], Any]) -> None:
+    """Resolve each future to ``factory(future, index)``, built only if the result is read.
+
+    Items that are not `RecordFuture`s (records sent without one) are skipped; they keep their index.
+    """
     slow: list[tuple[int, RecordFuture]] = []
     with _LAZY:
         for i, fut in enumerate(futures):
-            if fut._state != PENDING:
+            if not isinstance(fut, RecordFuture) or fut._state != PENDING:
                 continue
             if fut._sync is None:
                 # Two plain attributes, not a (factory, index) tuple: a tuple per record would be one
@@ -126,12 +129,12 @@ def resolve_results(futures: Sequence[RecordFuture], factory: Callable[[Any, int
         fut.set_result(factory(fut, i))
 
 
-def resolve_exception(futures: Iterable[RecordFuture], error: BaseException) -> None:
-    """Fail futures with `error`."""
+def resolve_exception(futures: Iterable[object], error: BaseException) -> None:
+    """Fail futures with `error`; items that are not `RecordFuture`s are skipped."""
     slow: list[RecordFuture] = []
     with _LAZY:
         for fut in futures:
-            if fut._state != PENDING:
+            if not isinstance(fut, RecordFuture) or fut._state != PENDING:
                 continue
             if fut._sync is None:
                 fut._exception = error

@@ -98,7 +98,7 @@ def test_a_split_and_a_merge_during_a_run_lose_nothing_and_keep_order_per_key(ki
             key = f"k{i % 23}"
             data = b"%d" % i
             sent[key].append(data)
-            p.put(data, key)
+            (p.put if i % 2 else p.send)(data, key)  # records with and without futures re-route alike
             i += 1
             time.sleep(0.002)
         p.flush()

@@ -46,13 +46,67 @@ def user_records(client: FakeKinesisClient) -> dict[str, list[tuple[str, bytes]]
     ((12, "k"), "data must be bytes or str"),
     ((b"x", "k", "-1"), "explicit hash key"),
 ])
-def test_bad_input_is_rejected_by_put_before_anything_is_buffered(args: tuple[object, ...], message: str) -> None:
+@pytest.mark.parametrize("method", ["put", "send"])
+def test_bad_input_is_rejected_before_anything_is_buffered(args: tuple[object, ...], message: str, method: str) -> None:
     client = FakeKinesisClient()
     with Producer("s", client=client, config=cfg()) as p:
         with pytest.raises(ValidationError, match=message):
-            p.put(*args)  # type: ignore[arg-type]
+            getattr(p, method)(*args)
         assert p.metrics()["buffered_records"] == 0
     assert client.calls == 0
+
+
+def test_sent_and_put_records_share_aggregates_and_keep_their_order() -> None:
+    client = FakeKinesisClient(shards=1)
+    with Producer("s", client=client, config=cfg()) as p:
+        futs = {}
+        for i in range(10):
+            if i % 3:
+                p.send(b"s%d" % i, "k")
+            else:
+                futs[i] = p.put(b"p%d" % i, "k")
+        p.send("text", "k")
+        p.send_json({"n": 1}, "k")
+        p.flush()
+        m = p.metrics()
+    assert [d for _k, d in user_records(client)["shardId-000000000000"]] == \
+        [b"s%d" % i if i % 3 else b"p%d" % i for i in range(10)] + [b"text", b'{"n":1}']
+    assert {i: f.result().sub_sequence_number for i, f in futs.items()} == {0: 0, 3: 3, 6: 6, 9: 9}
+    assert m["user_records_put"] == m["user_records_written"] == 12 and m["kinesis_records_written"] == 1
+
+
+def test_a_sent_record_that_fails_goes_to_on_failure_with_its_payload() -> None:
+    failed: list[FailedRecord] = []
+    client = FakeKinesisClient(entry_error=lambda c, i, e: "ValidationException")
+    with Producer("s", client=client, config=cfg(on_failure=failed.append)) as p:
+        p.send(b"payload", "k", 42)
+        p.flush()
+        assert p.metrics()["user_records_failed"] == 1
+    assert [(f.data, f.partition_key, f.explicit_hash_key, f.error_code, f.attempts) for f in failed] == \
+        [(b"payload", "k", "42", "ValidationException", 1)]
+
+
+def test_a_sent_record_that_fails_with_no_on_failure_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    client = FakeKinesisClient(entry_error=lambda c, i, e: "ValidationException")
+    with Producer("s", client=client, config=cfg()) as p:
+        p.send(b"payload", "k")
+        p.flush()
+    assert "1 record(s) sent without a future failed for good" in caplog.text
+
+
+def test_close_timeout_fails_what_is_left_to_futures_and_on_failure() -> None:
+    failed: list[FailedRecord] = []
+    client = FakeKinesisClient(entry_error=lambda c, i, e: "ProvisionedThroughputExceededException")
+    p = Producer("s", client=client, config=cfg(record_ttl=30, backoff_base=0.05, backoff_max=0.05,
+                                                on_failure=failed.append))
+    fut = p.put(b"tracked", "k1")
+    p.send(b"untracked", "k2")
+    p.close(timeout=0.3)
+    with pytest.raises(RecordExpiredError, match="closed before this record was written"):
+        fut.result(timeout=1)
+    assert sorted(f.data for f in failed) == [b"tracked", b"untracked"]
+    assert all(f.attempts >= 1 and f.error_code == "Expired" for f in failed)
+    assert p.metrics()["user_records_failed"] == 2
 
 
 def test_results_report_shard_sequence_and_sub_sequence() -> None:
