@@ -12,6 +12,7 @@ from streamkit.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from producer.results import FailedRecord
+    from streamkit.destinations import Destination
 
 __all__ = ["ProducerConfig"]
 
@@ -59,8 +60,10 @@ class ProducerConfig:
     #: Backoff between attempts: full jitter on an exponential base (tenacity's wait_random_exponential).
     backoff_base: Seconds = 0.1
     backoff_max: Seconds = 5.0
-    #: Called with a `FailedRecord` (payload included) for every record that could not be written.
-    on_failure: Callable[[FailedRecord], None] | None = None
+    #: Where every record that could not be written goes, payload included: a callable taking one
+    #: `FailedRecord`, a destination (``"file:PATH"``, ``"sqs:QUEUE_URL"`` or a `Destination`, which
+    #: receives `FailedRecord.to_json()` documents, one call per failed Kinesis record), or None.
+    on_failure: Callable[[FailedRecord], None] | Destination | str | None = None
 
     def __post_init__(self) -> None:
         for name, minimum in (("record_max_buffered_time", 0.0), ("record_ttl", 0.001), ("put_timeout", 0.0),
@@ -84,6 +87,13 @@ class ProducerConfig:
             raise ConfigurationError(f"ProducerConfig.max_connections must be >= 1, got {self.max_connections}")
         if self.max_buffered_bytes < self.max_record_size:
             raise ConfigurationError("ProducerConfig.max_buffered_bytes must hold at least one record")
+        if isinstance(self.on_failure, str):
+            from streamkit.destinations import parse_destination
+
+            object.__setattr__(self, "on_failure", parse_destination(self.on_failure))  # bad specs fail here
+        elif self.on_failure is not None and not callable(self.on_failure) and not hasattr(self.on_failure, "send_json"):
+            raise ConfigurationError(f"ProducerConfig.on_failure must be a callable, a destination or "
+                                     f"'file:PATH' / 'sqs:URL', got {self.on_failure!r}")
         if self.buffer_full not in ("block", "raise"):
             raise ConfigurationError(f"ProducerConfig.buffer_full must be 'block' or 'raise', got {self.buffer_full!r}")
 

@@ -42,7 +42,7 @@ class _Outcomes:
 
     __slots__ = ("failed", "ok", "on_failure", "wall_offset")
 
-    def __init__(self, on_failure: Callable[[FailedRecord], None] | None, wall_offset: float) -> None:
+    def __init__(self, on_failure: Callable[[list[FailedRecord]], None] | None, wall_offset: float) -> None:
         self.on_failure = on_failure
         self.wall_offset = wall_offset  # wall clock minus the producer's monotonic clock
         self.ok: list[tuple[list[Item], Callable[[Any, int], PutResult]]] = []
@@ -55,22 +55,43 @@ class _Outcomes:
     def apply(self) -> None:
         for records, factory in self.ok:
             resolve_results(records, factory)
-        cb = self.on_failure
+        deliver = self.on_failure
         for records, error, code, attempts in self.failed:
-            if cb is not None:
+            if deliver is not None:
+                failed = []
                 for item in records:
                     data, key, ehk, put_mono, _size, before = rec_of(item)
-                    try:
-                        cb(FailedRecord(data=data, partition_key=key, explicit_hash_key=ehk, error=str(error), error_code=code,
-                                        attempts=before + attempts, put_time=put_mono + self.wall_offset))
-                    except Exception:
-                        log.exception("on_failure callback raised for a record with key %r", key)
+                    failed.append(FailedRecord(data=data, partition_key=key, explicit_hash_key=ehk, error=str(error),
+                                               error_code=code, attempts=before + attempts,
+                                               put_time=put_mono + self.wall_offset))
+                try:
+                    deliver(failed)
+                except Exception:
+                    log.exception("on_failure raised for %d failed record(s); they are lost to it", len(failed))
             else:
                 untracked = sum(1 for item in records if type(item) is tuple)
                 if untracked:
                     log.error("%d record(s) sent without a future failed for good and no on_failure is set: %s",
                               untracked, error)
             resolve_exception(records, error)
+
+
+def _failure_handler(on_failure: Any) -> Callable[[list[FailedRecord]], None] | None:
+    """`ProducerConfig.on_failure` as one call per failed Kinesis record's user records."""
+    if on_failure is None:
+        return None
+    if hasattr(on_failure, "send_json"):  # a destination: one batch per failed entry
+        def to_destination(records: list[FailedRecord]) -> None:
+            on_failure.send_json([r.to_json() for r in records])
+        return to_destination
+
+    def each(records: list[FailedRecord]) -> None:
+        for r in records:
+            try:
+                on_failure(r)
+            except Exception:
+                log.exception("on_failure callback raised for a record with key %r", r.partition_key)
+    return each
 
 
 class Producer:
@@ -98,6 +119,7 @@ class Producer:
         self._client = client or aws_client("kinesis", retries=0, max_pool_connections=self.config.max_connections)
         wire.install(self._client)  # PutRecords bodies written directly (producer/wire.py)
         self._clock = clock
+        self._on_failure = _failure_handler(self.config.on_failure)
         self._retry = RetryPolicy(base=float(self.config.backoff_base), maximum=float(self.config.backoff_max),  # type: ignore[arg-type]
                                   rng=rng)
         self._acc = Accumulator(self.config, kinesis.shard_map(self._client, stream_name))
@@ -251,7 +273,7 @@ class Producer:
             leftovers = self._held + self._acc.drain()
             self._held = []
             self._metrics.user_records_failed += len(leftovers)
-        outcomes = _Outcomes(self.config.on_failure, self._wall_offset)
+        outcomes = _Outcomes(self._on_failure, self._wall_offset)
         outcomes.failed.append((leftovers, error, code, 0))
         outcomes.apply()
 
@@ -315,7 +337,7 @@ class Producer:
         with self._cond:
             while True:
                 now = self._clock()
-                outcomes = _Outcomes(self.config.on_failure, self._wall_offset)
+                outcomes = _Outcomes(self._on_failure, self._wall_offset)
                 if self._reshard_pending and self._calls_in_flight == 0:
                     return [], outcomes, True
                 for e in self._acc.expire(now, self.config.ttl):
@@ -373,7 +395,7 @@ class Producer:
 
     # -- sending -------------------------------------------------------------------------------
     def _send(self, batch: list[Entry]) -> None:
-        outcomes = _Outcomes(self.config.on_failure, self._wall_offset)
+        outcomes = _Outcomes(self._on_failure, self._wall_offset)
         try:
             try:
                 out = self._client.put_records(StreamName=self.stream_name, Records=[e.to_api() for e in batch])

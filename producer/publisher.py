@@ -15,7 +15,9 @@ import orjson
 
 from producer.config import ProducerConfig
 from producer.producer import Producer
-from streamkit.errors import ConfigurationError, StreamkitError
+from streamkit.aggregation import MAX_RECORD_BYTES
+from streamkit.errors import ConfigurationError, StreamkitError, ValidationError
+from streamkit.hashing import validate_partition_key
 
 __all__ = ["BadLine", "PublishSummary", "file_readings", "publish", "simulated_readings"]
 
@@ -47,8 +49,13 @@ class BadLineError(StreamkitError):
     """A line of the input file is not a JSON object with the key field (and --on-bad-line is fail)."""
 
 
-def file_readings(path: Path, key_field: str, on_bad: Callable[[BadLine], None]) -> Iterator[tuple[str, bytes]]:
-    """(partition key, JSON bytes) per line; bad lines go to `on_bad` with their number and are not yielded."""
+def file_readings(path: Path, key_field: str, on_bad: Callable[[BadLine], None], *,
+                  max_record_size: int = MAX_RECORD_BYTES) -> Iterator[tuple[str, bytes]]:
+    """(partition key, JSON bytes) per line; bad lines go to `on_bad` with their number and are not yielded.
+
+    Bad: not JSON, no usable key field, or a reading the producer would refuse (a key of more than
+    256 characters, or more than `max_record_size` bytes with its key).
+    """
     with path.open("rb") as fh:
         for number, raw in enumerate(fh, start=1):
             line = raw.strip()
@@ -62,7 +69,18 @@ def file_readings(path: Path, key_field: str, on_bad: Callable[[BadLine], None])
             if not isinstance(obj, dict) or key_field not in obj or obj[key_field] in (None, ""):
                 on_bad(BadLine(line_number=number, reason=f"no {key_field!r} field to use as the partition key"))
                 continue
-            yield str(obj[key_field]), line
+            key = str(obj[key_field])
+            try:
+                validate_partition_key(key)
+            except ValidationError as exc:
+                on_bad(BadLine(line_number=number, reason=str(exc)))
+                continue
+            size = len(line) + len(key.encode("utf-8"))
+            if size > max_record_size:
+                on_bad(BadLine(line_number=number, reason=f"reading of {size} bytes with its key is over the "
+                                                          f"{max_record_size}-byte Kinesis record limit"))
+                continue
+            yield key, line
 
 
 def simulated_readings(sensors: int, rate: float, duration: float, *, seed: int = 1,

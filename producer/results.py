@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["FailedRecord", "PutResult"]
 
@@ -30,3 +32,9 @@ class FailedRecord:
     error_code: str
     attempts: int
     put_time: float  # time.time() when `put` was called
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON document of this record (data base64-encoded), as destinations store it."""
+        return {"data": base64.b64encode(self.data).decode("ascii"), "partition_key": self.partition_key,
+                "explicit_hash_key": self.explicit_hash_key, "error": self.error, "error_code": self.error_code,
+                "attempts": self.attempts, "put_time": self.put_time}

@@ -24,6 +24,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--no-aggregate", action="store_true", help="one Kinesis record per reading")
     p.add_argument("--on-bad-line", choices=("skip", "fail"), default="skip",
                    help="a line that is not a JSON object with the key field: report and skip, or stop")
+    p.add_argument("--on-failure", metavar="DEST",
+                   help="file:PATH or sqs:QUEUE_URL: where readings that could not be written go, payload included")
     p.set_defaults(func=cmd_produce)
 
 
@@ -48,7 +50,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
     else:
         readings = simulated_readings(args.sensors, args.rate, args.duration)
         total = int(args.rate * args.duration)
-    config = ProducerConfig(aggregation=not args.no_aggregate)
+    config = ProducerConfig(aggregation=not args.no_aggregate, on_failure=args.on_failure)
     client = client_for(args, retries=0)
     show_progress = not flag(args, "json") and sys.stderr.isatty()
     if show_progress:

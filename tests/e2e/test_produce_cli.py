@@ -31,6 +31,28 @@ def test_file_with_bad_lines_reports_each_with_its_number_and_skips_it(kinesis_s
 
 
 @pytest.mark.streamkit(shards=1)
+def test_readings_kinesis_would_refuse_are_bad_lines_not_a_crash(kinesis_stream: StreamHandle, tmp_path: Path) -> None:
+    f = tmp_path / "r.jsonl"
+    big = "x" * (1024 * 1024)
+    f.write_text(f'{{"sensor_id": "a"}}\n{{"sensor_id": "b", "pad": "{big}"}}\n{{"sensor_id": "{"k" * 300}"}}\n'
+                 '{"sensor_id": "d"}\n')
+    proc = run_cli("produce", "--stream", kinesis_stream.name, "--file", str(f),
+                   "--endpoint-url", kinesis_stream.stack.kinesis_endpoint)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{f}:2: reading of 1048606 bytes with its key is over" in proc.stderr
+    assert f"{f}:3: " in proc.stderr and "got 300" in proc.stderr and "Traceback" not in proc.stderr
+    got = sorted(k for recs in read_stream(kinesis_stream.client, kinesis_stream.name).values() for k, _d, _s in recs)
+    assert got == ["a", "d"]
+
+
+def test_a_bad_on_failure_destination_is_a_usage_error(tmp_path: Path) -> None:
+    f = tmp_path / "r.jsonl"
+    f.write_text('{"sensor_id": "a"}\n')
+    proc = run_cli("produce", "--stream", "s", "--file", str(f), "--on-failure", "nowhere")
+    assert proc.returncode == 2 and "use file:PATH or sqs:QUEUE_URL" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.streamkit(shards=1)
 def test_on_bad_line_fail_stops_with_exit_1(kinesis_stream: StreamHandle, tmp_path: Path) -> None:
     f = tmp_path / "r.jsonl"
     f.write_text('{"sensor_id": "a"}\n{broken\n{"sensor_id": "c"}\n')

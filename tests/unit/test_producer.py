@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import random
 import threading
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError
 
 from producer import FailedRecord, Producer, ProducerConfig
 from streamkit.aggregation import decode
+from streamkit.destinations import read_dead_letters
 from streamkit.errors import (
     BufferFullError,
     ConfigurationError,
@@ -84,6 +87,25 @@ def test_a_sent_record_that_fails_goes_to_on_failure_with_its_payload() -> None:
         assert p.metrics()["user_records_failed"] == 1
     assert [(f.data, f.partition_key, f.explicit_hash_key, f.error_code, f.attempts) for f in failed] == \
         [(b"payload", "k", "42", "ValidationException", 1)]
+
+
+def test_failed_records_go_to_a_file_destination_one_batch_per_kinesis_record(tmp_path: Path) -> None:
+    dead = tmp_path / "dead.jsonl"
+    client = FakeKinesisClient(entry_error=lambda c, i, e: "ValidationException")
+    with Producer("s", client=client, config=cfg(on_failure=f"file:{dead}")) as p:
+        p.send(b"\x00binary", "k1")
+        fut = p.put(b"text", "k1")
+        p.flush()
+    assert fut.exception() is not None
+    docs = list(read_dead_letters(dead))
+    assert [(base64.b64decode(d["data"]), d["partition_key"], d["error_code"], d["attempts"]) for d in docs] == \
+        [(b"\x00binary", "k1", "ValidationException", 1), (b"text", "k1", "ValidationException", 1)]
+
+
+@pytest.mark.parametrize(("value", "message"), [("nope:x", "use file:PATH or sqs:QUEUE_URL"), (5, "on_failure must be")])
+def test_a_bad_on_failure_is_rejected_at_construction(value: object, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        ProducerConfig(on_failure=value)  # type: ignore[arg-type]
 
 
 def test_a_sent_record_that_fails_with_no_on_failure_is_logged(caplog: pytest.LogCaptureFixture) -> None:
