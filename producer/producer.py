@@ -144,6 +144,8 @@ class Producer:
     def put(self, data: bytes | bytearray | memoryview | str, partition_key: str,
             explicit_hash_key: str | int | None = None) -> Future[PutResult]:
         """Queue one record; the future resolves to where it landed. Raises before buffering on bad input."""
+        # The fast check below is written out again in `send`, on purpose: it runs for every record,
+        # and a shared helper would cost a Python call each time. Anything off it goes to `_validate`.
         if type(data) is bytes and type(partition_key) is str and explicit_hash_key is None \
                 and 0 < len(partition_key) <= 256 and partition_key.isascii():
             size, ehk = len(data) + len(partition_key), None

@@ -71,6 +71,19 @@ def test_nothing_is_sent_before_the_linger_unless_a_call_is_full() -> None:
     assert len(acc.take_batch(0.1)) == 1
 
 
+def test_a_full_aggregate_goes_before_the_linger_and_a_partial_one_waits() -> None:
+    acc = Accumulator(config(record_max_buffered_time=10.0, aggregation_max_size=1000), two_shards())
+    for _ in range(12):  # about 9 fit in 1,000 bytes: the 10th seals the first aggregate as full
+        acc.add(rec(b"y" * 90, "k", t=0.0))
+    (full,) = acc.take_batch(0.001)
+    assert full.full and full.aggregated and len(full.records) >= 9
+    acc.finished(full)
+    assert acc.take_batch(0.001) == []  # the rest is an open, partial aggregate: it waits for its linger
+    acc.seal_due(10.0)
+    (rest,) = acc.take_batch(10.0)
+    assert not rest.full and len(full.records) + len(rest.records) == 12
+
+
 def test_a_full_aggregate_is_sealed_at_once_and_the_limit_never_passed() -> None:
     cfg = config(aggregation_max_size=1000)
     acc = Accumulator(cfg, two_shards())
@@ -174,6 +187,29 @@ def test_reroute_moves_records_of_a_closed_shard_in_order() -> None:
         got = [d for s, d in sent if s == sid]
         assert got == sorted(got)
     assert acc.idle
+
+
+def test_reroute_carries_records_with_and_without_futures_and_their_attempts() -> None:
+    shards = two_shards()
+    (k,) = key_in(shards, "A")
+    acc = Accumulator(config(), shards)
+    tracked = rec(b"0", k)
+    acc.add(tracked)
+    acc.add((b"1", k, None, 0.0, 1 + len(k), 0))  # a record sent without a future
+    acc.seal_all()
+    (entry,) = acc.take_batch(0.0, flush=True)
+    acc.retry_later(entry, 0.0, "throttled", "ProvisionedThroughputExceededException")
+    split = ShardMap([
+        ShardInfo(shard_id="A", starting_hash_key=0, ending_hash_key=HALF - 1, ending_sequence_number="9"),
+        ShardInfo(shard_id="A1", starting_hash_key=0, ending_hash_key=HALF - 1, parent_shard_id="A"),
+        ShardInfo(shard_id="B", starting_hash_key=HALF, ending_hash_key=MAX_HASH_KEY),
+    ])
+    assert acc.reroute(split) == 2 and acc.buffered_records == 2
+    acc.seal_all()
+    (again,) = acc.take_batch(0.0, flush=True)
+    assert again.shard_id == "A1" and [r.data for r in decode(again.data)] == [b"0", b"1"]
+    assert again.records[0] is tracked and tracked.attempts == 1  # one attempt made in the old entry
+    assert again.records[1] == (b"1", k, None, 0.0, 1 + len(k), 1)
 
 
 def test_ordered_calls_carry_many_keys_of_a_shard_but_never_two_records_of_one_key() -> None:
