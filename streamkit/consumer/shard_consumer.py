@@ -196,6 +196,8 @@ class ShardConsumer:
                 return
             except (ClientError, BotoCoreError) as exc:
                 err = kinesis.translate_error(exc, stream_name=self.stream_name)
+                if getattr(err, "code", "") == "InvalidArgumentException" and not position.is_sentinel:
+                    raise self._foreign_checkpoint(position, err) from exc
                 if not err.retryable and getattr(err, "code", "") != "ResourceInUseException":
                     raise err from exc
                 failures += 1
@@ -203,6 +205,14 @@ class ShardConsumer:
                 position = self._resume_point()
 
     # -- positions -------------------------------------------------------------------------------
+    def _foreign_checkpoint(self, cp: Checkpoint, err: Exception) -> ShardFailedError:
+        """Kinesis refused a sequence number of ours: it came from another stream of the same name."""
+        return ShardFailedError(
+            f"the checkpoint of {self.shard_id} ({cp.sequence_number}) does not belong to stream "
+            f"{self.stream_name!r}; was the stream deleted and created again under the same name? Its old "
+            f"checkpoints must go: use a new application_name, or delete this application's checkpoints for the "
+            f"stream ({err})")
+
     def _resume_point(self) -> Checkpoint:
         last = self.checkpointer.last_delivered
         if last is None:
@@ -230,6 +240,8 @@ class ShardConsumer:
                 return self.client.get_shard_iterator(**kwargs)["ShardIterator"], after
             except (ClientError, BotoCoreError) as exc:
                 err = kinesis.translate_error(exc, stream_name=self.stream_name)
+                if getattr(err, "code", "") == "InvalidArgumentException" and "StartingSequenceNumber" in kwargs:
+                    raise self._foreign_checkpoint(cp, err) from exc
                 attempt += 1
                 if not err.retryable or attempt >= 20:
                     raise err from exc

@@ -125,6 +125,19 @@ def test_on_failure_stop_ends_the_run_with_a_clear_error(kinesis_stream: StreamH
 
 
 @pytest.mark.streamkit(shards=1)
+def test_a_checkpoint_from_a_deleted_stream_of_the_same_name_is_a_clear_error(kinesis_stream: StreamHandle,
+                                                                             tmp_path: Path) -> None:
+    store = SqliteCheckpointStore(tmp_path / "cp.db")
+    produce(kinesis_stream, 5, keys=1)
+    consume(kinesis_stream, lambda r: None, store=store)
+    kinesis.delete_stream(kinesis_stream.client, kinesis_stream.name)
+    kinesis.create_stream(kinesis_stream.client, kinesis_stream.name, 1)
+    produce(kinesis_stream, 5, keys=1)
+    with pytest.raises(ShardFailedError, match=r"deleted and created again.*application_name"):
+        consume(kinesis_stream, lambda r: None, store=store)
+
+
+@pytest.mark.streamkit(shards=1)
 def test_a_corrupt_aggregate_is_reported_and_delivered_not_dropped(kinesis_stream: StreamHandle,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
     import hashlib
