@@ -5,8 +5,9 @@ Modes:
 * ``unordered``: records are spread over every lane the target can run; all of them run at once.
   Maximum throughput; **no ordering at all**, not even per partition key.
 * ``per-key``: each partition key always maps to the same lane (MD5 of the key, modulo `lanes`), and a
-  lane delivers its records one after the other, in stream order. **Records of one key are handled in
-  order**; different keys run in parallel, at most `lanes` at a time.
+  lane delivers its records in stream order, a run of distinct keys per call (a key's next record
+  waits for the run before it, retries included). **Records of one key are handled in order**;
+  different keys run in parallel, at most `lanes` at a time.
 
 Failures: a lane's failed records are retried (exponential backoff, full jitter) up to `max_attempts`;
 what still fails goes to the dead-letter destination with its payload, or, with none, is reported so
@@ -19,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -61,6 +62,10 @@ class Dispatcher:
                  backoff_base: float = 0.05, backoff_max: float = 2.0, dead_letter: Any = None) -> None:
         if mode not in ("unordered", "per-key"):
             raise ConfigurationError(f"mode must be 'unordered' or 'per-key', got {mode!r}")
+        if mode == "per-key" and not getattr(target, "preserves_order", False):
+            raise ConfigurationError(
+                f"mode 'per-key' needs a target that keeps order, and {type(target).__name__} does not: use "
+                "LambdaTarget(..., synchronous=True), an SQS FIFO queue or a LocalTarget (or mode 'unordered')")
         self.target = target
         self.mode = mode
         self.lanes = lanes or target.capacity
@@ -91,11 +96,18 @@ class Dispatcher:
     def _run_lane(self, lane: int, records: list[StreamRecord]) -> tuple[int, int, list[tuple[StreamRecord, str]]]:
         if self.mode == "per-key":
             return self._run_ordered_lane(lane, records)
+        return self._deliver(lane, records)
+
+    def _deliver(self, lane: int, records: list[StreamRecord]) -> tuple[int, int, list[tuple[StreamRecord, str]]]:
+        """Deliver `records` in one call, then only the failed ones again, up to `max_attempts`.
+
+        Returns (delivered, retried, failures after the last attempt).
+        """
         pending = records
         retried = 0
         failures: list[tuple[StreamRecord, str]] = []
         for attempt in range(1, self.max_attempts + 1):
-            failures = self.target.deliver(lane, pending)
+            failures = self.target.deliver(lane, pending) if pending else []
             if not failures or attempt == self.max_attempts:
                 break
             failed_ids = {id(r) for r, _e in failures}
@@ -105,27 +117,26 @@ class Dispatcher:
         return len(records) - len(failures), retried, failures
 
     def _run_ordered_lane(self, lane: int, records: list[StreamRecord]) -> tuple[int, int, list[tuple[StreamRecord, str]]]:
-        """One record at a time: a record is retried before the next one of its lane goes out, and once a
-        key has given up (no dead-letter destination), its later records are held back, not delivered."""
+        """A lane's records go out in runs in which no key repeats, one call per run (a remote target
+        batches it): a run's failed records are retried before the next run, which may hold their keys'
+        later records, goes out. Once a key has given up (no dead-letter destination), its later
+        records are held back, not delivered."""
         delivered = retried = 0
         failures: list[tuple[StreamRecord, str]] = []
         blocked: set[str] = set()
-        for r in records:
-            if r.partition_key in blocked:
-                failures.append((r, "held back: an earlier record of its key could not be delivered"))
-                continue
-            for attempt in range(1, self.max_attempts + 1):
-                failed = self.target.deliver(lane, [r])
-                if not failed:
-                    delivered += 1
-                    break
-                if attempt == self.max_attempts:
-                    failures.append(failed[0])
-                    if self.dead_letter is None:
-                        blocked.add(r.partition_key)
-                    break
-                retried += 1
-                time.sleep(self._backoff.delay(attempt))
+        for run in _distinct_key_runs(records):
+            sendable = []
+            for r in run:
+                if r.partition_key in blocked:
+                    failures.append((r, "held back: an earlier record of its key could not be delivered"))
+                else:
+                    sendable.append(r)
+            ok, again, failed = self._deliver(lane, sendable)
+            delivered += ok
+            retried += again
+            failures += failed
+            if self.dead_letter is None:
+                blocked.update(r.partition_key for r, _e in failed)
         return delivered, retried, failures
 
     def dispatch(self, records: Sequence[StreamRecord]) -> DispatchResult:
@@ -148,3 +159,17 @@ class Dispatcher:
             else:
                 result.failed = [r for r, _e in undelivered]
         return result
+
+
+def _distinct_key_runs(records: Sequence[StreamRecord]) -> Iterator[list[StreamRecord]]:
+    """Consecutive runs of `records`, in order, each holding at most one record per partition key."""
+    run: list[StreamRecord] = []
+    keys: set[str] = set()
+    for r in records:
+        if r.partition_key in keys:
+            yield run
+            run, keys = [], set()
+        run.append(r)
+        keys.add(r.partition_key)
+    if run:
+        yield run

@@ -2,6 +2,8 @@
 
     STREAMKIT_DISPATCH_TARGET       lambda:FUNCTION_NAME | sqs:QUEUE_URL        (required)
     STREAMKIT_DISPATCH_MODE         unordered | per-key                          (default unordered)
+                                    (per-key invokes a Lambda target synchronously; an SQS target
+                                    must then be a FIFO queue)
     STREAMKIT_DISPATCH_LANES        lanes / concurrent deliveries                (default 16)
     STREAMKIT_DISPATCH_MAX_ATTEMPTS attempts per record before giving up         (default 3)
     STREAMKIT_DISPATCH_DEAD_LETTER  file:PATH | sqs:QUEUE_URL                    (default: report failures)
@@ -32,14 +34,15 @@ def dispatcher_from_env(env: Mapping[str, str] | None = None) -> Dispatcher:
     spec = env.get("STREAMKIT_DISPATCH_TARGET", "")
     kind, sep, rest = spec.partition(":")
     lanes = int(env.get("STREAMKIT_DISPATCH_LANES", "16"))
+    mode = env.get("STREAMKIT_DISPATCH_MODE", "unordered")
     target: Target
     if sep and kind == "lambda" and rest:
-        target = LambdaTarget(rest, concurrency=lanes)
+        # per-key: synchronous Invoke, so that a key's next records wait until the function is done.
+        target = LambdaTarget(rest, concurrency=lanes, synchronous=mode == "per-key")
     elif sep and kind == "sqs" and rest:
         target = SqsTarget(rest, concurrency=lanes)
     else:
         raise ConfigurationError(f"STREAMKIT_DISPATCH_TARGET={spec!r}: use lambda:FUNCTION_NAME or sqs:QUEUE_URL")
-    mode = env.get("STREAMKIT_DISPATCH_MODE", "unordered")
     return Dispatcher(target, mode=mode, lanes=lanes,  # type: ignore[arg-type]
                       max_attempts=int(env.get("STREAMKIT_DISPATCH_MAX_ATTEMPTS", "3")),
                       dead_letter=env.get("STREAMKIT_DISPATCH_DEAD_LETTER") or None)

@@ -1,4 +1,4 @@
-"""Where the dispatcher sends records: a Lambda function (async Invoke), an SQS queue, or local workers.
+"""Where the dispatcher sends records: a Lambda function (Invoke), an SQS queue, or local workers.
 
 A target takes the records of one lane, in order, and returns those it could not deliver (it may
 retry internally). Targets never raise for a delivery failure: the dispatcher decides what to do.
@@ -26,6 +26,10 @@ def record_payload(r: StreamRecord) -> dict[str, Any]:
 class Target(Protocol):
     #: Lanes the target can run at once (the dispatcher makes no more).
     capacity: int
+    #: True when what one call delivers, and what calls made one after another deliver, is handled in
+    #: that order (the `per-key` mode needs it): a call returns only once its records are handled, or
+    #: the target itself keeps order per partition key.
+    preserves_order: bool
 
     def deliver(self, lane: int, records: Sequence[StreamRecord]) -> list[tuple[StreamRecord, str]]:
         """Deliver `records` (one lane, in order); return (record, error) for each that failed."""
@@ -36,6 +40,8 @@ class Target(Protocol):
 
 class LocalTarget:
     """Runs `worker(record)` in a thread pool: for local runs, tests and benchmarks."""
+
+    preserves_order = True  # deliver() runs the worker on each record in turn and returns when done
 
     def __init__(self, worker: Callable[[StreamRecord], Any], *, workers: int = 8) -> None:
         self.worker = worker
@@ -59,12 +65,20 @@ class LocalTarget:
 
 
 class LambdaTarget:
-    """Asynchronous Invoke (InvocationType="Event") of a worker function, chunked under the payload limit."""
+    """Invokes a worker function with ``{"records": [...]}``, chunked under the payload limit.
 
-    def __init__(self, function_name: str, *, client: Any = None, max_payload: int = 256 * 1024,
-                 concurrency: int = 16) -> None:
+    Asynchronous by default (InvocationType "Event", 256 KiB payloads): the fastest hand-off, but
+    Lambda may run the invocations in any order and at once, so it suits only the `unordered` mode.
+    ``synchronous=True`` (RequestResponse, 6 MB payloads) waits for the function to finish each chunk
+    and reports a function error as a failed delivery: the `per-key` mode needs that.
+    """
+
+    def __init__(self, function_name: str, *, client: Any = None, max_payload: int | None = None,
+                 concurrency: int = 16, synchronous: bool = False) -> None:
         self.function_name = function_name
-        self.max_payload = max_payload
+        self.synchronous = synchronous
+        self.preserves_order = synchronous
+        self.max_payload = max_payload or (6 * 1024 * 1024 if synchronous else 256 * 1024)
         self.capacity = concurrency
         self._client = LazyClient("lambda", client)
 
@@ -92,18 +106,32 @@ class LambdaTarget:
     def deliver(self, lane: int, records: Sequence[StreamRecord]) -> list[tuple[StreamRecord, str]]:
         failed: list[tuple[StreamRecord, str]] = []
         for chunk, payload in self._chunks(records):
-            if len(payload) > self.max_payload:
-                failed.extend((r, f"record larger than the {self.max_payload}-byte async payload limit") for r in chunk)
+            if failed and self.synchronous:
+                # In order: after a failed chunk, later ones wait for the retry (they may share keys).
+                failed.extend((r, "not sent: an earlier chunk of its lane failed") for r in chunk)
                 continue
-            try:
-                out = self.client.invoke(FunctionName=self.function_name, InvocationType="Event",
-                                         Payload=b'{"records":' + payload + b"}")
-                status = int(out.get("StatusCode", 0))
-                if status != 202:
-                    failed.extend((r, f"Invoke answered {status}") for r in chunk)
-            except Exception as exc:  # botocore errors: the dispatcher retries or dead-letters
-                failed.extend((r, f"{type(exc).__name__}: {exc}") for r in chunk)
+            if len(payload) > self.max_payload:
+                failed.extend((r, f"record larger than the {self.max_payload}-byte invoke payload limit") for r in chunk)
+                continue
+            error = self._invoke(b'{"records":' + payload + b"}")
+            if error is not None:
+                failed.extend((r, error) for r in chunk)
         return failed
+
+    def _invoke(self, payload: bytes) -> str | None:
+        """None once the function has the chunk (async) or has handled it (sync); else why not."""
+        try:
+            out = self.client.invoke(FunctionName=self.function_name,
+                                     InvocationType="RequestResponse" if self.synchronous else "Event", Payload=payload)
+        except Exception as exc:  # botocore errors: the dispatcher retries or dead-letters
+            return f"{type(exc).__name__}: {exc}"
+        status = int(out.get("StatusCode", 0))
+        if status != (200 if self.synchronous else 202):
+            return f"Invoke answered {status}"
+        if out.get("FunctionError"):
+            body = out["Payload"].read() if hasattr(out.get("Payload"), "read") else b""
+            return f"function error ({out['FunctionError']}): {body[:500].decode('utf-8', 'replace')}"
+        return None
 
     def close(self) -> None:
         return None
@@ -115,6 +143,7 @@ class SqsTarget:
     def __init__(self, queue_url: str, *, client: Any = None, concurrency: int = 16) -> None:
         self.queue_url = queue_url
         self.fifo = queue_url.endswith(".fifo")
+        self.preserves_order = self.fifo  # a FIFO queue keeps each MessageGroupId (partition key) in order
         self.capacity = concurrency
         self._client = LazyClient("sqs", client)
 

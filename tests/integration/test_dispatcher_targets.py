@@ -17,6 +17,7 @@ from producer import Producer, ProducerConfig
 from streamkit.aws_lambda.emulator import EsmConfig, EventSourceMapping
 from streamkit.aws_lambda.events import parse_event
 from streamkit.clients import aws_client
+from streamkit.errors import ConfigurationError
 from streamkit.local.lambda_server import LocalLambdaServer
 from streamkit.records import StreamRecord
 from streamkit.testing import StreamHandle
@@ -52,6 +53,39 @@ def test_lambda_target_invokes_asynchronously_in_chunks_under_the_payload_limit(
     assert len(got) > 4 and all(len(orjson.dumps({"records": c})) <= 4096 for c in got)
 
 
+def test_per_key_mode_invokes_synchronously_in_order_and_retries_function_errors() -> None:
+    seen: list[tuple[str, int]] = []
+    lock = threading.Lock()
+    failed_once: set[int] = set()
+
+    def worker(event: dict[str, Any], context: Any) -> None:
+        for r in event["records"]:
+            n = int(base64.b64decode(r["data"]).rstrip(b"x"))
+            if n % 10 == 3 and n not in failed_once:  # every tenth record fails once, and its whole call
+                failed_once.add(n)
+                raise RuntimeError(f"flaky on {n}")
+        with lock:
+            seen.extend((r["partition_key"], int(base64.b64decode(r["data"]).rstrip(b"x"))) for r in event["records"])
+
+    with LocalLambdaServer({"worker": worker}) as server:
+        client = aws_client("lambda", endpoint_url=server.endpoint, retries=0)
+        with pytest.raises(ConfigurationError, match="synchronous=True"):
+            Dispatcher(LambdaTarget("worker", client=client), mode="per-key")
+        target = LambdaTarget("worker", client=client, synchronous=True, concurrency=4)
+        d = Dispatcher(target, mode="per-key", max_attempts=3, backoff_base=0.001)
+        result = d.dispatch(recs(200, keys=20))
+        d.close()
+    assert result.delivered == 200 and not result.failed and result.retried > 0
+    per_key: dict[str, list[int]] = defaultdict(list)
+    for key, n in seen:
+        per_key[key].append(n)
+    assert sum(map(len, per_key.values())) >= 200
+    for key, ns in per_key.items():
+        assert sorted(set(ns)) == [n for n in range(200) if f"k{n % 20}" == key]
+        first_seen = list(dict.fromkeys(ns))
+        assert first_seen == sorted(first_seen), f"{key} handled out of order"
+
+
 def test_a_missing_function_fails_only_its_records() -> None:
     with LocalLambdaServer({}) as server:
         client = aws_client("lambda", endpoint_url=server.endpoint, retries=0)
@@ -84,7 +118,7 @@ def test_sqs_fifo_target_groups_messages_by_partition_key(sqs_client: Any) -> No
 @pytest.mark.streamkit(shards=1)
 def test_the_lambda_entry_point_configured_by_environment_under_the_emulator(
         kinesis_stream: StreamHandle, sqs_client: Any, sqs_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    queue = sqs_client.create_queue(QueueName="fanout")["QueueUrl"]
+    queue = sqs_client.create_queue(QueueName="fanout.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
     with Producer(kinesis_stream.name, client=kinesis_stream.client, config=ProducerConfig()) as p:
         for i in range(120):
             p.put(b"%d" % i, f"k{i % 7}")

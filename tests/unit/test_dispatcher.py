@@ -6,6 +6,7 @@ import random
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 
 import pytest
 
@@ -122,3 +123,34 @@ def test_per_key_mode_holds_a_failing_keys_later_records_back() -> None:
     assert sorted(int(r.data) for r in result.failed) == [3, 8, 13, 18]
     assert not {b"8", b"13", b"18"} & set(delivered)
     assert result.batch_item_failures() == [{"itemIdentifier": "1003"}]
+
+
+class CountingTarget(LocalTarget):
+    def __init__(self, worker: object, workers: int) -> None:
+        super().__init__(worker, workers=workers)  # type: ignore[arg-type]
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def deliver(self, lane: int, records: Sequence[StreamRecord]) -> list[tuple[StreamRecord, str]]:
+        with self.lock:
+            self.calls += 1
+        return super().deliver(lane, records)
+
+
+def test_per_key_lanes_deliver_runs_of_distinct_keys_in_one_call_each() -> None:
+    log: dict[str, list[int]] = defaultdict(list)
+    target = CountingTarget(jitter_worker(log, threading.Lock()), workers=4)
+    d = Dispatcher(target, mode="per-key")
+    result = d.dispatch(records(400, keys=100))  # each lane sees each of its ~25 keys 4 times: 4 runs
+    d.close()
+    assert result.delivered == 400 and all(v == sorted(v) for v in log.values())
+    assert target.calls <= 4 * 4
+
+
+def test_per_key_mode_refuses_a_target_that_does_not_keep_order() -> None:
+    class Unordered(LocalTarget):
+        preserves_order = False
+
+    with pytest.raises(ConfigurationError, match="per-key' needs a target that keeps order"):
+        Dispatcher(Unordered(lambda r: None), mode="per-key")
+    Dispatcher(Unordered(lambda r: None), mode="unordered").close()
