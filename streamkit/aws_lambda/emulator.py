@@ -240,6 +240,12 @@ class EventSourceMapping:
         self.stats = EsmStats()
         self._lanes: dict[str, list[_Lane]] = {}
         self._active: dict[str, int] = {}
+        # Shards by id as listed, those read to their end (records all handled), and those of the
+        # first listing (read from `starting_position`; shards that appear later from TRIM_HORIZON).
+        self._known: dict[str, dict[str, Any]] = {}
+        self._done: set[str] = set()
+        self._initial: set[str] = set()
+        self._shard_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._arn = ""
         self._last_record = time.monotonic()
@@ -249,17 +255,13 @@ class EventSourceMapping:
     def run(self, *, stop_after_idle: float | None = None) -> EsmStats:
         """Poll and invoke until `stop()` or until nothing arrived for `stop_after_idle` seconds."""
         self._arn = kinesis.describe_stream(self.client, self.stream_name).get("StreamARN", "")
-        for shard in kinesis.list_shards(self.client, self.stream_name):
-            if "EndingSequenceNumber" in shard.get("SequenceNumberRange", {}) and \
-                    self.config.starting_position == "LATEST":
-                continue
-            self._start_shard(shard["ShardId"])
+        self._refresh_shards(initial=True)
         try:
             while not self.stopping.wait(0.1):
                 if self._errors:
                     break
                 if stop_after_idle is not None and time.monotonic() - self._last_record >= stop_after_idle \
-                        and all(lane.idle() for lanes in self._lanes.values() for lane in lanes):
+                        and all(lane.idle() for lanes in list(self._lanes.values()) for lane in lanes):
                     break
         finally:
             self.stop()
@@ -271,12 +273,57 @@ class EventSourceMapping:
 
     def stop(self) -> None:
         self.stopping.set()
-        for lanes in self._lanes.values():
+        for lanes in list(self._lanes.values()):
             for lane in lanes:
                 with lane.cond:
                     lane.cond.notify_all()
 
     # -- shards ----------------------------------------------------------------------------------
+    def _refresh_shards(self, *, initial: bool = False) -> None:
+        """Learn the stream's shards and start each whose parents are done: as AWS does, a parent's
+        records are all handled before its children's first batch."""
+        shards = kinesis.list_shards(self.client, self.stream_name)
+        with self._shard_lock:
+            for shard in shards:
+                sid = shard["ShardId"]
+                if sid in self._known:
+                    continue
+                self._known[sid] = shard
+                if initial:
+                    self._initial.add(sid)
+                    if self.config.starting_position == "LATEST" and "EndingSequenceNumber" in shard.get(
+                            "SequenceNumberRange", {}):
+                        self._done.add(sid)  # closed before the mapping started: nothing to read from it
+            for sid, shard in self._known.items():
+                if sid in self._lanes or sid in self._done:
+                    continue
+                parents = [p for p in (shard.get("ParentShardId"), shard.get("AdjacentParentShardId"))
+                           if p and p in self._known]  # a parent no longer listed has expired: done
+                if all(p in self._done for p in parents):
+                    self._start_shard(sid)
+
+    def _shard_ended(self, shard_id: str) -> None:
+        """The shard is read to its end: once its lanes have handled everything, its children may start."""
+        lanes = self._lanes[shard_id]
+        while not self.stopping.is_set() and not all(lane.idle() for lane in lanes):
+            self.stopping.wait(0.05)
+        if self.stopping.is_set():
+            return
+        with self._shard_lock:
+            self._done.add(shard_id)
+        log.info("shard %s finished; starting the children that are ready", shard_id)
+        self._refresh_shards()
+
+    def _iterator(self, shard_id: str, after: str | None) -> str:
+        kwargs: dict[str, Any] = {"StreamName": self.stream_name, "ShardId": shard_id}
+        if after is not None:
+            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=after)
+        elif shard_id in self._initial:
+            kwargs["ShardIteratorType"] = self.config.starting_position
+        else:
+            kwargs["ShardIteratorType"] = "TRIM_HORIZON"  # a child shard: from its first record
+        return str(self.client.get_shard_iterator(**kwargs)["ShardIterator"])
+
     def _start_shard(self, shard_id: str) -> None:
         lanes = [_Lane(self, shard_id, i) for i in range(self.config.parallelization_factor)]
         self._lanes[shard_id] = lanes
@@ -299,8 +346,8 @@ class EventSourceMapping:
         t.start()
 
     def _poll(self, shard_id: str) -> None:
-        it = self.client.get_shard_iterator(StreamName=self.stream_name, ShardId=shard_id,
-                                            ShardIteratorType=self.config.starting_position)["ShardIterator"]
+        it: str | None = self._iterator(shard_id, None)
+        last_seq: str | None = None
         lanes = self._lanes[shard_id]
         backoff = Backoff(base=0.1, maximum=2.0)
         failures = 0
@@ -314,7 +361,10 @@ class EventSourceMapping:
                 failures = 0
             except (ClientError, BotoCoreError) as exc:
                 err = kinesis.translate_error(exc, stream_name=self.stream_name)
-                if getattr(err, "code", "") == "ExpiredIteratorException" or not err.retryable:
+                if getattr(err, "code", "") == "ExpiredIteratorException":
+                    it = self._iterator(shard_id, last_seq)  # resume after the last record read
+                    continue
+                if not err.retryable:
                     raise err from exc
                 failures += 1
                 self.stopping.wait(backoff.delay(failures))
@@ -332,7 +382,11 @@ class EventSourceMapping:
                     by_lane.setdefault(lane, []).append(PendingRecord(raw))
                 for i, recs in by_lane.items():
                     lanes[i].offer(recs)
+                last_seq = fetched.records[-1]["SequenceNumber"]
             it = fetched.next_iterator
+            if not it:
+                self._shard_ended(shard_id)
+                return
             if not fetched.records and (fetched.millis_behind_latest or 0) == 0:
                 self.stopping.wait(1.0)  # caught up: Lambda polls each shard about once a second
             else:

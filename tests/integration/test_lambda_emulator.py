@@ -6,6 +6,7 @@ import base64
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,10 @@ import pytest
 
 from producer import Producer, ProducerConfig
 from producer.replay import replay
+from streamkit import kinesis
 from streamkit.aws_lambda.emulator import EsmConfig, EventSourceMapping
 from streamkit.destinations import SqsDestination
-from streamkit.testing import StreamHandle
+from streamkit.testing import ProxyHandle, StreamHandle
 from tests.integration.helpers import read_stream
 
 pytestmark = pytest.mark.integration
@@ -53,6 +55,56 @@ def test_events_have_exactly_the_fields_aws_sends(kinesis_stream: StreamHandle) 
                                  "approximateArrivalTimestamp"}
     assert r["eventID"] == f"shardId-000000000000:{r['kinesis']['sequenceNumber']}"
     assert r["eventSourceARN"] == kinesis_stream.arn and isinstance(r["kinesis"]["approximateArrivalTimestamp"], float)
+
+
+@pytest.mark.streamkit(shards=1)
+def test_a_parents_records_are_all_handled_before_its_childrens_first_batch(kinesis_stream: StreamHandle) -> None:
+    client, name = kinesis_stream.client, kinesis_stream.name
+
+    def put(values: range) -> None:
+        with Producer(name, client=client, config=ProducerConfig(aggregation=False)) as p:
+            for i in values:
+                p.put(b"%d" % i, f"k{i % 6}")
+
+    put(range(60))
+    parent = kinesis.list_shards(client, name)[0]["ShardId"]
+    client.split_shard(StreamName=name, ShardToSplit=parent, NewStartingHashKey=str(2**127))
+    kinesis.wait_for_stream(client, name)
+    put(range(60, 120))
+    seen: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def handler(event: dict[str, Any], context: Any) -> None:
+        with lock:
+            seen.extend((r["eventID"].split(":")[0], v) for r, v in zip(event["Records"], values(event), strict=True))
+        time.sleep(0.02)  # slow enough that children read at once would overtake the parent
+
+    run(kinesis_stream, handler, batch_size=10)
+    assert sorted(v for _s, v in seen) == list(range(120))
+    shards = [sid for sid, _v in seen]
+    last_parent = max(i for i, sid in enumerate(shards) if sid == parent)
+    assert all(sid == parent for sid in shards[:last_parent + 1]) and len(set(shards)) == 3
+
+
+@pytest.mark.streamkit(shards=2)
+def test_expired_iterators_and_throttling_resume_where_reading_stopped(
+        kinesis_stream: StreamHandle, kinesis_proxy: Callable[..., ProxyHandle]) -> None:
+    put_plain(kinesis_stream, 300, keys=7)
+    proxy = kinesis_proxy(limit_scale=1.0, faults="expired=0.3,throttle=0.2,seed=5")
+    got: list[int] = []
+    lock = threading.Lock()
+
+    def handler(event: dict[str, Any], context: Any) -> None:
+        with lock:
+            got.extend(values(event))
+
+    esm = EventSourceMapping(kinesis_stream.name, handler, client=proxy.client(),
+                             config=EsmConfig(starting_position="TRIM_HORIZON", retry_delay=0.01, batch_size=10))
+    # The pollers keep calling GetRecords (about once a second once caught up), so over the run
+    # several calls hit an expired iterator; each must resume after the last record read.
+    esm.run(stop_after_idle=2.0)
+    assert sorted(got) == list(range(300))
+    assert proxy.stats().get("fault.expired", 0) > 0
 
 
 @pytest.mark.streamkit(shards=1)
