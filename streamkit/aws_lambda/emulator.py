@@ -5,7 +5,9 @@ records over `parallelization_factor` lanes by partition key (so each key stays 
 shard's batches overlap), builds events exactly as AWS does, invokes the handler synchronously, and
 applies AWS's semantics through `esm_core.decide`: batch size and batching window, the 6 MB payload
 cap, retries, bisection, record age, partial batch responses, OnFailure records (metadata only, as
-AWS sends them) and tumbling windows with state.
+AWS sends them) and tumbling windows with state. Parents are handled before their children. With a
+`checkpoint_store`, the mapping's position per shard (the last record before the first unfinished
+one) is kept there, so a restart resumes where the last run stopped.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 
 from streamkit import kinesis
-from streamkit.aws_lambda.esm_core import EVENT_PAYLOAD_LIMIT, Outcome, PendingRecord, decide
+from streamkit.aws_lambda.esm_core import EVENT_PAYLOAD_LIMIT, Outcome, PendingRecord, ShardProgress, decide
 from streamkit.backoff import Backoff
+from streamkit.checkpoints.base import NO_OWNER_CHECK, CheckpointStore
+from streamkit.checkpoints.model import SHARD_END, Checkpoint, Lease
 from streamkit.consumer.retrieval import get_records
 from streamkit.errors import ConfigurationError
 
@@ -227,8 +231,9 @@ class EventSourceMapping:
     """Runs a Lambda handler ``(event, context)`` over a stream the way AWS's event source mapping does."""
 
     def __init__(self, stream_name: str, handler: Callable[[dict[str, Any], Any], Any], *, client: Any = None,
-                 config: EsmConfig | None = None) -> None:
+                 config: EsmConfig | None = None, checkpoint_store: CheckpointStore | None = None) -> None:
         self.stream_name = stream_name
+        self.checkpoint_store = checkpoint_store
         self.handler = handler
         self.config = config or EsmConfig()
         if client is None:
@@ -246,10 +251,18 @@ class EventSourceMapping:
         self._done: set[str] = set()
         self._initial: set[str] = set()
         self._shard_lock = threading.Lock()
+        # With a checkpoint store: each shard's progress and lease (one writer per shard: this mapping).
+        self._progress: dict[str, ShardProgress] = {}
+        self._leases: dict[str, Lease] = {}
         self._threads: list[threading.Thread] = []
         self._arn = ""
         self._last_record = time.monotonic()
         self._errors: list[BaseException] = []
+
+    @property
+    def namespace(self) -> str:
+        """Where the mapping's positions live in the checkpoint store."""
+        return f"esm:{self.config.function_name}:{self.stream_name}"
 
     # -- public ----------------------------------------------------------------------------------
     def run(self, *, stop_after_idle: float | None = None) -> EsmStats:
@@ -289,6 +302,9 @@ class EventSourceMapping:
                 if sid in self._known:
                     continue
                 self._known[sid] = shard
+                if self._load_lease(sid).checkpoint.is_shard_end:
+                    self._done.add(sid)  # handled to its end by an earlier run
+                    continue
                 if initial:
                     self._initial.add(sid)
                     if self.config.starting_position == "LATEST" and "EndingSequenceNumber" in shard.get(
@@ -310,12 +326,53 @@ class EventSourceMapping:
         if self.stopping.is_set():
             return
         with self._shard_lock:
+            self._save_position(shard_id, SHARD_END)
             self._done.add(shard_id)
         log.info("shard %s finished; starting the children that are ready", shard_id)
         self._refresh_shards()
 
+    # -- positions -------------------------------------------------------------------------------
+    def _load_lease(self, shard_id: str) -> Lease:
+        """The shard's lease in the store (created at TRIM_HORIZON if new); a bare one without a store."""
+        store = self.checkpoint_store
+        if store is None:
+            return Lease(shard_id=shard_id)
+        lease = store.get_lease(self.namespace, shard_id)
+        if lease is None:
+            store.create_lease(self.namespace, Lease(shard_id=shard_id))
+            lease = store.get_lease(self.namespace, shard_id)
+        assert lease is not None
+        self._leases[shard_id] = lease
+        self._progress.setdefault(shard_id, ShardProgress())
+        return lease
+
+    def _save_position(self, shard_id: str, checkpoint: Checkpoint) -> None:
+        store = self.checkpoint_store
+        if store is None:
+            return
+        lease = self._leases[shard_id]
+        new = store.update_lease(self.namespace, shard_id, expected_counter=lease.counter,
+                                 expected_owner=NO_OWNER_CHECK, checkpoint=checkpoint)
+        if new is None:  # another writer changed it (a second mapping on the same store): theirs stands
+            log.warning("position of %s changed under the mapping; reloading it", shard_id)
+            new = store.get_lease(self.namespace, shard_id) or lease
+        self._leases[shard_id] = new
+
+    def _finished(self, shard_id: str, records: list[PendingRecord]) -> None:
+        """Records succeeded or were discarded: move the stored position past those now all finished."""
+        if self.checkpoint_store is None or not records:
+            return
+        with self._shard_lock:
+            seq = self._progress[shard_id].finish(records)
+            if seq is not None:
+                self._save_position(shard_id, Checkpoint(seq))
+
     def _iterator(self, shard_id: str, after: str | None) -> str:
         kwargs: dict[str, Any] = {"StreamName": self.stream_name, "ShardId": shard_id}
+        if after is None:
+            stored = self._leases.get(shard_id)
+            if stored is not None and not stored.checkpoint.is_sentinel:
+                after = stored.checkpoint.sequence_number  # where an earlier run stopped
         if after is not None:
             kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=after)
         elif shard_id in self._initial:
@@ -372,6 +429,7 @@ class EventSourceMapping:
             if fetched.records:
                 self._last_record = time.monotonic()
                 by_lane: dict[int, list[PendingRecord]] = {}
+                in_order: list[PendingRecord] = []
                 p = len(lanes)
                 for raw in fetched.records:
                     ts: Any = raw.get("ApproximateArrivalTimestamp")
@@ -379,7 +437,12 @@ class EventSourceMapping:
                         ts = time.time()
                     raw["ApproximateArrivalTimestamp"] = float(ts.timestamp() if hasattr(ts, "timestamp") else ts)
                     lane = 0 if p == 1 else int.from_bytes(hashlib.md5(raw["PartitionKey"].encode()).digest()[:4], "big") % p
-                    by_lane.setdefault(lane, []).append(PendingRecord(raw))
+                    record = PendingRecord(raw)
+                    in_order.append(record)
+                    by_lane.setdefault(lane, []).append(record)
+                if self.checkpoint_store is not None:
+                    with self._shard_lock:
+                        self._progress[shard_id].read(in_order)
                 for i, recs in by_lane.items():
                     lanes[i].offer(recs)
                 last_seq = fetched.records[-1]["SequenceNumber"]
@@ -447,6 +510,7 @@ class EventSourceMapping:
             self.stats.records_discarded += len(outcome.discard)
         if outcome.discard:
             self._on_failure(lane, outcome)
+        self._finished(lane.shard_id, outcome.done + outcome.discard)
 
     def _on_failure(self, lane: _Lane, outcome: Outcome) -> None:
         recs = outcome.discard

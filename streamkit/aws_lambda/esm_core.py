@@ -9,11 +9,12 @@ one and retries from there; an identifier that is not in the batch fails the who
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Outcome", "PendingRecord", "decide", "payload_size"]
+__all__ = ["Outcome", "PendingRecord", "ShardProgress", "decide", "payload_size"]
 
 #: Per-record JSON around the base64 data in an event, as AWS sends it (~0.5 KB; limits.md).
 EVENT_RECORD_OVERHEAD = 530
@@ -26,6 +27,7 @@ class PendingRecord:
 
     raw: dict[str, Any]  # GetRecords shape: SequenceNumber, Data (bytes), PartitionKey, ApproximateArrivalTimestamp
     attempts: int = 0
+    finished: bool = False  # succeeded or discarded: the mapping's position may pass it
 
     @property
     def sequence_number(self) -> str:
@@ -38,6 +40,31 @@ class PendingRecord:
     @property
     def event_size(self) -> int:
         return (len(self.raw["Data"]) + 2) // 3 * 4 + len(self.raw["PartitionKey"]) + EVENT_RECORD_OVERHEAD
+
+
+class ShardProgress:
+    """A shard's records in stream order, and how far from the start all of them are finished.
+
+    Lanes finish records out of order (each lane holds some keys); the mapping's position is the last
+    record before the first unfinished one, as AWS's is. Not thread-safe: the caller holds a lock.
+    """
+
+    def __init__(self) -> None:
+        self._order: deque[PendingRecord] = deque()
+
+    def read(self, records: Sequence[PendingRecord]) -> None:
+        """Records fetched, in stream order."""
+        self._order.extend(records)
+
+    def finish(self, records: Sequence[PendingRecord]) -> str | None:
+        """Mark `records` finished; the new position (a sequence number) if it moved, else None."""
+        for r in records:
+            r.finished = True
+        last = None
+        order = self._order
+        while order and order[0].finished:
+            last = order.popleft()
+        return None if last is None else last.sequence_number
 
 
 def payload_size(batch: Sequence[PendingRecord]) -> int:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from streamkit.clients import aws_client
+from streamkit.errors import ConfigurationError
 
-__all__ = ["CliArgumentParser", "client_for", "common_options", "emit_json", "flag", "print_err"]
+__all__ = ["CliArgumentParser", "checkpoint_store", "client_for", "common_options", "emit_json", "flag", "print_err"]
 
 
 class CliArgumentParser(argparse.ArgumentParser):
@@ -73,3 +75,20 @@ def import_callable(spec: str) -> Any:
     if not callable(obj):
         raise ConfigurationError(f"handler {spec!r} is not callable")
     return obj
+
+
+def checkpoint_store(args: argparse.Namespace) -> Any:
+    """The store named by ``--checkpoint`` (``sqlite:PATH`` or ``dynamodb:TABLE``), or None."""
+    spec = args.checkpoint
+    if spec is None:
+        return None
+    kind, sep, rest = spec.partition(":")
+    if sep and kind == "sqlite" and rest:
+        from streamkit.checkpoints import SqliteCheckpointStore
+
+        return SqliteCheckpointStore(Path(rest))
+    if sep and kind == "dynamodb" and rest:
+        from streamkit.checkpoints import DynamoDBCheckpointStore
+
+        return DynamoDBCheckpointStore(rest, client=client_for(args, "dynamodb"))
+    raise ConfigurationError(f"--checkpoint {spec!r}: use sqlite:PATH or dynamodb:TABLE")

@@ -7,10 +7,9 @@ import sys
 import threading
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from streamkit.cli.common import client_for, emit_json, flag, import_callable
+from streamkit.cli.common import checkpoint_store, client_for, emit_json, flag, import_callable
 from streamkit.errors import ConfigurationError
 
 
@@ -46,22 +45,6 @@ def _initial_position(text: str) -> Any:
     raise ConfigurationError(f"--from {text!r}: use trim_horizon, latest or at_timestamp:ISO")
 
 
-def _store(args: argparse.Namespace) -> Any:
-    spec = args.checkpoint
-    if spec is None:
-        return None
-    kind, sep, rest = spec.partition(":")
-    if sep and kind == "sqlite" and rest:
-        from streamkit.checkpoints import SqliteCheckpointStore
-
-        return SqliteCheckpointStore(Path(rest))
-    if sep and kind == "dynamodb" and rest:
-        from streamkit.checkpoints import DynamoDBCheckpointStore
-
-        return DynamoDBCheckpointStore(rest, client=client_for(args, "dynamodb"))
-    raise ConfigurationError(f"--checkpoint {spec!r}: use sqlite:PATH or dynamodb:TABLE")
-
-
 def cmd_consume(args: argparse.Namespace) -> int:
     from streamkit.consumer import Consumer, ConsumerConfig
 
@@ -69,7 +52,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     config = ConsumerConfig(initial_position=_initial_position(args.start), enhanced_fan_out=args.efo,
                             body=args.body, max_attempts=args.max_attempts,
                             on_failure=args.on_failure)
-    consumer = Consumer(args.stream, func, application_name=args.app, checkpoint_store=_store(args),
+    consumer = Consumer(args.stream, func, application_name=args.app, checkpoint_store=checkpoint_store(args),
                         client=client_for(args), config=config)
     t0 = time.monotonic()
     live = not flag(args, "json") and sys.stdout.isatty()

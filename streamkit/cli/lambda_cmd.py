@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from streamkit.cli.common import client_for, emit_json, flag, import_callable
+from streamkit.cli.common import checkpoint_store, client_for, emit_json, flag, import_callable
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -25,6 +25,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     r.add_argument("--on-failure", default=None, help="file:PATH or sqs:URL, for OnFailure records")
     r.add_argument("--tumbling-window", type=float, default=0.0, help="seconds, 0..900")
     r.add_argument("--function-name", default="streamkit-local-function")
+    r.add_argument("--checkpoint", default=None,
+                   help="sqlite:PATH or dynamodb:TABLE: keep the position per shard there, so a restart resumes")
     r.add_argument("--stop-after-idle", type=float, default=None, help="stop once idle for SECONDS")
     r.set_defaults(func=cmd_run)
 
@@ -40,7 +42,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                        report_batch_item_failures=args.report_batch_item_failures, on_failure=args.on_failure,
                        tumbling_window=args.tumbling_window, function_name=args.function_name,
                        region=flag(args, "region") or "us-east-1")
-    esm = EventSourceMapping(args.stream, handler, client=client_for(args), config=config)
+    esm = EventSourceMapping(args.stream, handler, client=client_for(args), config=config,
+                             checkpoint_store=checkpoint_store(args))
     try:
         stats = esm.run(stop_after_idle=args.stop_after_idle)
     except KeyboardInterrupt:

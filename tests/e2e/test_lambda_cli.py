@@ -44,3 +44,20 @@ def test_lambda_run_rejects_out_of_range_settings() -> None:
                    "--parallelization-factor", "11", "--endpoint-url", "http://127.0.0.1:9",
                    env={"PYTHONPATH": str(ROOT)})
     assert proc.returncode == 2 and "parallelization_factor must be 1..10" in proc.stderr
+
+
+@pytest.mark.streamkit(shards=1)
+def test_lambda_run_with_a_checkpoint_resumes_on_the_next_run(kinesis_stream: StreamHandle, tmp_path: Path) -> None:
+    out = tmp_path / "out.txt"
+    env = {"STREAMKIT_TEST_OUT": str(out), "STREAMKIT_TEST_DEAD": str(tmp_path / "dead.jsonl"),
+           "PYTHONPATH": str(ROOT)}
+    args = ("lambda", "run", "--stream", kinesis_stream.name, "--handler", "tests.e2e.handlers:lambda_handler",
+            "--checkpoint", f"sqlite:{tmp_path / 'esm.db'}", "--stop-after-idle", "1",
+            "--endpoint-url", kinesis_stream.stack.kinesis_endpoint)
+    for first, count in ((0, 10), (10, 5)):
+        with Producer(kinesis_stream.name, client=kinesis_stream.client) as p:
+            for i in range(first, first + count):
+                p.put_json({"sensor_id": "s1", "seq": i}, "s1")
+        stats = run_json(*args, env=env)
+        assert stats["records_succeeded"] == 1  # one aggregate per run
+    assert [line.split()[1] for line in out.read_text().splitlines()] == [str(i) for i in range(15)]

@@ -17,6 +17,7 @@ from producer import Producer, ProducerConfig
 from producer.replay import replay
 from streamkit import kinesis
 from streamkit.aws_lambda.emulator import EsmConfig, EventSourceMapping
+from streamkit.checkpoints import SqliteCheckpointStore
 from streamkit.destinations import SqsDestination
 from streamkit.testing import ProxyHandle, StreamHandle
 from tests.integration.helpers import read_stream
@@ -105,6 +106,43 @@ def test_expired_iterators_and_throttling_resume_where_reading_stopped(
     esm.run(stop_after_idle=2.0)
     assert sorted(got) == list(range(300))
     assert proxy.stats().get("fault.expired", 0) > 0
+
+
+@pytest.mark.streamkit(shards=1)
+def test_with_a_checkpoint_store_a_restart_resumes_where_the_last_run_stopped(kinesis_stream: StreamHandle,
+                                                                            tmp_path: Path) -> None:
+    client, name = kinesis_stream.client, kinesis_stream.name
+    store = SqliteCheckpointStore(tmp_path / "esm.db")
+
+    def put(values: range) -> None:
+        with Producer(name, client=client, config=ProducerConfig(aggregation=False)) as p:
+            for i in values:
+                p.put(b"%d" % i, f"k{i % 4}")
+
+    def run_once(**config: Any) -> list[int]:
+        got: list[int] = []
+        lock = threading.Lock()
+
+        def handler(event: dict[str, Any], context: Any) -> None:
+            with lock:
+                got.extend(values(event))
+
+        EventSourceMapping(name, handler, client=client, checkpoint_store=store,
+                           config=EsmConfig(starting_position="TRIM_HORIZON", batch_size=10, retry_delay=0.01,
+                                            **config)).run(stop_after_idle=1.0)
+        return sorted(got)
+
+    put(range(40))
+    assert run_once(parallelization_factor=3) == list(range(40))
+    parent = kinesis.list_shards(client, name)[0]["ShardId"]
+    client.split_shard(StreamName=name, ShardToSplit=parent, NewStartingHashKey=str(2**127))
+    kinesis.wait_for_stream(client, name)
+    put(range(40, 70))
+    assert run_once() == list(range(40, 70))  # the parent from where it stopped, then its children
+    lease = store.get_lease(f"esm:streamkit-local-function:{name}", parent)
+    assert lease is not None and lease.checkpoint.is_shard_end
+    put(range(70, 80))
+    assert run_once() == list(range(70, 80))  # the finished parent is not read again
 
 
 @pytest.mark.streamkit(shards=1)

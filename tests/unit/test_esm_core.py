@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streamkit.aws_lambda.esm_core import PendingRecord, decide
+from streamkit.aws_lambda.esm_core import PendingRecord, ShardProgress, decide
 
 
 def batch(n: int, arrival: float = 1000.0) -> list[PendingRecord]:
@@ -76,3 +76,14 @@ def test_batch_item_failures_are_ignored_unless_reporting_is_on() -> None:
 def test_an_empty_failure_list_is_success() -> None:
     b = batch(2)
     assert run(b, response={"batchItemFailures": []}, report_batch_item_failures=True).done == b  # type: ignore[attr-defined]
+
+
+def test_the_position_passes_only_records_finished_without_a_gap() -> None:
+    recs = [PendingRecord({"SequenceNumber": str(100 + i), "Data": b"x", "PartitionKey": "k",
+                           "ApproximateArrivalTimestamp": 1000.0}) for i in range(5)]
+    progress = ShardProgress()
+    progress.read(recs)
+    assert progress.finish([recs[1], recs[3]]) is None  # lanes finish out of order: 100 still open
+    assert progress.finish([recs[0]]) == "101"
+    assert progress.finish([recs[4]]) is None
+    assert progress.finish([recs[2]]) == "104"
