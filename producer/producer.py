@@ -198,17 +198,13 @@ class Producer:
                                f"{size} bytes, over the {self._max_record_size}-byte Kinesis record limit")
 
     def _enqueue(self, item: Item, data: bytes, key: str, ehk: str | None, now: float, size: int) -> None:
-        # The record goes straight into its shard's aggregate, in the caller's thread. (acquire and
-        # release rather than `with`: this runs for every record, and `with` costs a bound method.)
-        lock = self._lock
-        lock.acquire()
-        try:
+        # The record goes straight into its shard's aggregate, in the caller's thread. `with`, not
+        # acquire() then try: a Ctrl-C landing right after acquire() would leave the lock held forever.
+        with self._lock:
             if self._detour or self._acc.buffered_bytes + size > self._max_buffered:
                 self._enqueue_slow(item, size)
             elif self._acc.add_fields(item, data, key, ehk, now, size):
                 self._cond.notify_all()
-        finally:
-            lock.release()
 
     def _enqueue_slow(self, item: Item, size: int) -> None:
         """`_enqueue` under the lock when closing, resharding or the buffer is full."""

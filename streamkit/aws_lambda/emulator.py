@@ -250,6 +250,7 @@ class EventSourceMapping:
         self._known: dict[str, dict[str, Any]] = {}
         self._done: set[str] = set()
         self._initial: set[str] = set()
+        self._caught_up: set[str] = set()  # shards whose last GetRecords found nothing new
         self._shard_lock = threading.Lock()
         # With a checkpoint store: each shard's progress and lease (one writer per shard: this mapping).
         self._progress: dict[str, ShardProgress] = {}
@@ -273,8 +274,7 @@ class EventSourceMapping:
             while not self.stopping.wait(0.1):
                 if self._errors:
                     break
-                if stop_after_idle is not None and time.monotonic() - self._last_record >= stop_after_idle \
-                        and all(lane.idle() for lanes in list(self._lanes.values()) for lane in lanes):
+                if stop_after_idle is not None and self._idle_for(stop_after_idle):
                     break
         finally:
             self.stop()
@@ -283,6 +283,17 @@ class EventSourceMapping:
         if self._errors:
             raise self._errors[0]
         return self.stats
+
+    def _idle_for(self, seconds: float) -> bool:
+        """Nothing arrived for `seconds`, every shard's last read found nothing new (a poller still
+        throttled or backing off is not idle), and every lane has handled what it was given."""
+        if time.monotonic() - self._last_record < seconds:
+            return False
+        with self._shard_lock:
+            shards = [sid for sid in self._lanes if sid not in self._done]
+            if any(sid not in self._caught_up for sid in shards):
+                return False
+        return all(lane.idle() for lanes in list(self._lanes.values()) for lane in lanes)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -450,7 +461,13 @@ class EventSourceMapping:
             if not it:
                 self._shard_ended(shard_id)
                 return
-            if not fetched.records and (fetched.millis_behind_latest or 0) == 0:
+            caught_up = not fetched.records and (fetched.millis_behind_latest or 0) == 0
+            with self._shard_lock:
+                if caught_up:
+                    self._caught_up.add(shard_id)
+                else:
+                    self._caught_up.discard(shard_id)
+            if caught_up:
                 self.stopping.wait(1.0)  # caught up: Lambda polls each shard about once a second
             else:
                 self.stopping.wait(0.2)  # 5 GetRecords calls/s per shard at most

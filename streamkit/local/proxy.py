@@ -154,6 +154,11 @@ def _stream_name(req: dict[str, Any]) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
+def _shard_key(stream: str, shard: str) -> str:
+    """Limits are per shard, and shards of different streams share ids: key them by both."""
+    return f"{stream}/{shard}"
+
+
 def _throttle_message(shard: str, stream: str) -> str:
     return f"Rate exceeded for shard {shard} in stream {stream} under account {ACCOUNT}."
 
@@ -192,7 +197,7 @@ def handle_put_records(state: ProxyState, req: dict[str, Any], headers: dict[str
             results[i] = {"ErrorCode": "InternalFailure", "ErrorMessage": "Internal service failure."}
         else:
             with state.lock:
-                ok = state.limiter.admit_write(shard.shard_id, n, now)
+                ok = state.limiter.admit_write(_shard_key(stream, shard.shard_id), n, now)
             if ok:
                 accepted.append(i)
             else:
@@ -226,7 +231,7 @@ def handle_put_record(state: ProxyState, req: dict[str, Any], headers: dict[str,
         state.count("fault.throttle_call")
         raise _Reply(400, "ProvisionedThroughputExceededException", _throttle_message(shard.shard_id, stream))
     with state.lock:
-        ok = state.limiter.admit_write(shard.shard_id, n, state.clock())
+        ok = state.limiter.admit_write(_shard_key(stream, shard.shard_id), n, state.clock())
     if not ok:
         state.count("limit.write_throttled")
         raise _Reply(400, "ProvisionedThroughputExceededException", _throttle_message(shard.shard_id, stream))
@@ -260,7 +265,7 @@ def handle_get_records(state: ProxyState, req: dict[str, Any], headers: dict[str
         raise _Reply(400, "ProvisionedThroughputExceededException", "Rate exceeded for shard.")
     if owner is not None:
         with state.lock:
-            ok = state.limiter.admit_read_call(owner[1], state.clock())
+            ok = state.limiter.admit_read_call(_shard_key(*owner), state.clock())
         if not ok:
             state.count("limit.read_throttled")
             raise _Reply(400, "ProvisionedThroughputExceededException", _throttle_message(owner[1], owner[0]))
@@ -269,7 +274,7 @@ def handle_get_records(state: ProxyState, req: dict[str, Any], headers: dict[str
         out = orjson.loads(body)
         nbytes = sum(len(r.get("Data", "")) * 3 // 4 + len(r.get("PartitionKey", "").encode()) for r in out.get("Records", []))
         with state.lock:
-            state.limiter.charge_read(owner[1], nbytes, state.clock())
+            state.limiter.charge_read(_shard_key(*owner), nbytes, state.clock())
         state.remember_iterator(out.get("NextShardIterator"), owner[0], owner[1])
         state.count("get_records.records", len(out.get("Records", [])))
     return status, body

@@ -146,6 +146,19 @@ def test_with_a_checkpoint_store_a_restart_resumes_where_the_last_run_stopped(ki
 
 
 @pytest.mark.streamkit(shards=1)
+def test_a_throttled_poller_is_not_idle(kinesis_stream: StreamHandle, kinesis_proxy: Callable[..., ProxyHandle]) -> None:
+    put_plain(kinesis_stream, 50)
+    proxy = kinesis_proxy(faults="throttle=1.0")  # every GetRecords call is throttled...
+    threading.Timer(1.0, lambda: proxy.configure(faults="")).start()  # ...for the first second
+    got: list[int] = []
+    esm = EventSourceMapping(kinesis_stream.name, lambda e, c: got.extend(values(e)), client=proxy.client(),
+                             config=EsmConfig(starting_position="TRIM_HORIZON", retry_delay=0.01))
+    esm.run(stop_after_idle=0.3)  # shorter than the throttling: stopping then would lose every record
+    assert sorted(got) == list(range(50))
+    assert proxy.stats().get("fault.throttle_call", 0) > 0
+
+
+@pytest.mark.streamkit(shards=1)
 def test_a_poison_record_is_isolated_by_bisecting_then_sent_to_on_failure(kinesis_stream: StreamHandle,
                                                                          tmp_path: Path) -> None:
     put_plain(kinesis_stream, 16)

@@ -88,6 +88,28 @@ def test_get_records_is_limited_to_five_calls_per_second(kinesis_stream: StreamH
 
 
 @pytest.mark.streamkit(shards=1)
+def test_limits_are_per_shard_of_each_stream_not_per_shard_id(kinesis_stream: StreamHandle, kinesis_proxy: ProxyFactory,
+                                                              stream_factory: Callable[..., StreamHandle]) -> None:
+    other = stream_factory(shards=1)  # its only shard has the same id, shardId-000000000000
+    client = kinesis_proxy().client()
+
+    def reads(stream: str, n: int) -> list[str]:
+        it = client.get_shard_iterator(StreamName=stream, ShardId="shardId-000000000000",
+                                       ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        out = []
+        for _ in range(n):
+            try:
+                it = client.get_records(ShardIterator=it)["NextShardIterator"]
+                out.append("ok")
+            except client.exceptions.ProvisionedThroughputExceededException:
+                out.append("throttled")
+        return out
+
+    assert "throttled" in reads(kinesis_stream.name, 8)  # this shard's five calls a second are spent
+    assert reads(other.name, 5) == ["ok"] * 5  # the other stream's shard has its own
+
+
+@pytest.mark.streamkit(shards=1)
 def test_per_call_caps_are_enforced_before_the_backend(kinesis_stream: StreamHandle, kinesis_proxy: ProxyFactory) -> None:
     client = kinesis_proxy().client()
     with pytest.raises(ClientError) as info:
