@@ -101,8 +101,12 @@ def _run_stages(args: argparse.Namespace, report: Report, stack: Any) -> None:
     t0 = time.perf_counter()
     live = _LiveConsumer(args, client, stream, t0)
     live.start()
-    published = _publish(args, report, client, stream, t0)
-    consumed = live.finish(report, published)
+    try:
+        published = _publish(args, report, client, stream, t0)
+        consumed = live.finish(report, published)
+    except BaseException:  # Ctrl-C or a failure: stop the consumer before the servers go away
+        live.stop()
+        raise
     _lambda(report, client, stream)
     _dispatch(report, client)
     _estimate(args, report, published, consumed)
@@ -201,6 +205,10 @@ class _LiveConsumer:
                 lag = max(0.0, time.time() - self.newest_arrival) if self.newest_arrival else 0.0
                 self.samples.append((time.perf_counter() - self.t0, self.count, lag))
             time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.consumer.stop()
+        self.runner.join(10)
 
     def finish(self, report: Report, published: dict[str, Any]) -> dict[str, Any]:
         report.stage("3. the ordered consumer built per-sensor statistics meanwhile")
