@@ -88,9 +88,9 @@ class ProducerConfig:
         if self.max_buffered_bytes < self.max_record_size:
             raise ConfigurationError("ProducerConfig.max_buffered_bytes must hold at least one record")
         if isinstance(self.on_failure, str):
-            from streamkit.destinations import parse_destination
+            from streamkit.destinations import split_destination
 
-            object.__setattr__(self, "on_failure", parse_destination(self.on_failure))  # bad specs fail here
+            split_destination(self.on_failure)  # a bad spec fails here; the Producer opens the destination
         elif self.on_failure is not None and not callable(self.on_failure) and not hasattr(self.on_failure, "send_json"):
             raise ConfigurationError(f"ProducerConfig.on_failure must be a callable, a destination or "
                                      f"'file:PATH' / 'sqs:URL', got {self.on_failure!r}")

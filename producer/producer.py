@@ -22,6 +22,7 @@ from producer.results import FailedRecord, PutResult
 from producer.retry import RetryPolicy
 from streamkit import kinesis
 from streamkit.clients import aws_client
+from streamkit.destinations import parse_destination
 from streamkit.errors import (
     BufferFullError,
     ConfigurationError,
@@ -80,6 +81,8 @@ def _failure_handler(on_failure: Any) -> Callable[[list[FailedRecord]], None] | 
     """`ProducerConfig.on_failure` as one call per failed Kinesis record's user records."""
     if on_failure is None:
         return None
+    if isinstance(on_failure, str):
+        on_failure = parse_destination(on_failure)
     if hasattr(on_failure, "send_json"):  # a destination: one batch per failed entry
         def to_destination(records: list[FailedRecord]) -> None:
             on_failure.send_json([r.to_json() for r in records])

@@ -27,8 +27,10 @@ __all__ = [
     "JsonLinesDestination",
     "SqsDestination",
     "as_destination",
+    "check_destination",
     "parse_destination",
     "read_dead_letters",
+    "split_destination",
 ]
 
 
@@ -143,14 +145,28 @@ class SqsDestination:
         return f"SqsDestination({self.queue_url!r})"
 
 
+def split_destination(spec: str) -> tuple[str, str]:
+    """``("file", PATH)`` or ``("sqs", QUEUE_URL)`` for a destination string; checks it, creates nothing."""
+    kind, sep, rest = spec.partition(":")
+    if not (sep and kind in ("file", "sqs") and rest):
+        raise ConfigurationError(f"bad destination {spec!r}: use file:PATH or sqs:QUEUE_URL")
+    return kind, rest
+
+
 def parse_destination(spec: str, *, sqs_client: Any = None) -> Destination:
     """``file:PATH`` or ``sqs:QUEUE_URL``."""
-    kind, sep, rest = spec.partition(":")
-    if sep and kind == "file" and rest:
+    kind, rest = split_destination(spec)
+    if kind == "file":
         return JsonLinesDestination(rest)
-    if sep and kind == "sqs" and rest:
-        return SqsDestination(rest, client=sqs_client)
-    raise ConfigurationError(f"bad destination {spec!r}: use file:PATH or sqs:QUEUE_URL")
+    return SqsDestination(rest, client=sqs_client)
+
+
+def check_destination(value: Any) -> None:
+    """Raise `ConfigurationError` unless `as_destination(value)` would accept it; creates nothing."""
+    if isinstance(value, str):
+        split_destination(value)
+    elif not (isinstance(value, Destination) or callable(value)):
+        raise ConfigurationError(f"not a destination: {value!r} (use file:PATH, sqs:URL, a callable or a Destination)")
 
 
 def as_destination(value: Any) -> Destination:

@@ -32,6 +32,7 @@ from streamkit.backoff import Backoff
 from streamkit.checkpoints.base import NO_OWNER_CHECK, CheckpointStore
 from streamkit.checkpoints.model import SHARD_END, Checkpoint, Lease
 from streamkit.consumer.retrieval import get_records
+from streamkit.destinations import as_destination
 from streamkit.errors import ConfigurationError
 
 __all__ = ["EsmConfig", "EsmStats", "EventSourceMapping", "LambdaContext"]
@@ -74,10 +75,10 @@ class EsmConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigurationError(message)
-        if self.on_failure is not None and not hasattr(self.on_failure, "send_json"):
-            from streamkit.destinations import as_destination
+        if self.on_failure is not None:
+            from streamkit.destinations import check_destination
 
-            object.__setattr__(self, "on_failure", as_destination(self.on_failure))
+            check_destination(self.on_failure)  # the EventSourceMapping opens it
 
 
 class LambdaContext:
@@ -236,6 +237,7 @@ class EventSourceMapping:
         self.checkpoint_store = checkpoint_store
         self.handler = handler
         self.config = config or EsmConfig()
+        self._failure_destination = None if self.config.on_failure is None else as_destination(self.config.on_failure)
         if client is None:
             from streamkit.clients import aws_client
 
@@ -553,6 +555,6 @@ class EventSourceMapping:
         }
         log.error("discarding %d record(s) of %s (%s): %s", len(recs), lane.shard_id, outcome.condition,
                   outcome.function_error)
-        if self.config.on_failure is not None:
-            self.config.on_failure.send_json([doc])
+        if self._failure_destination is not None:
+            self._failure_destination.send_json([doc])
 

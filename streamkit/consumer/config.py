@@ -83,10 +83,11 @@ class ConsumerConfig:
         if self.body not in ("json", "text", "bytes"):
             raise ConfigurationError(f"ConsumerConfig.body must be json, text or bytes, got {self.body!r}")
         if self.on_failure != "stop":
-            from streamkit.destinations import as_destination
+            from streamkit.destinations import check_destination
 
-            # "file:PATH", "sqs:URL", a callable or a Destination; a bad value fails here, before any I/O.
-            object.__setattr__(self, "on_failure", as_destination(self.on_failure))
+            # "file:PATH", "sqs:URL", a callable or a Destination: a bad value fails here; the Consumer
+            # opens it (no I/O in a config).
+            check_destination(self.on_failure)
 
     def f(self, name: str) -> float:
         """A duration field as float seconds."""
