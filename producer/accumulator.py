@@ -79,18 +79,12 @@ class Entry:
     size: int  # what Kinesis counts: data + partition key bytes
     oldest: float  # put time of its oldest record (monotonic)
     user_bytes: int  # the records' own data + key bytes (what they count against the buffer bound)
+    keys: AbstractSet[str]  # the records' partition keys (an aggregate's: its builder's key table)
     full: bool = False  # an aggregate sealed because the next record did not fit: waiting cannot grow it
     not_before: float = 0.0
     attempts: int = 0
     last_error: str = ""
     last_code: str = ""
-    _keys: AbstractSet[str] | None = None
-
-    def key_set(self) -> AbstractSet[str]:
-        """The partition keys of the records in this entry."""
-        if self._keys is None:
-            self._keys = {rec_of(r)[1] for r in self.records}
-        return self._keys
 
     def to_api(self) -> dict[str, Any]:
         out: dict[str, Any] = {"Data": self.data, "PartitionKey": self.partition_key}
@@ -180,7 +174,7 @@ class Accumulator:
     def _plain(self, shard_id: str, item: Item) -> Entry:
         data, key, ehk, put_mono, size, _ = rec_of(item)
         return Entry(shard_id=shard_id, data=data, partition_key=key, explicit_hash_key=ehk, records=[item],
-                     aggregated=False, size=size, oldest=put_mono, user_bytes=size)
+                     aggregated=False, size=size, oldest=put_mono, user_bytes=size, keys=frozenset((key,)))
 
     def _seal(self, q: _ShardQueue, *, full: bool = False) -> None:
         b, recs = q.builder, q.open_records
@@ -196,7 +190,7 @@ class Accumulator:
         ehk = b.explicit_hash_key if b.explicit_hash_key is not None else str(hash_key(b.partition_key))
         q.ready.append(Entry(shard_id=q.shard_id, data=b.build(), partition_key=b.partition_key, explicit_hash_key=ehk,
                              records=recs, aggregated=True, size=b.record_size, oldest=q.open_since,
-                             user_bytes=q.open_bytes, full=full, _keys=b.partition_keys()))
+                             user_bytes=q.open_bytes, keys=b.partition_keys(), full=full))
 
     def seal_due(self, now: float) -> None:
         """Seal the open aggregates whose oldest record has waited `record_max_buffered_time`.
@@ -256,15 +250,9 @@ class Accumulator:
                 if cfg.ordered:
                     # Several records of a shard may share a call only if no partition key is in two of
                     # them: a failed one then never lets a later record of its key through first.
-                    if e.aggregated:
-                        ek = e.key_set()
-                        if n and not keys.isdisjoint(ek):
-                            break
-                        keys.update(ek)
-                    else:
-                        if e.partition_key in keys:
-                            break
-                        keys.add(e.partition_key)
+                    if not keys.isdisjoint(e.keys):
+                        break
+                    keys.update(e.keys)
                 candidates.append((q, e))
                 count += 1
                 size += e.size
