@@ -1,4 +1,4 @@
-"""Read a whole stream back (every shard, deaggregated) for integration tests."""
+"""Integration-test helpers: read a whole stream back (every shard, deaggregated), split and merge shards."""
 
 from __future__ import annotations
 
@@ -25,3 +25,22 @@ def read_stream(client: Any, stream: str, *, max_empty_polls: int = 2) -> dict[s
             it = resp.get("NextShardIterator")
         out[sid] = recs
     return out
+
+
+def split_first_shard(client: Any, stream: str) -> str:
+    """Split the stream's first shard at the middle of its hash range; returns its id once the stream is ACTIVE."""
+    shard = kinesis.list_shards(client, stream)[0]
+    lo, hi = int(shard["HashKeyRange"]["StartingHashKey"]), int(shard["HashKeyRange"]["EndingHashKey"])
+    client.split_shard(StreamName=stream, ShardToSplit=shard["ShardId"], NewStartingHashKey=str((lo + hi) // 2))
+    kinesis.wait_for_stream(client, stream)
+    return str(shard["ShardId"])
+
+
+def merge_first_two_open_shards(client: Any, stream: str) -> None:
+    """Merge the two open shards with the lowest hash ranges; returns once the stream is ACTIVE."""
+    open_shards = sorted((s for s in kinesis.list_shards(client, stream)
+                          if "EndingSequenceNumber" not in s["SequenceNumberRange"]),
+                         key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
+    client.merge_shards(StreamName=stream, ShardToMerge=open_shards[0]["ShardId"],
+                        AdjacentShardToMerge=open_shards[1]["ShardId"])
+    kinesis.wait_for_stream(client, stream)

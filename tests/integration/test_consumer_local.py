@@ -24,6 +24,7 @@ from streamkit.consumer import (
 from streamkit.destinations import JsonLinesDestination, read_dead_letters
 from streamkit.records import StreamRecord
 from streamkit.testing import ProxyHandle, StreamHandle
+from tests.integration.helpers import merge_first_two_open_shards, split_first_shard
 
 pytestmark = pytest.mark.integration
 FAST = dict(idle_poll_interval=0.1, min_poll_interval=0.05, lease_duration=1.5, backoff_base=0.01, backoff_max=0.05)
@@ -209,17 +210,9 @@ def test_split_and_merge_mid_stream_lose_nothing_and_parents_come_before_childre
                 p.flush()
 
             put_some(300)
-            first = kinesis.list_shards(client, name)[0]
-            lo, hi = int(first["HashKeyRange"]["StartingHashKey"]), int(first["HashKeyRange"]["EndingHashKey"])
-            client.split_shard(StreamName=name, ShardToSplit=first["ShardId"], NewStartingHashKey=str((lo + hi) // 2))
-            kinesis.wait_for_stream(client, name)
+            split_first_shard(client, name)
             put_some(300)
-            open_shards = sorted((s for s in kinesis.list_shards(client, name)
-                                  if "EndingSequenceNumber" not in s["SequenceNumberRange"]),
-                                 key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
-            client.merge_shards(StreamName=name, ShardToMerge=open_shards[0]["ShardId"],
-                                AdjacentShardToMerge=open_shards[1]["ShardId"])
-            kinesis.wait_for_stream(client, name)
+            merge_first_two_open_shards(client, name)
             put_some(300)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and sum(map(len, got.values())) < 900:

@@ -15,12 +15,11 @@ import pytest
 
 from producer import Producer, ProducerConfig
 from producer.replay import replay
-from streamkit import kinesis
 from streamkit.aws_lambda.emulator import EsmConfig, EventSourceMapping
 from streamkit.checkpoints import SqliteCheckpointStore
 from streamkit.destinations import SqsDestination
 from streamkit.testing import ProxyHandle, StreamHandle
-from tests.integration.helpers import read_stream
+from tests.integration.helpers import read_stream, split_first_shard
 
 pytestmark = pytest.mark.integration
 EVENT_RECORD_KEYS = {"kinesis", "eventSource", "eventVersion", "eventID", "eventName", "invokeIdentityArn",
@@ -68,9 +67,7 @@ def test_a_parents_records_are_all_handled_before_its_childrens_first_batch(kine
                 p.put(b"%d" % i, f"k{i % 6}")
 
     put(range(60))
-    parent = kinesis.list_shards(client, name)[0]["ShardId"]
-    client.split_shard(StreamName=name, ShardToSplit=parent, NewStartingHashKey=str(2**127))
-    kinesis.wait_for_stream(client, name)
+    parent = split_first_shard(client, name)
     put(range(60, 120))
     seen: list[tuple[str, int]] = []
     lock = threading.Lock()
@@ -134,9 +131,7 @@ def test_with_a_checkpoint_store_a_restart_resumes_where_the_last_run_stopped(ki
 
     put(range(40))
     assert run_once(parallelization_factor=3) == list(range(40))
-    parent = kinesis.list_shards(client, name)[0]["ShardId"]
-    client.split_shard(StreamName=name, ShardToSplit=parent, NewStartingHashKey=str(2**127))
-    kinesis.wait_for_stream(client, name)
+    parent = split_first_shard(client, name)
     put(range(40, 70))
     assert run_once() == list(range(40, 70))  # the parent from where it stopped, then its children
     lease = store.get_lease(f"esm:streamkit-local-function:{name}", parent)

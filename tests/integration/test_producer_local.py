@@ -12,7 +12,7 @@ import pytest
 from producer import Producer, ProducerConfig
 from streamkit import kinesis
 from streamkit.testing import ProxyHandle, StreamHandle
-from tests.integration.helpers import read_stream
+from tests.integration.helpers import merge_first_two_open_shards, read_stream, split_first_shard
 
 pytestmark = pytest.mark.integration
 
@@ -77,17 +77,9 @@ def test_a_split_and_a_merge_during_a_run_lose_nothing_and_keep_order_per_key(ki
     def reshard() -> None:
         try:
             time.sleep(0.5)
-            shard = kinesis.list_shards(client, name)[0]
-            lo, hi = int(shard["HashKeyRange"]["StartingHashKey"]), int(shard["HashKeyRange"]["EndingHashKey"])
-            client.split_shard(StreamName=name, ShardToSplit=shard["ShardId"], NewStartingHashKey=str((lo + hi) // 2))
-            kinesis.wait_for_stream(client, name)
+            split_first_shard(client, name)
             time.sleep(0.5)
-            open_shards = sorted((s for s in kinesis.list_shards(client, name)
-                                  if "EndingSequenceNumber" not in s["SequenceNumberRange"]),
-                                 key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
-            client.merge_shards(StreamName=name, ShardToMerge=open_shards[0]["ShardId"],
-                                AdjacentShardToMerge=open_shards[1]["ShardId"])
-            kinesis.wait_for_stream(client, name)
+            merge_first_two_open_shards(client, name)
         except BaseException as exc:
             errors.append(exc)
         finally:
