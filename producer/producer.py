@@ -166,8 +166,8 @@ class Producer:
         """`put` without a future, for fire-and-forget publishers.
 
         The record is validated, buffered, aggregated, retried and counted exactly as with `put`; only
-        no `Future` is made for it. That saves about a third of `put`'s cost, most of it the garbage
-        collector's work on hundreds of thousands of live objects. A record that fails for good goes,
+        no `Future` is made for it. That saves the future's cost, most of it the garbage collector's
+        work on hundreds of thousands of live objects (`bench/producer.py` has both rows). A record that fails for good goes,
         payload included, to ``config.on_failure`` (and is logged and counted as failed in `metrics()`).
         """
         if type(data) is bytes and type(partition_key) is str and explicit_hash_key is None \
