@@ -32,19 +32,13 @@ class Checkpointer:
         target = record if record is not None else self.last_delivered
         if target is None:
             return  # nothing delivered yet: nothing to record
-        cp = Checkpoint(target.sequence_number, target.sub_sequence_number)
-        last = self.last_delivered
-        if last is None or cp.position() > Checkpoint(last.sequence_number, last.sub_sequence_number).position():
-            raise CheckpointError(f"cannot checkpoint {cp} on {self.shard_id}: not delivered yet")
-        self._store(cp)
+        self.checkpoint_at(target.sequence_number, target.sub_sequence_number)
 
     def checkpoint_at(self, sequence_number: str, sub_sequence_number: int | None = None) -> None:
         """Store an explicit position (which must have been delivered)."""
-        if self.last_delivered is None:
-            raise CheckpointError(f"cannot checkpoint {sequence_number} on {self.shard_id}: nothing delivered yet")
         cp = Checkpoint(sequence_number, sub_sequence_number)
         last = self.last_delivered
-        if cp.position() > Checkpoint(last.sequence_number, last.sub_sequence_number).position():
+        if last is None or cp.position() > Checkpoint(last.sequence_number, last.sub_sequence_number).position():
             raise CheckpointError(f"cannot checkpoint {cp} on {self.shard_id}: not delivered yet")
         self._store(cp)
 

@@ -165,11 +165,6 @@ class Consumer:
             stats.update({sid: sc.stats for sid, (sc, _t) in self._shards.items()})
         return [stats[k] for k in sorted(stats)]
 
-    @property
-    def held_shards(self) -> list[str]:
-        with self._lock:
-            return sorted(sid for sid, (sc, _t) in self._shards.items() if not sc.finished.is_set())
-
     # -- the loop --------------------------------------------------------------------------------
     def _cycle(self) -> None:
         self._reap()

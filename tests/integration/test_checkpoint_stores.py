@@ -99,3 +99,12 @@ def test_timestamps_round_trip(store: CheckpointStore) -> None:
     store.create_lease(NS, Lease(shard_id="s", checkpoint=Checkpoint("AT_TIMESTAMP", timestamp=1700000000.25)))
     lease = store.get_lease(NS, "s")
     assert lease is not None and lease.checkpoint.timestamp == 1700000000.25
+
+
+def test_deleting_a_lease_removes_only_that_shard(store: CheckpointStore) -> None:
+    store.create_lease("app", Lease(shard_id="a"))
+    store.create_lease("app", Lease(shard_id="b"))
+    store.delete_lease("app", "a")
+    assert store.get_lease("app", "a") is None
+    assert [lease.shard_id for lease in store.list_leases("app")] == ["b"]
+    store.delete_lease("app", "a")  # deleting what is gone is not an error
