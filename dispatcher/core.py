@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -59,7 +59,8 @@ def lane_of(partition_key: str, lanes: int) -> int:
 
 class Dispatcher:
     def __init__(self, target: Target, *, mode: Mode = "unordered", lanes: int | None = None, max_attempts: int = 3,
-                 backoff_base: float = 0.05, backoff_max: float = 2.0, dead_letter: Any = None) -> None:
+                 backoff_base: float = 0.05, backoff_max: float = 2.0, dead_letter: Any = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         if mode not in ("unordered", "per-key"):
             raise ConfigurationError(f"mode must be 'unordered' or 'per-key', got {mode!r}")
         if mode == "per-key" and not getattr(target, "preserves_order", False):
@@ -74,6 +75,7 @@ class Dispatcher:
         if max_attempts < 1:
             raise ConfigurationError(f"max_attempts must be at least 1, got {max_attempts}")
         self.max_attempts = max_attempts
+        self._sleep = sleep  # between retries (injected for tests)
         self._backoff = Backoff(base=backoff_base, maximum=backoff_max)
         self.dead_letter: Destination | None = None if dead_letter is None else as_destination(dead_letter)
         self._pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="dispatch-lane")
@@ -113,7 +115,7 @@ class Dispatcher:
             failed_ids = {id(r) for r, _e in failures}
             pending = [r for r in pending if id(r) in failed_ids]
             retried += len(pending)
-            time.sleep(self._backoff.delay(attempt))
+            self._sleep(self._backoff.delay(attempt))
         return len(records) - len(failures), retried, failures
 
     def _run_ordered_lane(self, lane: int, records: list[StreamRecord]) -> tuple[int, int, list[tuple[StreamRecord, str]]]:

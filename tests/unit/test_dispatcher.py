@@ -154,3 +154,16 @@ def test_per_key_mode_refuses_a_target_that_does_not_keep_order() -> None:
     with pytest.raises(ConfigurationError, match="per-key' needs a target that keeps order"):
         Dispatcher(Unordered(lambda r: None), mode="per-key")
     Dispatcher(Unordered(lambda r: None), mode="unordered").close()
+
+
+def test_retry_pauses_go_through_the_injected_sleep() -> None:
+    pauses: list[float] = []
+
+    def work(r: StreamRecord) -> None:
+        raise RuntimeError("down")
+
+    d = Dispatcher(LocalTarget(work, workers=1), mode="unordered", max_attempts=3, backoff_base=0.05,
+                   sleep=pauses.append)
+    result = d.dispatch(records(1))
+    d.close()
+    assert len(result.failed) == 1 and len(pauses) == 2 and all(0 <= p <= 2.0 for p in pauses)
