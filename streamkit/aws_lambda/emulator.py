@@ -305,11 +305,19 @@ class EventSourceMapping:
                     lane.cond.notify_all()
 
     # -- shards ----------------------------------------------------------------------------------
-    def _refresh_shards(self, *, initial: bool = False) -> None:
+    def _refresh_shards(self, *, initial: bool = False, ended: str | None = None) -> None:
         """Learn the stream's shards and start each whose parents are done: as AWS does, a parent's
-        records are all handled before its children's first batch."""
+        records are all handled before its children's first batch.
+
+        `ended` (a shard read to its end and handled) is marked done under the same lock as its
+        children start, so the idle check never sees a moment with the one done and the others not
+        yet started.
+        """
         shards = kinesis.list_shards(self.client, self.stream_name)
         with self._shard_lock:
+            if ended is not None:
+                self._save_position(ended, SHARD_END)
+                self._done.add(ended)
             for shard in shards:
                 sid = shard["ShardId"]
                 if sid in self._known:
@@ -338,11 +346,8 @@ class EventSourceMapping:
             self.stopping.wait(0.05)
         if self.stopping.is_set():
             return
-        with self._shard_lock:
-            self._save_position(shard_id, SHARD_END)
-            self._done.add(shard_id)
         log.info("shard %s finished; starting the children that are ready", shard_id)
-        self._refresh_shards()
+        self._refresh_shards(ended=shard_id)
 
     # -- positions -------------------------------------------------------------------------------
     def _load_lease(self, shard_id: str) -> Lease:
@@ -418,6 +423,7 @@ class EventSourceMapping:
     def _poll(self, shard_id: str) -> None:
         it: str | None = self._iterator(shard_id, None)
         last_seq: str | None = None
+        closed = "EndingSequenceNumber" in self._known[shard_id].get("SequenceNumberRange", {})
         lanes = self._lanes[shard_id]
         backoff = Backoff(base=0.1, maximum=2.0)
         failures = 0
@@ -463,7 +469,8 @@ class EventSourceMapping:
             if not it:
                 self._shard_ended(shard_id)
                 return
-            caught_up = not fetched.records and (fetched.millis_behind_latest or 0) == 0
+            # A closed shard is never caught up: it ends, and its children then have records to read.
+            caught_up = not fetched.records and (fetched.millis_behind_latest or 0) == 0 and not closed
             with self._shard_lock:
                 if caught_up:
                     self._caught_up.add(shard_id)
