@@ -66,7 +66,7 @@ def count_stream(client: Any, stream: str) -> tuple[int, int]:
 
     kin = users = 0
     for shard in sk_kinesis.list_shards(client, stream):
-        it = client.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+        it = client.get_shard_iterator(StreamName=stream, ShardId=shard.shard_id,
                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
         while it:
             out = client.get_records(ShardIterator=it, Limit=10_000)

@@ -17,7 +17,6 @@ other lanes are never failed for it.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,11 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dispatcher.targets import Target
-from streamkit.backoff import Backoff
 from streamkit.checkpoints.model import Checkpoint
 from streamkit.destinations import DeadLetter, Destination, as_destination
 from streamkit.errors import ConfigurationError
+from streamkit.hashing import lane_of
 from streamkit.records import StreamRecord
+from streamkit.retry import Backoff
 
 __all__ = ["DispatchResult", "Dispatcher", "Mode"]
 
@@ -51,10 +51,6 @@ class DispatchResult:
             return []
         first = min(self.failed, key=lambda r: Checkpoint(r.sequence_number, r.sub_sequence_number).position())
         return [{"itemIdentifier": first.sequence_number}]
-
-
-def lane_of(partition_key: str, lanes: int) -> int:
-    return int.from_bytes(hashlib.md5(partition_key.encode("utf-8")).digest()[:8], "big") % lanes
 
 
 class Dispatcher:
@@ -90,7 +86,7 @@ class Dispatcher:
         if self.mode == "per-key":
             lanes: list[list[StreamRecord]] = [[] for _ in range(self.lanes)]
             for r in records:
-                lanes[lane_of(r.partition_key, self.lanes)].append(r)
+                lanes[lane_of(_order_key(r), self.lanes)].append(r)
             return [lane for lane in lanes if lane]
         size = max(1, -(-len(records) // (self.lanes * 4)))
         return [list(records[i:i + size]) for i in range(0, len(records), size)]
@@ -129,7 +125,7 @@ class Dispatcher:
         for run in _distinct_key_runs(records):
             sendable = []
             for r in run:
-                if r.partition_key in blocked:
+                if _order_key(r) in blocked:
                     failures.append((r, "held back: an earlier record of its key could not be delivered"))
                 else:
                     sendable.append(r)
@@ -138,7 +134,7 @@ class Dispatcher:
             retried += again
             failures += failed
             if self.dead_letter is None:
-                blocked.update(r.partition_key for r, _e in failed)
+                blocked.update(_order_key(r) for r, _e in failed)
         return delivered, retried, failures
 
     def dispatch(self, records: Sequence[StreamRecord]) -> DispatchResult:
@@ -163,15 +159,24 @@ class Dispatcher:
         return result
 
 
+def _order_key(r: StreamRecord) -> str:
+    """What per-key order is kept by: the partition key; a keyless record (AUTO streams) has no order to
+    keep, so it is its own key (spread over the lanes by its position, never held back for another)."""
+    if r.partition_key is not None:
+        return r.partition_key
+    return f"\x00{r.sequence_number}/{r.sub_sequence_number}"
+
+
 def _distinct_key_runs(records: Sequence[StreamRecord]) -> Iterator[list[StreamRecord]]:
     """Consecutive runs of `records`, in order, each holding at most one record per partition key."""
     run: list[StreamRecord] = []
     keys: set[str] = set()
     for r in records:
-        if r.partition_key in keys:
+        key = _order_key(r)
+        if key in keys:
             yield run
             run, keys = [], set()
         run.append(r)
-        keys.add(r.partition_key)
+        keys.add(key)
     if run:
         yield run

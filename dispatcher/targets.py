@@ -12,7 +12,10 @@ from typing import Any, Protocol
 
 import orjson
 
+from streamkit.destinations import sqs_batches
+from streamkit.errors import StreamkitError
 from streamkit.lazy_client import LazyClient
+from streamkit.limits import LAMBDA_ASYNC_PAYLOAD, LAMBDA_SYNC_PAYLOAD, SQS_MESSAGE_BYTES
 from streamkit.records import StreamRecord
 
 __all__ = ["LambdaTarget", "LocalTarget", "SqsTarget", "Target", "record_payload"]
@@ -78,13 +81,9 @@ class LambdaTarget:
         self.function_name = function_name
         self.synchronous = synchronous
         self.preserves_order = synchronous
-        self.max_payload = max_payload or (6 * 1024 * 1024 if synchronous else 256 * 1024)
+        self.max_payload = max_payload or (LAMBDA_SYNC_PAYLOAD if synchronous else LAMBDA_ASYNC_PAYLOAD)
         self.capacity = concurrency
-        self._client = LazyClient("lambda", client)
-
-    @property
-    def client(self) -> Any:
-        return self._client.get()
+        self._lambda: LazyClient[Any] = LazyClient("lambda", client, _boto_lambda)
 
     def _chunks(self, records: Sequence[StreamRecord]) -> list[tuple[list[StreamRecord], bytes]]:
         out: list[tuple[list[StreamRecord], bytes]] = []
@@ -121,16 +120,13 @@ class LambdaTarget:
     def _invoke(self, payload: bytes) -> str | None:
         """None once the function has the chunk (async) or has handled it (sync); else why not."""
         try:
-            out = self.client.invoke(FunctionName=self.function_name,
-                                     InvocationType="RequestResponse" if self.synchronous else "Event", Payload=payload)
-        except Exception as exc:  # botocore errors: the dispatcher retries or dead-letters
-            return f"{type(exc).__name__}: {exc}"
-        status = int(out.get("StatusCode", 0))
-        if status != (200 if self.synchronous else 202):
-            return f"Invoke answered {status}"
-        if out.get("FunctionError"):
-            body = out["Payload"].read() if hasattr(out.get("Payload"), "read") else b""
-            return f"function error ({out['FunctionError']}): {body[:500].decode('utf-8', 'replace')}"
+            out = self._lambda.get().invoke(self.function_name, payload, synchronous=self.synchronous)
+        except StreamkitError as exc:  # translated by the adapter: the dispatcher retries or dead-letters
+            return str(exc)
+        if out.status != (200 if self.synchronous else 202):
+            return f"Invoke answered {out.status}"
+        if out.function_error:
+            return f"function error ({out.function_error}): {out.payload[:500].decode('utf-8', 'replace')}"
         return None
 
     def close(self) -> None:
@@ -145,28 +141,20 @@ class SqsTarget:
         self.fifo = queue_url.endswith(".fifo")
         self.preserves_order = self.fifo  # a FIFO queue keeps each MessageGroupId (partition key) in order
         self.capacity = concurrency
-        self._client = LazyClient("sqs", client)
-
-    @property
-    def client(self) -> Any:
-        return self._client.get()
+        self._sqs: LazyClient[Any] = LazyClient("sqs", client, _boto_sqs)
 
     def deliver(self, lane: int, records: Sequence[StreamRecord]) -> list[tuple[StreamRecord, str]]:
         failed: list[tuple[StreamRecord, str]] = []
-        batch: list[tuple[StreamRecord, str]] = []
-        size = 0
+        sendable: list[tuple[StreamRecord, str]] = []
         for r in records:
             body = orjson.dumps(record_payload(r)).decode()
-            if len(body) > 256 * 1024:
+            if len(body.encode()) > SQS_MESSAGE_BYTES:
                 failed.append((r, "record larger than SQS's 256 KiB message limit"))
-                continue
-            if batch and (len(batch) == 10 or size + len(body) > 256 * 1024):
-                failed += self._send(batch)
-                batch, size = [], 0
-            batch.append((r, body))
-            size += len(body)
-        if batch:
-            failed += self._send(batch)
+            else:
+                sendable.append((r, body))
+        by_body = iter(sendable)
+        for bodies in sqs_batches([b for _r, b in sendable]):
+            failed += self._send([next(by_body) for _ in bodies])
         return failed
 
     def _send(self, batch: list[tuple[StreamRecord, str]]) -> list[tuple[StreamRecord, str]]:
@@ -174,14 +162,26 @@ class SqsTarget:
         for i, (r, body) in enumerate(batch):
             e: dict[str, Any] = {"Id": str(i), "MessageBody": body}
             if self.fifo:
-                e["MessageGroupId"] = r.partition_key
+                e["MessageGroupId"] = r.partition_key or "keyless"
                 e["MessageDeduplicationId"] = f"{r.sequence_number}-{r.sub_sequence_number or 0}"[-128:]
             entries.append(e)
         try:
-            out = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
-        except Exception as exc:
-            return [(r, f"{type(exc).__name__}: {exc}") for r, _b in batch]
-        return [(batch[int(f["Id"])][0], f"{f.get('Code')}: {f.get('Message', '')}") for f in out.get("Failed", [])]
+            refused = self._sqs.get().send_message_batch(self.queue_url, entries)
+        except StreamkitError as exc:
+            return [(r, str(exc)) for r, _b in batch]
+        return [(batch[int(f["Id"])][0], f"{f.get('Code')}: {f.get('Message', '')}") for f in refused]
 
     def close(self) -> None:
         return None
+
+
+def _boto_lambda(client: Any) -> Any:
+    from streamkit.aws.lambda_ import BotoLambda
+
+    return BotoLambda(client)
+
+
+def _boto_sqs(client: Any) -> Any:
+    from streamkit.aws.sqs import BotoSqs
+
+    return BotoSqs(client)

@@ -5,23 +5,19 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import orjson
-from botocore.exceptions import BotoCoreError, ClientError
 
-from producer import wire
 from producer.accumulator import Accumulator, Entry, Item, Pending, rec_of
 from producer.config import ProducerConfig
 from producer.futures import resolve_exception, resolve_results
 from producer.metrics import ProducerMetrics
 from producer.results import FailedRecord, PutResult
 from producer.retry import RetryPolicy
-from streamkit import kinesis
-from streamkit.clients import aws_client
+from streamkit.clock import Clock, as_clock
 from streamkit.destinations import parse_destination
 from streamkit.errors import (
     BufferFullError,
@@ -32,6 +28,7 @@ from streamkit.errors import (
     ValidationError,
 )
 from streamkit.hashing import ShardMap, validate_explicit_hash_key, validate_partition_key
+from streamkit.transport import as_kinesis
 
 __all__ = ["Producer"]
 
@@ -112,23 +109,25 @@ class Producer:
         *,
         client: Any = None,
         config: ProducerConfig | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | Callable[[], float] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         if not stream_name:
             raise ConfigurationError("stream_name must not be empty")
         self.stream_name = stream_name
         self.config = config or ProducerConfig()
-        self._client = client or aws_client("kinesis", retries=0, max_pool_connections=self.config.max_connections)
-        wire.install(self._client)  # PutRecords bodies written directly (producer/wire.py)
-        self._clock = clock
+        # A boto3 client (its PutRecords bodies then written directly: streamkit/aws/wire.py) or any transport.
+        self._transport = as_kinesis(client, retries=0, max_pool_connections=self.config.max_connections)
+        self._time = as_clock(clock)  # waits and deadlines
+        self._clock = self._time.monotonic  # the hot path reads it as a plain call
         self._on_failure = _failure_handler(self.config.on_failure)
         self._retry = RetryPolicy(base=float(self.config.backoff_base), maximum=float(self.config.backoff_max),  # type: ignore[arg-type]
                                   rng=rng)
-        self._acc = Accumulator(self.config, kinesis.shard_map(self._client, stream_name))
+        self._acc = Accumulator(self.config, ShardMap(self._transport.list_shards(stream_name)))
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
-        self._wall_offset = time.time() - clock()  # a record's wall-clock put time, without a second clock read per put
+        # A record's wall-clock put time, without a second clock read per put.
+        self._wall_offset = self._time.time() - self._clock()
         self._held: list[Item] = []  # puts that arrive while the shard map is being refreshed
         self._max_record_size = self.config.max_record_size
         self._max_buffered = self.config.max_buffered_bytes
@@ -234,7 +233,7 @@ class Producer:
 
         Like the KPL's flushSync, it waits for records put by other threads meanwhile too.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else self._clock() + timeout
         with self._cond:
             self._flushing += 1
             self._cond.notify_all()
@@ -242,7 +241,7 @@ class Producer:
                 while not self._drained():
                     if not self._worker.is_alive():
                         raise StreamkitError("the producer's worker thread has stopped; see the log")
-                    left = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
+                    left = 1.0 if deadline is None else min(1.0, deadline - self._clock())
                     if left <= 0:
                         return False
                     self._cond.wait(left)
@@ -307,9 +306,9 @@ class Producer:
     def _wait_for_room(self, size: int) -> None:
         if self.config.buffer_full == "raise":
             raise BufferFullError(f"producer buffer full ({self._buffered()} of {self.config.max_buffered_bytes} bytes)")
-        deadline = time.monotonic() + float(self.config.put_timeout)  # type: ignore[arg-type]
+        deadline = self._clock() + float(self.config.put_timeout)  # type: ignore[arg-type]
         while not self._has_room(size):
-            left = deadline - time.monotonic()
+            left = deadline - self._clock()
             if left <= 0 or self._closing:
                 raise BufferFullError(f"producer buffer stayed full for {self.config.put_timeout} s "
                                       f"({self._buffered()} of {self.config.max_buffered_bytes} bytes)")
@@ -376,10 +375,10 @@ class Producer:
 
     def _refresh_shard_map(self) -> None:
         try:
-            new_map = kinesis.shard_map(self._client, self.stream_name)
+            new_map = ShardMap(self._transport.list_shards(self.stream_name))
         except StreamkitError as exc:
             log.warning("could not refresh the shard map (%s); retrying", exc)
-            time.sleep(0.2)
+            self._time.sleep(0.2)
             return
         with self._cond:
             moved = self._acc.reroute(new_map)
@@ -397,14 +396,21 @@ class Producer:
     # -- sending -------------------------------------------------------------------------------
     def _send(self, batch: list[Entry]) -> None:
         outcomes = _Outcomes(self._on_failure, self._wall_offset)
+        counted = False
         try:
             try:
-                out = self._client.put_records(StreamName=self.stream_name, Records=[e.to_api() for e in batch])
+                out: list[dict[str, Any]] | None = self._transport.put_records(self.stream_name,
+                                                                               [e.to_api() for e in batch])
                 error: StreamkitError | None = None
-            except (ClientError, BotoCoreError) as exc:
-                out, error = None, kinesis.translate_error(exc, stream_name=self.stream_name)
+            except StreamkitError as exc:
+                out, error = None, exc
+            except Exception as exc:  # a transport that broke its contract: fail the records, keep going
+                log.exception("the transport raised %s (not a StreamkitError) for PutRecords", type(exc).__name__)
+                out, error = None, KinesisError(f"unexpected error from the transport: {exc!r}",
+                                                code=type(exc).__name__, retryable=False)
             with self._cond:
                 self._calls_in_flight -= 1
+                counted = True
                 self._metrics.put_calls += 1
                 now = self._clock()
                 if out is None:
@@ -416,7 +422,7 @@ class Producer:
                     for e in reversed(batch):
                         self._after_failure(outcomes, e, now, str(error), code, error.retryable)
                 else:
-                    for e, r in reversed(list(zip(batch, out["Records"], strict=True))):
+                    for e, r in reversed(list(zip(batch, out, strict=True))):
                         if "ErrorCode" in r:
                             code = r["ErrorCode"]
                             if code == "ProvisionedThroughputExceededException":
@@ -429,6 +435,8 @@ class Producer:
         except BaseException as exc:  # pragma: no cover - never leave a batch unaccounted for
             log.exception("unexpected error sending a batch")
             with self._cond:
+                if not counted:
+                    self._calls_in_flight -= 1  # or no batch would ever be sent again
                 for e in batch:
                     self._fail(outcomes, e, StreamkitError(f"unexpected error: {exc!r}"), "Unexpected")
                 self._cond.notify_all()

@@ -16,7 +16,7 @@ import orjson
 from producer.config import ProducerConfig
 from producer.producer import Producer
 from streamkit.aggregation import MAX_RECORD_BYTES
-from streamkit.errors import ConfigurationError, StreamkitError, ValidationError
+from streamkit.errors import ConfigurationError, ValidationError
 from streamkit.hashing import validate_partition_key
 
 __all__ = ["BadLine", "PublishSummary", "file_readings", "publish", "simulated_readings"]
@@ -43,10 +43,6 @@ class PublishSummary:
 
     def to_json(self) -> dict[str, Any]:
         return dict(vars(self))
-
-
-class BadLineError(StreamkitError):
-    """A line of the input file is not a JSON object with the key field (and --on-bad-line is fail)."""
 
 
 def file_readings(path: Path, key_field: str, on_bad: Callable[[BadLine], None], *,

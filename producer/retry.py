@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from streamkit.backoff import Backoff
+from streamkit.retry import Backoff
 
 __all__ = ["RETRYABLE_ENTRY_CODES", "RetryPolicy"]
 

@@ -16,9 +16,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
-from streamkit.errors import ConfigurationError, StreamkitError
+from streamkit.clock import SYSTEM_CLOCK, Clock
+from streamkit.errors import AwsServiceError, ConfigurationError, StreamkitError
+from streamkit.files import private_file
 from streamkit.lazy_client import LazyClient
+from streamkit.limits import SQS_BATCH_ENTRIES, SQS_MESSAGE_BYTES
 from streamkit.records import StreamRecord
+from streamkit.retry import RetryPolicy, call_with_retry
 
 __all__ = [
     "CallableDestination",
@@ -31,6 +35,7 @@ __all__ = [
     "parse_destination",
     "read_dead_letters",
     "split_destination",
+    "sqs_batches",
 ]
 
 
@@ -76,8 +81,7 @@ class JsonLinesDestination:
     """Appends one JSON object per letter to a file, flushed and fsynced before `send` returns."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = private_file(path, what="dead-letter file")  # 0600: letters hold payloads
         self._lock = threading.Lock()
 
     def send(self, letters: Sequence[DeadLetter]) -> None:
@@ -97,18 +101,22 @@ class JsonLinesDestination:
 
 
 class SqsDestination:
-    """Sends letters to an SQS queue with SendMessageBatch (10 messages and 256 KiB per call)."""
+    """Sends letters to an SQS queue with SendMessageBatch (10 messages and 256 KiB per call).
 
-    MAX_BATCH = 10
-    MAX_BYTES = 256 * 1024
+    Entries SQS refuses, and calls that fail with a retryable error, are retried by the retry engine
+    (`RETRY`); what still fails raises, so the caller does not move past the records.
+    """
 
-    def __init__(self, queue_url: str, *, client: Any = None) -> None:
+    RETRY = RetryPolicy(base=0.1, maximum=2.0, max_attempts=5)
+
+    def __init__(self, queue_url: str, *, client: Any = None, clock: Clock = SYSTEM_CLOCK) -> None:
         self.queue_url = queue_url
-        self._client = LazyClient("sqs", client)
+        self._sqs: LazyClient[Any] = LazyClient("sqs", client, _boto_sqs)
+        self._clock = clock
 
     @property
-    def client(self) -> Any:
-        return self._client.get()
+    def sqs(self) -> Any:
+        return self._sqs.get()
 
     def send(self, letters: Sequence[DeadLetter]) -> None:
         self.send_json([letter.to_json() for letter in letters])
@@ -116,33 +124,48 @@ class SqsDestination:
     def send_json(self, documents: Sequence[dict[str, Any]]) -> None:
         bodies = [orjson.dumps(doc).decode() for doc in documents]
         for body in bodies:
-            if len(body.encode()) > self.MAX_BYTES:
+            if len(body.encode()) > SQS_MESSAGE_BYTES:
                 raise StreamkitError(f"dead letter of {len(body)} bytes exceeds SQS's 256 KiB message limit")
-        batch: list[str] = []
-        size = 0
-        for body in bodies:
-            n = len(body.encode())
-            if batch and (len(batch) == self.MAX_BATCH or size + n > self.MAX_BYTES):
-                self._send_batch(batch)
-                batch, size = [], 0
-            batch.append(body)
-            size += n
-        if batch:
+        for batch in sqs_batches(bodies):
             self._send_batch(batch)
 
     def _send_batch(self, bodies: list[str]) -> None:
-        entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies)]
-        for _attempt in range(5):
-            out = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
-            failed = {f["Id"] for f in out.get("Failed", [])}
-            if not failed:
-                return
-            entries = [e for e in entries if e["Id"] in failed]
-            time.sleep(0.1)
-        raise StreamkitError(f"SQS refused {len(entries)} dead letters for {self.queue_url} after 5 attempts")
+        pending = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies)]
+
+        def attempt() -> None:
+            nonlocal pending
+            failed = {f["Id"] for f in self.sqs.send_message_batch(self.queue_url, pending)}
+            pending = [e for e in pending if e["Id"] in failed]
+            if pending:
+                raise AwsServiceError(f"SQS refused {len(pending)} dead letter(s) for {self.queue_url}",
+                                      code="BatchEntryFailed", retryable=True)
+
+        call_with_retry(attempt, self.RETRY, clock=self._clock)
 
     def __repr__(self) -> str:
         return f"SqsDestination({self.queue_url!r})"
+
+
+def _boto_sqs(client: Any) -> Any:
+    from streamkit.aws.sqs import BotoSqs
+
+    return BotoSqs(client)
+
+
+def sqs_batches(bodies: Sequence[str], *, max_entries: int = SQS_BATCH_ENTRIES,
+                max_bytes: int = SQS_MESSAGE_BYTES) -> Iterator[list[str]]:
+    """`bodies` in order, in SendMessageBatch calls: at most `max_entries` and `max_bytes` (UTF-8) each."""
+    batch: list[str] = []
+    size = 0
+    for body in bodies:
+        n = len(body.encode())
+        if batch and (len(batch) == max_entries or size + n > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(body)
+        size += n
+    if batch:
+        yield batch
 
 
 def split_destination(spec: str) -> tuple[str, str]:

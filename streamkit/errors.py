@@ -1,12 +1,20 @@
-"""The streamkit exception tree.
+"""The streamkit exception tree: every error streamkit raises on purpose is one of these.
 
     StreamkitError                      (retryable: bool)
     ├── ConfigurationError              bad configuration or arguments, raised before any I/O
     │   └── ValidationError             a bad record, partition key, explicit hash key or size
+    ├── BadLineError                    a line of a producer input file that cannot be sent (exit 1)
     ├── AggregationFormatError          a KPL aggregate with a good digest but a malformed body
+    ├── BodyDecodeError                 a record's data is not the JSON or text the handler asked for
+    ├── EventFormatError                a Lambda event that is not a Kinesis event
     ├── StreamNotFoundError             the stream does not exist
-    ├── KinesisError                    a Kinesis call failed (translated from botocore)
-    │   └── ThrottledError              ProvisionedThroughputExceeded / LimitExceeded (retryable)
+    ├── KinesisError                    a Kinesis call failed (translated in streamkit/aws/)   (code)
+    │   ├── ThrottledError              ProvisionedThroughputExceeded / LimitExceeded (retryable)
+    │   ├── ExpiredIteratorError        a shard iterator older than 5 minutes (resume from a position)
+    │   └── ServerUnreachableError      no answer from the endpoint: refused, reset, timed out (retryable)
+    ├── AwsServiceError                 an SQS, Lambda or DynamoDB call failed (translated)    (code)
+    ├── NoProgressError                 no successful read for `stop_after_idle` seconds (servers unreachable)
+    ├── ShardFailedError                a shard stopped: records kept failing with on_failure="stop"
     ├── LocalStackError                 the local servers could not be installed, started or reached
     ├── BufferFullError                 the producer's buffer stayed full past the put timeout
     ├── RecordExpiredError              a producer record could not be written before its TTL
@@ -18,13 +26,21 @@ from __future__ import annotations
 
 __all__ = [
     "AggregationFormatError",
+    "AwsServiceError",
+    "BadLineError",
+    "BodyDecodeError",
     "BufferFullError",
     "CheckpointError",
     "ConfigurationError",
+    "EventFormatError",
+    "ExpiredIteratorError",
     "KinesisError",
     "LeaseLostError",
     "LocalStackError",
+    "NoProgressError",
     "RecordExpiredError",
+    "ServerUnreachableError",
+    "ShardFailedError",
     "StreamNotFoundError",
     "StreamkitError",
     "ThrottledError",
@@ -51,8 +67,20 @@ class ValidationError(ConfigurationError):
     """A record, partition key, explicit hash key or size that Kinesis would reject."""
 
 
+class BadLineError(StreamkitError):
+    """A line of the input file is not a JSON object with the key field (and --on-bad-line is fail)."""
+
+
 class AggregationFormatError(StreamkitError, ValueError):
     """A blob carries the KPL magic and a matching digest but its protobuf body is malformed."""
+
+
+class BodyDecodeError(StreamkitError):
+    """A record's data could not be decoded as the handler asked (JSON or UTF-8 text)."""
+
+
+class EventFormatError(StreamkitError):
+    """A Lambda event that is not a Kinesis event: not an object, or a record without a sequence number."""
 
 
 class StreamNotFoundError(StreamkitError):
@@ -71,6 +99,34 @@ class ThrottledError(KinesisError):
     """The shard or account was over its limits; always retryable."""
 
     retryable = True
+
+
+class ExpiredIteratorError(KinesisError):
+    """A shard iterator expired (they live 5 minutes): get a new one from the last position read."""
+
+    retryable = True
+
+
+class ServerUnreachableError(KinesisError):
+    """The endpoint did not answer (connection refused or reset, a timeout): worth retrying."""
+
+    retryable = True
+
+
+class AwsServiceError(StreamkitError):
+    """An SQS, Lambda or DynamoDB call failed; `code` is AWS's error code (or the transport failure)."""
+
+    def __init__(self, message: str, *, code: str = "", retryable: bool | None = None) -> None:
+        super().__init__(message, retryable=retryable)
+        self.code = code
+
+
+class NoProgressError(StreamkitError):
+    """A reader went `stop_after_idle` seconds without one successful read: its servers are unreachable."""
+
+
+class ShardFailedError(StreamkitError):
+    """A shard stopped: its records kept failing and `on_failure` is "stop", or the processor broke the contract."""
 
 
 class LocalStackError(StreamkitError):

@@ -19,6 +19,7 @@ __all__ = [
     "ShardInfo",
     "ShardMap",
     "hash_key",
+    "lane_of",
     "validate_explicit_hash_key",
     "validate_partition_key",
 ]
@@ -61,6 +62,11 @@ def validate_explicit_hash_key(explicit_hash_key: object) -> str:
 def hash_key(partition_key: str) -> int:
     """The 128-bit hash key Kinesis derives from a partition key (MD5 of its UTF-8 bytes)."""
     return int.from_bytes(_md5(partition_key.encode("utf-8")).digest(), "big")
+
+
+def lane_of(key: str, lanes: int) -> int:
+    """Which of `lanes` parallel lanes a partition key goes to (the emulator's and the dispatcher's rule)."""
+    return int.from_bytes(_md5(key.encode("utf-8")).digest()[:8], "big") % lanes
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -1,25 +1,34 @@
-"""LazyClient: an AWS client made on first use and kept (once per Lambda container). No boto3 at import."""
+"""LazyClient: an AWS adapter made on first use and kept (once per Lambda container). No boto3 at import."""
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 __all__ = ["LazyClient"]
 
+T = TypeVar("T")
 
-class LazyClient:
-    """The client given, or one made by `streamkit.clients.aws_client(service)` the first time it is needed."""
 
-    def __init__(self, service: str, client: Any = None) -> None:
+class LazyClient(Generic[T]):
+    """`wrap(client)` for the client given, or for one made by `streamkit.aws.clients.aws_client(service)`
+    the first time it is needed. A client that is already an adapter (has no boto3 ``meta``) is used as is."""
+
+    def __init__(self, service: str, client: Any, wrap: Callable[[Any], T]) -> None:
         self.service = service
-        self._client = client
+        self._given = client
+        self._wrap = wrap
+        self._adapter: T | None = None
         self._lock = threading.Lock()
 
-    def get(self) -> Any:
+    def get(self) -> T:
         with self._lock:
-            if self._client is None:
-                from streamkit import clients  # boto3 loads here, on first use, not at import
+            if self._adapter is None:
+                client = self._given
+                if client is None:
+                    from streamkit.aws import clients  # boto3 loads here, on first use, not at import
 
-                self._client = clients.aws_client(self.service)
-            return self._client
+                    client = clients.aws_client(self.service)
+                self._adapter = self._wrap(client) if hasattr(client, "meta") else client
+            return self._adapter

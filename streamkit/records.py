@@ -8,15 +8,11 @@ from typing import Any, Literal
 
 import orjson
 
-from streamkit.errors import StreamkitError
+from streamkit.errors import BodyDecodeError
 
 __all__ = ["BODY_DECODERS", "BodyDecodeError", "BodyMode", "StreamRecord"]
 
 BodyMode = Literal["json", "text", "bytes"]
-
-
-class BodyDecodeError(StreamkitError):
-    """A record's data could not be decoded as the handler asked (JSON or UTF-8 text)."""
 
 
 def _json(data: bytes) -> Any:
@@ -55,7 +51,7 @@ class StreamRecord:
     def __init__(
         self,
         data: bytes,
-        partition_key: str,
+        partition_key: str | None,
         sequence_number: str,
         sub_sequence_number: int | None = None,
         shard_id: str = "",
@@ -77,7 +73,8 @@ class StreamRecord:
 
     # Read-only fields: properties over private slots (attrgetter keeps reads at C speed).
     data: bytes = property(attrgetter("_data"))  # type: ignore[assignment]
-    partition_key: str = property(attrgetter("_pk"))  # type: ignore[assignment]
+    #: None for a record written without a key (AUTO streams).
+    partition_key: str | None = property(attrgetter("_pk"))  # type: ignore[assignment]
     sequence_number: str = property(attrgetter("_seq"))  # type: ignore[assignment]
     sub_sequence_number: int | None = property(attrgetter("_sub"))  # type: ignore[assignment]
     shard_id: str = property(attrgetter("_shard"))  # type: ignore[assignment]
@@ -86,7 +83,7 @@ class StreamRecord:
     event_source_arn: str | None = property(attrgetter("_arn"))  # type: ignore[assignment]
 
     @classmethod
-    def _fast(cls, data: bytes, partition_key: str, sequence_number: str, sub_sequence_number: int | None,
+    def _fast(cls, data: bytes, partition_key: str | None, sequence_number: str, sub_sequence_number: int | None,
               shard_id: str, approximate_arrival_timestamp: float | None, explicit_hash_key: str | None,
               event_source_arn: str | None, decode: Callable[[bytes], Any]) -> StreamRecord:
         """Internal constructor for trusted, already-typed fields (the hot path of event parsing)."""

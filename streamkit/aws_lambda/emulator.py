@@ -14,26 +14,23 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import logging
 import threading
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from streamkit import kinesis
 from streamkit.aws_lambda.esm_core import EVENT_PAYLOAD_LIMIT, Outcome, PendingRecord, ShardProgress, decide
-from streamkit.backoff import Backoff
 from streamkit.checkpoints.base import NO_OWNER_CHECK, CheckpointStore
-from streamkit.checkpoints.model import SHARD_END, Checkpoint, Lease
-from streamkit.consumer.retrieval import get_records
+from streamkit.checkpoints.model import LATEST, SHARD_END, TRIM_HORIZON, Checkpoint, Lease
+from streamkit.clock import SYSTEM_CLOCK, Clock
 from streamkit.destinations import as_destination
-from streamkit.errors import ConfigurationError
+from streamkit.errors import ConfigurationError, NoProgressError, StreamkitError
+from streamkit.hashing import ShardInfo, lane_of
+from streamkit.shard_reader import ReaderSettings, ShardReader, startable
+from streamkit.transport import as_kinesis, stream_name_of
 
 __all__ = ["EsmConfig", "EsmStats", "EventSourceMapping", "LambdaContext"]
 
@@ -84,7 +81,7 @@ class EsmConfig:
 class LambdaContext:
     """The fields of Lambda's context object a handler may use; the remaining time counts down."""
 
-    def __init__(self, function_name: str, timeout: float, region: str) -> None:
+    def __init__(self, function_name: str, timeout: float, region: str, clock: Clock = SYSTEM_CLOCK) -> None:
         self.function_name = function_name
         self.function_version = "$LATEST"
         self.invoked_function_arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{function_name}"
@@ -92,10 +89,11 @@ class LambdaContext:
         self.aws_request_id = str(uuid.uuid4())
         self.log_group_name = f"/aws/lambda/{function_name}"
         self.log_stream_name = "local"
-        self._deadline = time.monotonic() + timeout
+        self._clock = clock
+        self._deadline = clock.monotonic() + timeout
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+        return max(0, int((self._deadline - self._clock.monotonic()) * 1000))
 
 
 @dataclass
@@ -143,6 +141,11 @@ class _Lane:
         with self.cond:
             return not self.pending and not self.retry and not self.busy
 
+    def head(self) -> list[PendingRecord]:
+        """The first record waiting for a retry, if any (for messages)."""
+        with self.cond:
+            return [self.retry[0][0]] if self.retry and self.retry[0] else []
+
     # -- batching --------------------------------------------------------------------------------
     def _next_batch(self) -> list[PendingRecord] | None:
         cfg = self.owner.config
@@ -152,7 +155,7 @@ class _Lane:
                     self.busy = True
                     return self.retry.popleft()
                 if self.pending:
-                    now = time.monotonic()
+                    now = self.owner.clock.monotonic()
                     if self.first_wait is None:
                         self.first_wait = now
                     window = cfg.tumbling_window
@@ -176,13 +179,13 @@ class _Lane:
                                 break  # the 6 MB synchronous payload cap
                             batch.append(self.pending.popleft())
                             size += r.event_size
-                        self.first_wait = None if not self.pending else time.monotonic()
+                        self.first_wait = None if not self.pending else self.owner.clock.monotonic()
                         self.busy = True
                         return batch
                     self.cond.wait(max(0.001, cfg.batching_window - (now - self.first_wait)))
                     continue
                 if cfg.tumbling_window and self.window_start is not None and \
-                        time.time() >= self.window_start + cfg.tumbling_window:
+                        self.owner.clock.time() >= self.window_start + cfg.tumbling_window:
                     self.busy = True
                     return []  # the window ended with nothing more to deliver: its final invocation
                 self.cond.wait(0.05)
@@ -209,7 +212,7 @@ class _Lane:
         response, error = owner.invoke(self, batch, final=False)
         outcome = decide(batch, error=error, response=response, report_batch_item_failures=cfg.report_batch_item_failures,
                          bisect_on_error=cfg.bisect_on_error, max_retry_attempts=cfg.max_retry_attempts,
-                         max_record_age=cfg.max_record_age, now=time.time())
+                         max_record_age=cfg.max_record_age, now=owner.clock.time())
         if cfg.tumbling_window and error is None and isinstance(response, Mapping) and "state" in response:
             self.window_state = dict(response["state"] or {})
         owner.account(self, batch, outcome, error)
@@ -217,7 +220,7 @@ class _Lane:
             with self.cond:
                 self.retry.extendleft(reversed(outcome.retry))
             if len(outcome.retry) == 1:
-                owner.stopping.wait(cfg.retry_delay)
+                owner.clock.wait(owner.stopping, cfg.retry_delay)
 
     def _close_window(self) -> None:
         owner = self.owner
@@ -228,38 +231,46 @@ class _Lane:
         self.window_start = None
 
 
-class EventSourceMapping:
-    """Runs a Lambda handler ``(event, context)`` over a stream the way AWS's event source mapping does."""
+#: Lambda polls each shard about once a second when caught up, back to back (5 calls/s) while behind.
+_POLLING = ReaderSettings(max_records=10_000, min_poll_interval=0.2, idle_poll_interval=1.0)
 
-    def __init__(self, stream_name: str, handler: Callable[[dict[str, Any], Any], Any], *, client: Any = None,
-                 config: EsmConfig | None = None, checkpoint_store: CheckpointStore | None = None) -> None:
-        self.stream_name = stream_name
+
+class EventSourceMapping:
+    """Runs a Lambda handler ``(event, context)`` over a stream the way AWS's event source mapping does.
+
+    ``stream`` is a name or an ARN; ``client`` a boto3 Kinesis client or any `KinesisTransport`.
+    """
+
+    def __init__(self, stream: str, handler: Callable[[dict[str, Any], Any], Any], *, client: Any = None,
+                 config: EsmConfig | None = None, checkpoint_store: CheckpointStore | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self.stream = stream
+        self.stream_name = stream_name_of(stream)
         self.checkpoint_store = checkpoint_store
         self.handler = handler
         self.config = config or EsmConfig()
+        self.clock = clock
         self._failure_destination = None if self.config.on_failure is None else as_destination(self.config.on_failure)
-        if client is None:
-            from streamkit.clients import aws_client
-
-            client = aws_client("kinesis", region=self.config.region)
-        self.client = client
+        self.transport = as_kinesis(client, region=self.config.region)
         self.stopping = threading.Event()
         self.stats = EsmStats()
         self._lanes: dict[str, list[_Lane]] = {}
         self._active: dict[str, int] = {}
         # Shards by id as listed, those read to their end (records all handled), and those of the
         # first listing (read from `starting_position`; shards that appear later from TRIM_HORIZON).
-        self._known: dict[str, dict[str, Any]] = {}
+        self._known: dict[str, ShardInfo] = {}
         self._done: set[str] = set()
         self._initial: set[str] = set()
         self._caught_up: set[str] = set()  # shards whose last GetRecords found nothing new
+        self._readers: dict[str, ShardReader] = {}
         self._shard_lock = threading.Lock()
         # With a checkpoint store: each shard's progress and lease (one writer per shard: this mapping).
         self._progress: dict[str, ShardProgress] = {}
         self._leases: dict[str, Lease] = {}
         self._threads: list[threading.Thread] = []
         self._arn = ""
-        self._last_record = time.monotonic()
+        self._last_record = clock.monotonic()
+        self._last_progress = clock.monotonic()  # a successful read that brought records, or an invocation that did
         self._errors: list[BaseException] = []
 
     @property
@@ -269,15 +280,22 @@ class EventSourceMapping:
 
     # -- public ----------------------------------------------------------------------------------
     def run(self, *, stop_after_idle: float | None = None) -> EsmStats:
-        """Poll and invoke until `stop()` or until nothing arrived for `stop_after_idle` seconds."""
-        self._arn = kinesis.describe_stream(self.client, self.stream_name).get("StreamARN", "")
+        """Poll and invoke until `stop()` or until nothing arrived for `stop_after_idle` seconds.
+
+        Idle: every shard's last read found nothing new and every batch was handled. With
+        `stop_after_idle`, that many seconds with no progress (no read answered, or every invocation
+        failing) raise `NoProgressError`: a run that keeps failing is not idle, and does not end silently.
+        """
+        self._arn = self.transport.describe_stream_summary(self.stream).arn
         self._refresh_shards(initial=True)
         try:
-            while not self.stopping.wait(0.1):
+            while not self.clock.wait(self.stopping, 0.1):
                 if self._errors:
                     break
-                if stop_after_idle is not None and self._idle_for(stop_after_idle):
-                    break
+                if stop_after_idle is not None:
+                    if self._idle_for(stop_after_idle):
+                        break
+                    self._check_progress(stop_after_idle)
         finally:
             self.stop()
             for t in self._threads:
@@ -289,13 +307,34 @@ class EventSourceMapping:
     def _idle_for(self, seconds: float) -> bool:
         """Nothing arrived for `seconds`, every shard's last read found nothing new (a poller still
         throttled or backing off is not idle), and every lane has handled what it was given."""
-        if time.monotonic() - self._last_record < seconds:
+        if self.clock.monotonic() - self._last_record < seconds:
             return False
         with self._shard_lock:
             shards = [sid for sid in self._lanes if sid not in self._done]
             if any(sid not in self._caught_up for sid in shards):
                 return False
         return all(lane.idle() for lanes in list(self._lanes.values()) for lane in lanes)
+
+    def _check_progress(self, limit: float) -> None:
+        now = self.clock.monotonic()
+        with self._shard_lock:
+            readers = [r for sid, r in self._readers.items() if sid not in self._done]
+        stuck = [r for r in readers if r.failures and now - r.last_success >= limit]
+        if stuck:
+            r = stuck[0]
+            self._fail(NoProgressError(f"no successful read of {r.shard_id} for {now - r.last_success:.0f} s "
+                                       f"(stop_after_idle={limit:g}); the Kinesis endpoint does not answer"))
+            return
+        if now - self._last_progress >= limit and not self._idle_for(0.0):
+            waiting = [(lane.shard_id, rec) for lanes in list(self._lanes.values()) for lane in lanes
+                       for rec in lane.head()]
+            detail = ", ".join(f"{sid} from {r.sequence_number} (attempt {r.attempts})" for sid, r in waiting[:3])
+            self._fail(NoProgressError(f"no batch succeeded for {now - self._last_progress:.0f} s "
+                                       f"(stop_after_idle={limit:g}): the handler keeps failing on {detail or 'a batch'}"))
+
+    def _fail(self, error: BaseException) -> None:
+        self._errors.append(error)
+        self.stopping.set()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -313,13 +352,13 @@ class EventSourceMapping:
         children start, so the idle check never sees a moment with the one done and the others not
         yet started.
         """
-        shards = kinesis.list_shards(self.client, self.stream_name)
+        shards = self.transport.list_shards(self.stream)
         with self._shard_lock:
             if ended is not None:
                 self._save_position(ended, SHARD_END)
                 self._done.add(ended)
             for shard in shards:
-                sid = shard["ShardId"]
+                sid = shard.shard_id
                 if sid in self._known:
                     continue
                 self._known[sid] = shard
@@ -328,22 +367,18 @@ class EventSourceMapping:
                     continue
                 if initial:
                     self._initial.add(sid)
-                    if self.config.starting_position == "LATEST" and "EndingSequenceNumber" in shard.get(
-                            "SequenceNumberRange", {}):
+                    if self.config.starting_position == "LATEST" and not shard.is_open:
                         self._done.add(sid)  # closed before the mapping started: nothing to read from it
-            for sid, shard in self._known.items():
-                if sid in self._lanes or sid in self._done:
-                    continue
-                parents = [p for p in (shard.get("ParentShardId"), shard.get("AdjacentParentShardId"))
-                           if p and p in self._known]  # a parent no longer listed has expired: done
-                if all(p in self._done for p in parents):
-                    self._start_shard(sid)
+            ready = startable(list(self._known.values()), lambda sid: sid in self._done)
+            for shard in ready:
+                if shard.shard_id not in self._lanes:
+                    self._start_shard(shard.shard_id)
 
     def _shard_ended(self, shard_id: str) -> None:
         """The shard is read to its end: once its lanes have handled everything, its children may start."""
         lanes = self._lanes[shard_id]
         while not self.stopping.is_set() and not all(lane.idle() for lane in lanes):
-            self.stopping.wait(0.05)
+            self.clock.wait(self.stopping, 0.05)
         if self.stopping.is_set():
             return
         log.info("shard %s finished; starting the children that are ready", shard_id)
@@ -385,77 +420,58 @@ class EventSourceMapping:
             if seq is not None:
                 self._save_position(shard_id, Checkpoint(seq))
 
-    def _iterator(self, shard_id: str, after: str | None) -> str:
-        kwargs: dict[str, Any] = {"StreamName": self.stream_name, "ShardId": shard_id}
-        if after is None:
-            stored = self._leases.get(shard_id)
-            if stored is not None and not stored.checkpoint.is_sentinel:
-                after = stored.checkpoint.sequence_number  # where an earlier run stopped
-        if after is not None:
-            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=after)
-        elif shard_id in self._initial:
-            kwargs["ShardIteratorType"] = self.config.starting_position
-        else:
-            kwargs["ShardIteratorType"] = "TRIM_HORIZON"  # a child shard: from its first record
-        return str(self.client.get_shard_iterator(**kwargs)["ShardIterator"])
+    def _start_position(self, shard_id: str) -> Checkpoint:
+        stored = self._leases.get(shard_id)
+        if stored is not None and not stored.checkpoint.is_sentinel:
+            return Checkpoint(stored.checkpoint.sequence_number)  # where an earlier run stopped
+        if shard_id in self._initial:
+            return LATEST if self.config.starting_position == "LATEST" else TRIM_HORIZON
+        return TRIM_HORIZON  # a child shard: from its first record
 
     def _start_shard(self, shard_id: str) -> None:
         lanes = [_Lane(self, shard_id, i) for i in range(self.config.parallelization_factor)]
         self._lanes[shard_id] = lanes
         self._active[shard_id] = 0
+        self._readers[shard_id] = ShardReader(self.transport, self.stream, shard_id, self._start_position(shard_id),
+                                              stop=self.stopping, clock=self.clock, settings=_POLLING,
+                                              on_error=lambda err, n, delay: self._read_failed(shard_id, err, n))
         for lane in lanes:
             self._spawn(lane.run, f"esm-{shard_id}-lane{lane.index}")
         self._spawn(lambda: self._poll(shard_id), f"esm-{shard_id}-poller")
+
+    def _read_failed(self, shard_id: str, err: StreamkitError, failures: int) -> None:
+        if failures == 1 or failures % 20 == 0:
+            log.warning("shard %s: GetRecords failed %d time(s) in a row (%s); retrying with backoff", shard_id,
+                        failures, err)
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         def guarded() -> None:
             try:
                 target()
             except BaseException as exc:
-                log.exception("%s stopped", name)
-                self._errors.append(exc)
-                self.stopping.set()
+                log.error("%s stopped: %s", name, exc)
+                self._fail(exc)
 
         t = threading.Thread(target=guarded, name=name, daemon=True)
         self._threads.append(t)
         t.start()
 
     def _poll(self, shard_id: str) -> None:
-        it: str | None = self._iterator(shard_id, None)
-        last_seq: str | None = None
-        closed = "EndingSequenceNumber" in self._known[shard_id].get("SequenceNumberRange", {})
         lanes = self._lanes[shard_id]
-        backoff = Backoff(base=0.1, maximum=2.0)
-        failures = 0
-        while not self.stopping.is_set() and it:
-            # Lambda keeps a bounded backlog in flight; do not read far ahead of the slowest lane.
-            if sum(len(lane.pending) for lane in lanes) > 4 * self.config.batch_size * len(lanes):
-                self.stopping.wait(0.05)
-                continue
-            try:
-                fetched = get_records(self.client, it, 10_000)
-                failures = 0
-            except (ClientError, BotoCoreError) as exc:
-                err = kinesis.translate_error(exc, stream_name=self.stream_name)
-                if getattr(err, "code", "") == "ExpiredIteratorException":
-                    it = self._iterator(shard_id, last_seq)  # resume after the last record read
-                    continue
-                if not err.retryable:
-                    raise err from exc
-                failures += 1
-                self.stopping.wait(backoff.delay(failures))
-                continue
-            if fetched.records:
-                self._last_record = time.monotonic()
+        closed = not self._known[shard_id].is_open
+        p = len(lanes)
+        for batch in self._readers[shard_id].batches():
+            if batch.records:
+                now = self.clock.monotonic()
+                self._last_record = self._last_progress = now
                 by_lane: dict[int, list[PendingRecord]] = {}
                 in_order: list[PendingRecord] = []
-                p = len(lanes)
-                for raw in fetched.records:
-                    ts: Any = raw.get("ApproximateArrivalTimestamp")
-                    if ts is None:
-                        ts = time.time()
-                    raw["ApproximateArrivalTimestamp"] = float(ts.timestamp() if hasattr(ts, "timestamp") else ts)
-                    lane = 0 if p == 1 else int.from_bytes(hashlib.md5(raw["PartitionKey"].encode()).digest()[:4], "big") % p
+                for raw in batch.records:
+                    if raw.get("ApproximateArrivalTimestamp") is None:
+                        raw["ApproximateArrivalTimestamp"] = self.clock.time()
+                    key = raw.get("PartitionKey")
+                    # A keyless record (AUTO streams) has no order to keep: its sequence number spreads it.
+                    lane = 0 if p == 1 else lane_of(key if key is not None else raw["SequenceNumber"], p)
                     record = PendingRecord(raw)
                     in_order.append(record)
                     by_lane.setdefault(lane, []).append(record)
@@ -464,22 +480,19 @@ class EventSourceMapping:
                         self._progress[shard_id].read(in_order)
                 for i, recs in by_lane.items():
                     lanes[i].offer(recs)
-                last_seq = fetched.records[-1]["SequenceNumber"]
-            it = fetched.next_iterator
-            if not it:
+            if batch.ended:
                 self._shard_ended(shard_id)
                 return
             # A closed shard is never caught up: it ends, and its children then have records to read.
-            caught_up = not fetched.records and (fetched.millis_behind_latest or 0) == 0 and not closed
             with self._shard_lock:
-                if caught_up:
+                if batch.caught_up and not closed:
                     self._caught_up.add(shard_id)
                 else:
                     self._caught_up.discard(shard_id)
-            if caught_up:
-                self.stopping.wait(1.0)  # caught up: Lambda polls each shard about once a second
-            else:
-                self.stopping.wait(0.2)  # 5 GetRecords calls/s per shard at most
+            # Lambda keeps a bounded backlog in flight; do not read far ahead of the slowest lane.
+            while not self.stopping.is_set() and \
+                    sum(len(lane.pending) for lane in lanes) > 4 * self.config.batch_size * len(lanes):
+                self.clock.wait(self.stopping, 0.05)
 
     # -- invocations -------------------------------------------------------------------------------
     def build_event(self, lane: _Lane, batch: list[PendingRecord], *, final: bool) -> dict[str, Any]:
@@ -487,7 +500,7 @@ class EventSourceMapping:
         records = [{
             "kinesis": {
                 "kinesisSchemaVersion": "1.0",
-                "partitionKey": r.raw["PartitionKey"],
+                **({"partitionKey": r.raw["PartitionKey"]} if r.raw.get("PartitionKey") is not None else {}),
                 "sequenceNumber": r.sequence_number,
                 "data": base64.b64encode(r.raw["Data"]).decode("ascii"),
                 "approximateArrivalTimestamp": r.arrival,
@@ -502,7 +515,7 @@ class EventSourceMapping:
         } for r in batch]
         event: dict[str, Any] = {"Records": records}
         if cfg.tumbling_window:
-            start = lane.window_start if lane.window_start is not None else time.time()
+            start = lane.window_start if lane.window_start is not None else self.clock.time()
             event.update(window={"start": _iso(start), "end": _iso(start + cfg.tumbling_window)},
                          state=dict(lane.window_state), shardId=lane.shard_id, eventSourceARN=self._arn,
                          isFinalInvokeForWindow=final, isWindowTerminatedEarly=False)
@@ -517,7 +530,7 @@ class EventSourceMapping:
             self.stats.max_concurrent_per_shard = max(self.stats.max_concurrent_per_shard, self._active[lane.shard_id])
         try:
             return self.handler(event, LambdaContext(self.config.function_name, self.config.timeout,
-                                                     self.config.region)), None
+                                                     self.config.region, self.clock)), None
         except Exception as exc:
             return None, exc
         finally:
@@ -534,6 +547,15 @@ class EventSourceMapping:
             if len(outcome.retry) == 2:
                 self.stats.bisections += 1
             self.stats.records_discarded += len(outcome.discard)
+        if outcome.done:
+            self._last_progress = self.clock.monotonic()
+        if outcome.function_error and batch:
+            failed = [r for r in batch if r not in outcome.done]
+            if failed:
+                log.warning("invocation on %s failed (attempt %d) with %d record(s) from %s to %s: %s%s", lane.shard_id,
+                            max(r.attempts for r in failed), len(failed), failed[0].sequence_number,
+                            failed[-1].sequence_number, outcome.function_error,
+                            "; retrying" if outcome.retry else "")
         if outcome.discard:
             self._on_failure(lane, outcome)
         self._finished(lane.shard_id, outcome.done + outcome.discard)
@@ -549,7 +571,7 @@ class EventSourceMapping:
             },
             "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
             "version": "1.0",
-            "timestamp": _iso(time.time()),
+            "timestamp": _iso(self.clock.time()),
             "KinesisBatchInfo": {
                 "shardId": lane.shard_id,
                 "startSequenceNumber": recs[0].sequence_number,

@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from streamkit.limits import EVENT_RECORD_OVERHEAD, LAMBDA_SYNC_PAYLOAD
+
 __all__ = ["Outcome", "PendingRecord", "ShardProgress", "decide", "payload_size"]
 
-#: Per-record JSON around the base64 data in an event, as AWS sends it (~0.5 KB; limits.md).
-EVENT_RECORD_OVERHEAD = 530
-EVENT_PAYLOAD_LIMIT = 6 * 1000 * 1000
+#: The synchronous invoke payload cap a batch must fit in (streamkit/limits.py).
+EVENT_PAYLOAD_LIMIT = LAMBDA_SYNC_PAYLOAD
 
 
 @dataclass(eq=False)
@@ -39,7 +40,7 @@ class PendingRecord:
 
     @property
     def event_size(self) -> int:
-        return (len(self.raw["Data"]) + 2) // 3 * 4 + len(self.raw["PartitionKey"]) + EVENT_RECORD_OVERHEAD
+        return (len(self.raw["Data"]) + 2) // 3 * 4 + len(self.raw.get("PartitionKey") or "") + EVENT_RECORD_OVERHEAD
 
 
 class ShardProgress:

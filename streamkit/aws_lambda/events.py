@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any, NotRequired, TypedDict
 
 import pybase64
 
 from streamkit.aggregation import MAGIC, decode_parts
+from streamkit.errors import AggregationFormatError, BodyDecodeError, EventFormatError
 from streamkit.records import BODY_DECODERS, StreamRecord
+
+log = logging.getLogger("streamkit.lambda")
 
 __all__ = [
     "BatchItemFailure",
     "BatchResponse",
+    "EventFormatError",
     "KinesisEvent",
     "KinesisEventRecord",
     "KinesisRecordPayload",
@@ -22,7 +27,7 @@ __all__ = [
 
 class KinesisRecordPayload(TypedDict):
     kinesisSchemaVersion: str
-    partitionKey: str
+    partitionKey: NotRequired[str]  # absent for a record written without a key (AUTO streams)
     sequenceNumber: str
     data: str
     approximateArrivalTimestamp: float
@@ -58,22 +63,66 @@ class BatchResponse(TypedDict):
     state: NotRequired[dict[str, Any]]
 
 
-def parse_event(event: Mapping[str, Any], *, body: str = "bytes") -> list[StreamRecord]:
-    """Every user record of a Kinesis event, deaggregated, in order."""
+def _undecodable(reason: str) -> Callable[[bytes], Any]:
+    def decode(_data: bytes) -> Any:
+        raise BodyDecodeError(reason)
+    return decode
+
+
+def _parts(data: bytes, seq: str, shard: str) -> list[tuple[bytes, str, str | None]] | None:
+    """An aggregate's sub-records; None (one plain record, reported) for a blob with the magic that is not one."""
+    try:
+        parts = decode_parts(data)
+    except AggregationFormatError as exc:
+        log.error("record %s of %s has the KPL magic and a good digest but a malformed body (%s); delivered as one "
+                  "plain record", seq, shard, exc)
+        return None
+    if parts is None:
+        log.warning("record %s of %s starts with the KPL magic but its digest does not match; delivered as one plain "
+                    "record", seq, shard)
+    return parts
+
+
+def parse_event(event: Mapping[str, Any], *, body: str = "bytes",
+                broken: dict[int, str] | None = None) -> list[StreamRecord]:
+    """Every user record of a Kinesis event, deaggregated, in order.
+
+    A record whose ``data`` is not valid base64 (or is missing) is returned with its raw text as data
+    and, when `broken` is given, ``broken[id(record)]`` says why: the wrapper fails that record alone.
+    A record with no sequence number cannot be reported or retried on its own: `EventFormatError`.
+    """
+    if not isinstance(event, Mapping):
+        raise EventFormatError(f"not a Kinesis event: expected a JSON object, got {type(event).__name__}")
     decode = BODY_DECODERS[body]
     fast = StreamRecord._fast
     b64 = pybase64.b64decode
     out: list[StreamRecord] = []
     append = out.append
-    for rec in event.get("Records") or ():
-        k = rec["kinesis"]
-        data = b64(k["data"])
-        shard = rec.get("eventID", "").partition(":")[0]
+    records = event.get("Records") or ()
+    if not isinstance(records, list):
+        raise EventFormatError(f"not a Kinesis event: Records is a {type(records).__name__}, not a list")
+    for n, rec in enumerate(records):
+        k = rec.get("kinesis") if isinstance(rec, Mapping) else None
+        if not isinstance(k, Mapping) or not isinstance(k.get("sequenceNumber"), str):
+            raise EventFormatError(f"not a Kinesis event: record {n} has no kinesis.sequenceNumber")
+        shard = str(rec.get("eventID", "")).partition(":")[0]
         arn = rec.get("eventSourceARN")
+        raw = k.get("data")
+        try:
+            data = b64(raw, validate=True)  # type: ignore[arg-type]  # not a str: TypeError, handled below
+        except (TypeError, ValueError) as exc:
+            text = raw.encode("utf-8", "replace") if isinstance(raw, str) else b""
+            reason = f"record data is not valid base64: {exc}" if raw is not None else "record has no data"
+            bad = fast(text, k.get("partitionKey"), k["sequenceNumber"], None, shard,
+                       k.get("approximateArrivalTimestamp"), k.get("explicitHashKey"), arn, _undecodable(reason))
+            if broken is not None:
+                broken[id(bad)] = reason
+            append(bad)
+            continue
         # Plain records (no KPL magic) skip the aggregation check entirely.
-        parts = decode_parts(data) if data[:4] == MAGIC else None
+        parts = _parts(data, k["sequenceNumber"], shard) if data[:4] == MAGIC else None
         if parts is None:
-            append(fast(data, k["partitionKey"], k["sequenceNumber"], None, shard,
+            append(fast(data, k.get("partitionKey"), k["sequenceNumber"], None, shard,
                         k.get("approximateArrivalTimestamp"), k.get("explicitHashKey"), arn, decode))
         else:
             seq, ts = k["sequenceNumber"], k.get("approximateArrivalTimestamp")

@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
 from streamkit.aws_lambda.events import BatchResponse, parse_event
-from streamkit.backoff import Backoff
 from streamkit.checkpoints.base import NO_OWNER_CHECK, CheckpointStore
 from streamkit.checkpoints.model import Checkpoint, Lease
+from streamkit.clock import SYSTEM_CLOCK, Clock
 from streamkit.destinations import DeadLetter, Destination, as_destination
-from streamkit.errors import ConfigurationError
-from streamkit.records import BodyDecodeError, StreamRecord
+from streamkit.errors import BodyDecodeError, ConfigurationError
+from streamkit.records import StreamRecord
+from streamkit.retry import Backoff, RetryPolicy
 
 __all__ = ["HandlerOptions", "kinesis_handler", "process_event"]
 
@@ -43,12 +43,31 @@ class HandlerOptions:
     backoff_max: float = 2.0
     #: Stop retrying (and report the record as failed) when less than this is left of the invocation.
     time_margin_ms: int = 1000
+    clock: Clock = SYSTEM_CLOCK
 
     def __post_init__(self) -> None:
         if self.body not in ("json", "text", "bytes"):
             raise ConfigurationError(f"body must be 'json', 'text' or 'bytes', got {self.body!r}")
-        if self.max_attempts < 1:
-            raise ConfigurationError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if not isinstance(self.max_attempts, int) or isinstance(self.max_attempts, bool) or self.max_attempts < 1:
+            raise ConfigurationError(f"max_attempts must be a whole number >= 1, got {self.max_attempts!r}")
+        # Also checks backoff_base <= backoff_max, both numbers.
+        RetryPolicy(base=_number("backoff_base", self.backoff_base), maximum=_number("backoff_max", self.backoff_max),
+                    max_attempts=self.max_attempts)
+
+    @property
+    def policy(self) -> RetryPolicy:
+        """A failing record is retried in-function up to `max_attempts`; every error counts (a handler's
+        own exceptions carry no `retryable`), except one that cannot be decoded."""
+        return RetryPolicy(base=self.backoff_base, maximum=self.backoff_max, max_attempts=self.max_attempts,
+                           retryable=lambda exc: not isinstance(exc, BodyDecodeError))
+
+
+def _number(name: str, value: object) -> float:
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value) or value < 0:
+        raise ConfigurationError(f"{name} must be a number of seconds >= 0, got {value!r}")
+    return float(value)
 
 
 def _remaining_ms(context: Any) -> float:
@@ -89,25 +108,26 @@ class _Progress:
 def process_event(event: Mapping[str, Any], context: Any, func: Callable[[Any], Any],
                   options: HandlerOptions) -> BatchResponse:
     """The wrapper's logic as a plain function (the decorator is a thin layer over it)."""
-    records = parse_event(event, body=options.body)
+    broken: dict[int, str] = {}
+    records = parse_event(event, body=options.body, broken=broken)
     progress = _Progress(options.progress_store) if options.progress_store is not None else None
-    backoff = Backoff(base=options.backoff_base, maximum=options.backoff_max)
+    backoff = options.policy.backoff()
     if options.batch:
         return _process_batch(records, context, func, options, backoff)
-    if progress is None:
+    if progress is None and not broken:
         # The common path: no progress store. Records that succeed cost one call in a try block.
         for i, record in enumerate(records):
             try:
                 func(record)
             except Exception as exc:
-                return _process_from(records, i, context, func, options, backoff, progress, exc)
+                return _process_from(records, i, context, func, options, backoff, progress, exc, broken)
         return {"batchItemFailures": []}
-    return _process_from(records, 0, context, func, options, backoff, progress, None)
+    return _process_from(records, 0, context, func, options, backoff, progress, None, broken)
 
 
 def _process_from(records: list[StreamRecord], start: int, context: Any, func: Callable[[Any], Any],
                   options: HandlerOptions, backoff: Backoff, progress: _Progress | None,
-                  first_error: BaseException | None) -> BatchResponse:
+                  first_error: BaseException | None, broken: dict[int, str]) -> BatchResponse:
     """The general loop from `records[start]`; `first_error`: its first attempt already failed so."""
     skip_through: dict[str, Checkpoint | None] = {}
     prev: StreamRecord | None = records[start - 1] if start else None
@@ -120,7 +140,12 @@ def _process_from(records: list[StreamRecord], start: int, context: Any, func: C
                     (done.sub_sequence_number or 0) >= record.sub_sequence_number:
                 prev = record
                 continue  # delivered again by Lambda after a failure later in this aggregate
-        error, attempts = _attempt(record, context, func, options, backoff, first_error)
+        reason = broken.get(id(record))
+        if reason is not None:
+            error: BaseException | None = BodyDecodeError(reason)
+            attempts = 1
+        else:
+            error, attempts = _attempt(record, context, func, options, backoff, first_error)
         first_error = None
         if error is None:
             prev = record
@@ -145,6 +170,15 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def _next_delay(options: HandlerOptions, backoff: Backoff, attempt: int, error: BaseException,
+                context: Any) -> float | None:
+    """The pause before another attempt, or None: out of attempts, not worth it, or out of invocation time."""
+    delay = options.policy.next_delay(backoff, attempt, 0.0, error)
+    if delay is None or _remaining_ms(context) - delay * 1000 < options.time_margin_ms:
+        return None
+    return delay
+
+
 def _attempt(record: StreamRecord, context: Any, func: Callable[[Any], Any], options: HandlerOptions,
              backoff: Backoff, first_error: BaseException | None = None) -> tuple[BaseException | None, int]:
     """Call until success or out of attempts or time; `first_error`: attempt 1 already ran and raised it."""
@@ -160,14 +194,12 @@ def _attempt(record: StreamRecord, context: Any, func: Callable[[Any], Any], opt
                 error = exc
         else:
             attempt += 1
-        if isinstance(error, BodyDecodeError) or attempt >= options.max_attempts:
-            return error, attempt  # retrying cannot decode a body
-        delay = backoff.delay(attempt)
-        if _remaining_ms(context) - delay * 1000 < options.time_margin_ms:
-            return error, attempt  # no time for another try
+        delay = _next_delay(options, backoff, attempt, error, context)
+        if delay is None:
+            return error, attempt
         log.warning("record %s/%s failed (attempt %d of %d): %s; retrying in %.3f s", record.sequence_number,
                     record.sub_sequence_number, attempt, options.max_attempts, _describe(error), delay)
-        time.sleep(delay)
+        options.clock.sleep(delay)
         error = None
 
 
@@ -182,9 +214,9 @@ def _process_batch(records: list[StreamRecord], context: Any, func: Callable[[An
             func(records)
             return {"batchItemFailures": []}
         except Exception as exc:
-            delay = backoff.delay(attempt)
-            if attempt < options.max_attempts and _remaining_ms(context) - delay * 1000 >= options.time_margin_ms:
-                time.sleep(delay)
+            delay = _next_delay(options, backoff, attempt, exc, context)
+            if delay is not None:
+                options.clock.sleep(delay)
                 continue
             if options.on_failure is not None:
                 options.on_failure.send([DeadLetter(record=r, error=_describe(exc), attempts=attempt,

@@ -16,6 +16,7 @@ import orjson
 from streamkit.checkpoints.base import KEEP_OWNER, NO_OWNER_CHECK
 from streamkit.checkpoints.model import Checkpoint, Lease
 from streamkit.errors import CheckpointError
+from streamkit.files import private_file
 
 __all__ = ["SqliteCheckpointStore"]
 
@@ -46,8 +47,7 @@ def _row_to_lease(row: tuple[object, ...]) -> Lease:
 
 class SqliteCheckpointStore:
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = private_file(path, what="checkpoint database")
         try:
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")

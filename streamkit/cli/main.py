@@ -7,11 +7,8 @@ import sys
 from collections.abc import Sequence
 from importlib import import_module
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from streamkit.cli.common import CliArgumentParser, common_options, print_err
 from streamkit.errors import ConfigurationError, StreamkitError
-from streamkit.kinesis import translate_error
 
 # Command modules, imported when the parser is built; each has register(subparsers, parents).
 COMMANDS = ("local_cmd", "stream_cmd", "produce_cmd", "consume_cmd", "lambda_cmd", "replay_cmd", "dispatch_cmd",
@@ -41,9 +38,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except StreamkitError as exc:
         print_err(f"streamkit: error: {exc}")
-        return 1
-    except (ClientError, BotoCoreError) as exc:
-        print_err(f"streamkit: error: {translate_error(exc)}")
         return 1
     except KeyboardInterrupt:
         print_err("streamkit: interrupted")

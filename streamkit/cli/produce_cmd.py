@@ -31,7 +31,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def cmd_produce(args: argparse.Namespace) -> int:
     from producer import ProducerConfig
-    from producer.publisher import BadLine, BadLineError, file_readings, publish, simulated_readings
+    from producer.publisher import BadLine, file_readings, publish, simulated_readings
+    from streamkit.errors import BadLineError
 
     bad: list[BadLine] = []
 

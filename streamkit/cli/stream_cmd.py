@@ -28,19 +28,20 @@ def _describe(client: Any, name: str) -> dict[str, Any]:
     summary = kinesis.describe_stream(client, name)
     shards = kinesis.list_shards(client, name)
     return {
-        "stream_name": summary["StreamName"],
-        "stream_arn": summary.get("StreamARN"),
-        "status": summary["StreamStatus"],
-        "retention_hours": summary.get("RetentionPeriodHours"),
-        "open_shards": summary.get("OpenShardCount"),
+        "stream_name": summary.name,
+        "stream_arn": summary.arn,
+        "status": summary.status,
+        "stream_mode": summary.stream_mode,
+        "retention_hours": summary.retention_hours,
+        "open_shards": summary.open_shards,
         "shards": [
             {
-                "shard_id": s["ShardId"],
-                "starting_hash_key": s["HashKeyRange"]["StartingHashKey"],
-                "ending_hash_key": s["HashKeyRange"]["EndingHashKey"],
-                "parent_shard_id": s.get("ParentShardId"),
-                "adjacent_parent_shard_id": s.get("AdjacentParentShardId"),
-                "open": "EndingSequenceNumber" not in s.get("SequenceNumberRange", {}),
+                "shard_id": s.shard_id,
+                "starting_hash_key": str(s.starting_hash_key),
+                "ending_hash_key": str(s.ending_hash_key),
+                "parent_shard_id": s.parent_shard_id,
+                "adjacent_parent_shard_id": s.adjacent_parent_shard_id,
+                "open": s.is_open,
             }
             for s in shards
         ],

@@ -6,32 +6,27 @@ import inspect
 import logging
 import signal
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from streamkit import kinesis
 from streamkit.checkpoints.base import CheckpointStore
 from streamkit.checkpoints.model import AT_TIMESTAMP, LATEST, SHARD_END, TRIM_HORIZON, Checkpoint, Lease
+from streamkit.clock import Clock, as_clock
 from streamkit.consumer.config import ConsumerConfig
 from streamkit.consumer.leases import LeaseHolder, LeaseObserver, plan_takes, take_lease
 from streamkit.consumer.processor import FunctionProcessor, RecordProcessor
-from streamkit.consumer.shard_consumer import ShardConsumer, ShardFailedError, ShardStats
+from streamkit.consumer.shard_consumer import ShardConsumer, ShardStats
 from streamkit.destinations import Destination, as_destination
-from streamkit.errors import ConfigurationError
+from streamkit.errors import ConfigurationError, NoProgressError, ShardFailedError, StreamkitError
+from streamkit.hashing import ShardInfo
 from streamkit.records import StreamRecord
+from streamkit.retry import Interrupted, RetryPolicy, call_with_retry
+from streamkit.transport import as_kinesis, stream_name_of
 
-__all__ = ["Consumer", "ShardFailedError", "default_checkpoint_path"]
+__all__ = ["Consumer", "ShardFailedError"]
 
 log = logging.getLogger("streamkit.consumer")
-
-
-def default_checkpoint_path() -> Path:
-    from streamkit.local.stack import default_data_dir
-
-    return default_data_dir().parent / "checkpoints.db"
 
 
 def _as_factory(processor_factory: Any) -> Callable[[], RecordProcessor]:
@@ -59,36 +54,36 @@ class Consumer:
     ``processor_factory`` is a `RecordProcessor` subclass (or a callable returning a new one), or a
     plain function of one `StreamRecord`, called in order per shard and checkpointed after every batch.
     Workers sharing an ``application_name`` and a ``checkpoint_store`` (a DynamoDB one across machines)
-    share the shards: each shard has one owner at a time.
+    share the shards: each shard has one owner at a time. ``stream`` is a name or an ARN; ``client`` a
+    boto3 Kinesis client or any `KinesisTransport` (`streamkit.testing.FakeKinesis` in tests).
     """
 
-    def __init__(self, stream_name: str, processor_factory: Any, *, application_name: str,
+    def __init__(self, stream: str, processor_factory: Any, *, application_name: str,
                  checkpoint_store: CheckpointStore | None = None, client: Any = None,
-                 config: ConsumerConfig | None = None, clock: Callable[[], float] = time.monotonic) -> None:
-        if not stream_name or not application_name:
-            raise ConfigurationError("stream_name and application_name must not be empty")
-        self.stream_name = stream_name
+                 config: ConsumerConfig | None = None, clock: Clock | Callable[[], float] | None = None) -> None:
+        if not stream or not application_name:
+            raise ConfigurationError("stream and application_name must not be empty")
+        if checkpoint_store is None:
+            raise ConfigurationError(
+                "Consumer needs a checkpoint_store: SqliteCheckpointStore(PATH) keeps positions across restarts, "
+                "DynamoDBCheckpointStore(TABLE) shares shards across machines, MemoryCheckpointStore() keeps none")
+        if not isinstance(checkpoint_store, CheckpointStore):
+            raise ConfigurationError(f"checkpoint_store must be a CheckpointStore, got {checkpoint_store!r}")
+        self.stream = stream
+        self.stream_name = stream_name_of(stream)
         self.application_name = application_name
         self.config = config or ConsumerConfig()
         self._factory = _as_factory(processor_factory)
-        if checkpoint_store is None:
-            from streamkit.checkpoints.sqlite import SqliteCheckpointStore
-
-            checkpoint_store = SqliteCheckpointStore(default_checkpoint_path())
         self.store = checkpoint_store
-        if client is None:
-            from streamkit.clients import aws_client
-
-            client = aws_client("kinesis", max_pool_connections=64)
-        self.client = client
-        self.namespace = f"{application_name}/{stream_name}"
+        self.transport = as_kinesis(client, max_pool_connections=64)
+        self.namespace = f"{application_name}/{self.stream_name}"
         self.worker_id = self.config.worker_id
-        self._clock = clock
-        self._observer = LeaseObserver(clock)
+        self._clock = as_clock(clock)
+        self._observer = LeaseObserver(self._clock.monotonic)
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._shards: dict[str, tuple[ShardConsumer, threading.Thread]] = {}
-        self._ended_children: list[tuple[str, list[dict[str, Any]]]] = []
+        self._ended_children: list[tuple[str, list[ShardInfo]]] = []
         self._lock = threading.Lock()
         self._errors: list[BaseException] = []
         self._finished_stats: dict[str, ShardStats] = {}
@@ -97,49 +92,48 @@ class Consumer:
         self._stream_arn: str | None = None
         self._next_expiry: float | None = None
         self._efo_arn: str | None = None
+        self._waiting_notice = -1e18
         self.started = threading.Event()
 
     # -- public ----------------------------------------------------------------------------------
     def run(self, *, install_signal_handlers: bool = True, stop_after_idle: float | None = None) -> None:
         """Process until `stop()` (or SIGTERM/SIGINT, or `stop_after_idle` seconds with nothing new).
 
+        Idle means: every shard this worker holds was read to its tip (a confirmed-empty read) and no
+        shard waits for a lease another worker may have left behind. `stop_after_idle` seconds without
+        one successful read (servers unreachable) raise `NoProgressError` instead.
         Raises `ShardFailedError` if a shard had to stop (records kept failing with on_failure="stop").
         """
         previous = self._install_signals() if install_signal_handlers else {}
         try:
-            self._stream_arn = kinesis.describe_stream(self.client, self.stream_name).get("StreamARN")
-            if self.config.enhanced_fan_out:
-                from streamkit.consumer.efo import register_consumer
-
-                name = self.config.efo_consumer_name or self.application_name
-                self._efo_arn = register_consumer(self.client, str(self._stream_arn), name)
-            self._sync_shards()
-            last_sync = self._clock()
-            idle_since = self._clock()
-            self.started.set()
+            if not self._start(stop_after_idle):
+                return
+            last_sync = self._clock.monotonic()
+            idle_since = self._clock.monotonic()
             while not self._stopping.is_set():
                 self._cycle()
                 if self._errors:
                     break
                 with self._lock:
                     ended, self._ended_children = self._ended_children, []
-                if ended or self._clock() - last_sync >= self.config.f("shard_sync_interval"):
-                    self._sync_shards(ended)
-                    last_sync = self._clock()
+                if ended or self._clock.monotonic() - last_sync >= self.config.f("shard_sync_interval"):
+                    self._sync_shards_safely(ended)
+                    last_sync = self._clock.monotonic()
                 if stop_after_idle is not None:
-                    if self._busy():
-                        idle_since = self._clock()
-                    elif self._clock() - idle_since >= stop_after_idle:
+                    if not self._idle():
+                        idle_since = self._clock.monotonic()
+                    elif self._clock.monotonic() - idle_since >= stop_after_idle:
                         log.info("no new records for %.1f s: stopping", stop_after_idle)
                         break
+                    self._check_progress(stop_after_idle)
                 # Wake for the next renewal, or the moment another worker's lease would expire (so a dead
                 # worker's shards are taken within lease_duration + one renewal interval of its death).
                 wait = self.config.f("renew_interval")
                 if stop_after_idle is not None:
                     wait = min(wait, 0.25)
                 if self._next_expiry is not None:
-                    wait = min(wait, max(0.01, self._next_expiry - self._clock() + 0.01))
-                self._wake.wait(wait)
+                    wait = min(wait, max(0.01, self._next_expiry - self._clock.monotonic() + 0.01))
+                self._clock.wait(self._wake, wait)
                 self._wake.clear()
         finally:
             self._shutdown()
@@ -165,15 +159,53 @@ class Consumer:
             stats.update({sid: sc.stats for sid, (sc, _t) in self._shards.items()})
         return [stats[k] for k in sorted(stats)]
 
+    # -- start -----------------------------------------------------------------------------------
+    def _start(self, stop_after_idle: float | None) -> bool:
+        """Describe the stream and create missing leases, retrying while the servers do not answer.
+
+        False if a stop came first; `NoProgressError` after `stop_after_idle` seconds of failures.
+        """
+        policy = RetryPolicy(base=0.2, maximum=5.0, max_elapsed=stop_after_idle)
+
+        def on_retry(attempt: int, err: BaseException, delay: float) -> None:
+            log.warning("cannot start on %s yet (attempt %d): %s; retrying in %.1f s", self.stream, attempt, err, delay)
+
+        def start() -> None:
+            self._stream_arn = self.transport.describe_stream_summary(self.stream).arn
+            if self.config.enhanced_fan_out and self._efo_arn is None:
+                from streamkit.consumer.efo import register_consumer
+
+                name = self.config.efo_consumer_name or self.application_name
+                self._efo_arn = register_consumer(self.transport, str(self._stream_arn), name, clock=self._clock)
+            self._sync_shards()
+
+        try:
+            call_with_retry(start, policy, clock=self._clock, stop=self._stopping, on_retry=on_retry)
+        except Interrupted:
+            return False
+        except StreamkitError as exc:
+            if exc.retryable and stop_after_idle is not None:
+                raise NoProgressError(f"no answer from the servers for {stop_after_idle:g} s (stop_after_idle): "
+                                      f"{exc}") from exc
+            raise
+        self.started.set()
+        return True
+
     # -- the loop --------------------------------------------------------------------------------
     def _cycle(self) -> None:
         self._reap()
         with self._lock:
             holders = [sc.holder for sc, _t in self._shards.values() if not sc.finished.is_set()]
-        for h in holders:
-            if not h.lost.is_set() and not h.renew():
-                log.warning("lost the lease on %s (taken by another worker)", h.shard_id)
-        leases = self.store.list_leases(self.namespace)
+        try:
+            for h in holders:
+                if not h.lost.is_set() and not h.renew():
+                    log.warning("lost the lease on %s (taken by another worker)", h.shard_id)
+            leases = self.store.list_leases(self.namespace)
+        except StreamkitError as exc:
+            if not exc.retryable:
+                raise
+            log.warning("the checkpoint store did not answer (%s); retrying", exc)
+            return
         self._observer.observe(leases)
         duration = self.config.f("lease_duration")
         self._next_expiry = self._observer.next_expiry(leases, self.worker_id, duration)
@@ -183,13 +215,32 @@ class Consumer:
             running = set(self._shards)
         for lease in plan.take:
             if lease.shard_id not in running:
-                self._start(lease, steal=False)
+                self._take(lease, steal=False)
         if plan.steal is not None and plan.steal.shard_id not in running:
             log.info("taking %s from %s to balance (target %d per worker)", plan.steal.shard_id, plan.steal.owner,
                      plan.target)
-            self._start(plan.steal, steal=True)
+            self._take(plan.steal, steal=True)
+        self._say_what_we_wait_for(leases)
 
-    def _start(self, lease: Lease, *, steal: bool) -> None:
+    def _orphaned(self, leases: list[Lease]) -> list[Lease]:
+        """Unfinished leases held by another worker that has not renewed them lately (it may be dead)."""
+        quiet = 1.5 * self.config.f("renew_interval")
+        return [lease for lease in leases if lease.owner not in (None, self.worker_id)
+                and not lease.checkpoint.is_shard_end and self._observer.quiet_for(lease) >= quiet]
+
+    def _say_what_we_wait_for(self, leases: list[Lease]) -> None:
+        orphaned = self._orphaned(leases)
+        now = self._clock.monotonic()
+        if not orphaned or now - self._waiting_notice < 10.0:
+            return
+        self._waiting_notice = now
+        duration = self.config.f("lease_duration")
+        left = max(0.0, min(duration - self._observer.quiet_for(lease) for lease in orphaned))
+        owners = sorted({str(lease.owner) for lease in orphaned})
+        log.warning("waiting for %d shard(s) leased by %s, which has not renewed them for a while; they expire in "
+                    "%.0f s unless renewed", len(orphaned), ", ".join(owners), left)
+
+    def _take(self, lease: Lease, *, steal: bool) -> None:
         holder = take_lease(self.store, self.namespace, lease, self.worker_id, steal=steal)
         if holder is None:
             return  # another worker got there first
@@ -197,10 +248,10 @@ class Consumer:
         self._launch(holder)
 
     def _launch(self, holder: LeaseHolder) -> None:
-        sc = ShardConsumer(client=self.client, stream_name=self.stream_name, stream_arn=self._stream_arn,
+        sc = ShardConsumer(transport=self.transport, stream=self.stream, stream_arn=self._stream_arn,
                            holder=holder, processor=self._factory(), config=self.config, stopping=self._stopping,
                            on_shard_end=self._on_shard_end, destination=self._destination,
-                           efo_consumer_arn=self._efo_arn)
+                           clock=self._clock, efo_consumer_arn=self._efo_arn)
         t = threading.Thread(target=sc.run, name=f"shard-{holder.shard_id}", daemon=True)
         with self._lock:
             self._shards[holder.shard_id] = (sc, t)
@@ -222,16 +273,37 @@ class Consumer:
                 self._errors.append(sc.error)
                 self._stopping.set()
 
-    def _on_shard_end(self, shard_id: str, child_shards: list[dict[str, Any]]) -> None:
+    def _on_shard_end(self, shard_id: str, children: list[ShardInfo]) -> None:
         with self._lock:
-            self._ended_children.append((shard_id, child_shards))
+            self._ended_children.append((shard_id, children))
         self._wake.set()
 
-    def _busy(self) -> bool:
-        now = time.monotonic()
+    def _idle(self) -> bool:
+        """Every shard held was read to its tip, nothing was processed in the last half second, and no
+        shard waits for a lease another worker may have left behind."""
+        now = self._clock.monotonic()
         with self._lock:
             stats = [sc.stats for sc, _t in self._shards.values()]
-        return any(s.state == "reading" or now - s.last_activity < 0.5 for s in stats)
+        if any(s.state != "idle" or now - s.last_activity < 0.5 for s in stats):
+            return False
+        try:
+            leases = self.store.list_leases(self.namespace)
+        except StreamkitError:
+            return False
+        return not self._orphaned(leases)
+
+    def _check_progress(self, limit: float) -> None:
+        """`NoProgressError` once a shard has had no successful read for `limit` seconds."""
+        now = self._clock.monotonic()
+        with self._lock:
+            stats = [sc.stats for sc, _t in self._shards.values()]
+        for s in stats:
+            if s.state == "failing" and now - s.last_success >= limit:
+                self._errors.append(NoProgressError(
+                    f"no successful read of {s.shard_id} for {now - s.last_success:.0f} s (stop_after_idle={limit:g}): "
+                    f"{s.last_error}"))
+                self._stopping.set()
+                return
 
     # -- shards and their leases -----------------------------------------------------------------
     def _initial_checkpoint(self) -> Checkpoint:
@@ -243,46 +315,49 @@ class Consumer:
         ts = pos.timestamp() if isinstance(pos, datetime) else float(pos)
         return AT_TIMESTAMP(ts)
 
-    def _sync_shards(self, ended: list[tuple[str, list[dict[str, Any]]]] | None = None) -> None:
+    def _sync_shards_safely(self, ended: list[tuple[str, list[ShardInfo]]]) -> None:
+        try:
+            self._sync_shards(ended)
+        except StreamkitError as exc:
+            if not exc.retryable:
+                raise
+            log.warning("could not list the shards of %s (%s); trying again later", self.stream, exc)
+            with self._lock:
+                self._ended_children.extend(ended)
+
+    def _sync_shards(self, ended: list[tuple[str, list[ShardInfo]]] | None = None) -> None:
         """Create leases for shards that have none: children of known shards from TRIM_HORIZON."""
         existing = {lease.shard_id for lease in self.store.list_leases(self.namespace)}
-        shards: list[dict[str, Any]] = []
-        for _parent, children in ended or []:
-            # GetRecords named the children (kinesis-mock, AWS): use them without waiting for ListShards.
-            for c in children:
-                ps = c.get("ParentShards") or []
-                shards.append({"ShardId": c["ShardId"], "ParentShardId": ps[0] if ps else None,
-                               "AdjacentParentShardId": ps[1] if len(ps) > 1 else None, "_open": True})
+        # GetRecords named the children (kinesis-mock, AWS): use them without waiting for ListShards.
+        shards = [c for _parent, children in ended or [] for c in children]
         if not shards:  # a periodic sync, or a server without ChildShards (kinesalite): ask ListShards
-            shards = kinesis.list_shards(self.client, self.stream_name)
+            shards = self.transport.list_shards(self.stream)
         first_start = not existing
         initial = self._initial_checkpoint()
         seen: set[str] = set()
         for s in shards:
-            sid = s["ShardId"]
+            sid = s.shard_id
             if sid in existing or sid in seen:
                 continue
             seen.add(sid)
-            parents = tuple(p for p in (s.get("ParentShardId"), s.get("AdjacentParentShardId")) if p)
-            is_open = s.get("_open") or "EndingSequenceNumber" not in s.get("SequenceNumberRange", {})
-            known_parent = any(p in existing or p in seen for p in parents)
+            known_parent = any(p in existing or p in seen for p in s.parents)
             if known_parent or initial == TRIM_HORIZON or not first_start:
                 cp = TRIM_HORIZON
-            elif is_open:
+            elif s.is_open:
                 cp = initial
             else:
                 cp = SHARD_END  # LATEST / AT_TIMESTAMP on a fresh start: closed shards hold nothing new
-            if self.store.create_lease(self.namespace, Lease(shard_id=sid, checkpoint=cp, parent_shard_ids=parents)):
-                log.info("new lease for %s (parents %s) at %s", sid, ",".join(parents) or "-", cp)
+            if self.store.create_lease(self.namespace, Lease(shard_id=sid, checkpoint=cp, parent_shard_ids=s.parents)):
+                log.info("new lease for %s (parents %s) at %s", sid, ",".join(s.parents) or "-", cp)
 
     # -- shutdown --------------------------------------------------------------------------------
     def _shutdown(self) -> None:
         self._stopping.set()
         with self._lock:
-            threads = [(sc, t) for sc, t in self._shards.values()]
-        deadline = time.monotonic() + self.config.f("shutdown_grace")
+            threads = list(self._shards.values())
+        deadline = self._clock.monotonic() + self.config.f("shutdown_grace")
         for sc, t in threads:
-            t.join(max(0.0, deadline - time.monotonic()))
+            t.join(max(0.0, deadline - self._clock.monotonic()))
             if t.is_alive():
                 log.warning("shard %s did not finish within shutdown_grace; releasing its lease", sc.shard_id)
                 sc.holder.release()
@@ -296,4 +371,3 @@ class Consumer:
             previous[sig] = signal.getsignal(sig)
             signal.signal(sig, lambda signum, frame: self.stop())
         return previous
-

@@ -1,106 +1,89 @@
-"""Enhanced fan-out: register a stream consumer and read shards with SubscribeToShard.
+"""Enhanced fan-out: register a stream consumer, and read a shard with SubscribeToShard.
 
-kinesis-local (the kinesis-mock engine) does not send the ``initial-response`` event that botocore
-expects first on the event stream. `tolerate_missing_initial_response` makes botocore accept that:
-when the first event is something else it is kept for the iterator and an empty initial response
-stands in. Against AWS, which always sends the initial response first, nothing changes.
+`EfoReader` has the shape of `streamkit.shard_reader.ShardReader` (it yields `Batch`es), so the shard
+consumer processes pushed records exactly as polled ones. A subscription ends every 5 minutes (or
+breaks): the reader subscribes again after the last record it handed out, backing off on failures.
 """
 
 from __future__ import annotations
 
-import itertools
+import logging
 import threading
-import time
-from collections.abc import Iterator
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterator
 
-from botocore import eventstream
-
-from streamkit import kinesis
 from streamkit.checkpoints.model import Checkpoint
-from streamkit.consumer.retrieval import Fetched
-from streamkit.errors import KinesisError
+from streamkit.clock import SYSTEM_CLOCK, Clock
+from streamkit.errors import KinesisError, StreamkitError
+from streamkit.retry import Backoff
+from streamkit.shard_reader import FETCH_RETRY, Batch, foreign_checkpoint_error, start_of
+from streamkit.transport import KinesisTransport
 
-__all__ = ["register_consumer", "subscribe", "tolerate_missing_initial_response"]
+__all__ = ["EfoReader", "register_consumer"]
 
-_patched = threading.Lock()
-_done = False
-
-
-class _InitialResponse:
-    headers: ClassVar[dict[str, str]] = {":event-type": "initial-response", ":message-type": "event"}
-    payload = b"{}"
+log = logging.getLogger("streamkit.consumer")
 
 
-def tolerate_missing_initial_response() -> None:
-    global _done
-    with _patched:
-        if _done:
-            return
-        original = eventstream.EventStream.get_initial_response
-
-        def get_initial_response(self: Any) -> Any:
-            try:
-                first = next(self._event_generator)
-            except StopIteration:
-                return original(self)  # raises NoInitialResponseError, as before
-            if first.headers.get(":event-type") == "initial-response":
-                return first
-            self._event_generator = itertools.chain([first], self._event_generator)
-            return _InitialResponse()
-
-        eventstream.EventStream.get_initial_response = get_initial_response
-        _done = True
-
-
-def register_consumer(client: Any, stream_arn: str, name: str, *, timeout: float = 60.0) -> str:
+def register_consumer(transport: KinesisTransport, stream_arn: str, name: str, *, timeout: float = 60.0,
+                      clock: Clock = SYSTEM_CLOCK) -> str:
     """The ARN of stream consumer `name`, registered if needed and ACTIVE."""
-    try:
-        arn = client.register_stream_consumer(StreamARN=stream_arn, ConsumerName=name)["Consumer"]["ConsumerARN"]
-    except Exception as exc:  # ResourceInUseException: it exists already
-        if kinesis.error_code(exc) != "ResourceInUseException":
-            raise kinesis.translate_error(exc) from exc
-        arn = client.describe_stream_consumer(StreamARN=stream_arn, ConsumerName=name)["ConsumerDescription"][
-            "ConsumerARN"]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = client.describe_stream_consumer(ConsumerARN=arn)["ConsumerDescription"]["ConsumerStatus"]
-        if status == "ACTIVE":
-            return str(arn)
-        time.sleep(0.1)
+    arn = transport.register_stream_consumer(stream_arn, name)
+    deadline = clock.monotonic() + timeout
+    while clock.monotonic() < deadline:
+        if transport.stream_consumer_status(arn) == "ACTIVE":
+            return arn
+        clock.sleep(0.1)
     raise KinesisError(f"stream consumer {name!r} not ACTIVE after {timeout:.0f} s")
 
 
-def _starting_position(cp: Checkpoint) -> dict[str, Any]:
-    if cp.sequence_number in ("TRIM_HORIZON", "LATEST"):
-        return {"Type": cp.sequence_number}
-    if cp.sequence_number == "AT_TIMESTAMP":
-        return {"Type": "AT_TIMESTAMP", "Timestamp": cp.timestamp}
-    if cp.sub_sequence_number is None:
-        return {"Type": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": cp.sequence_number}
-    return {"Type": "AT_SEQUENCE_NUMBER", "SequenceNumber": cp.sequence_number}
+class EfoReader:
+    """Pushed batches for one shard from `start`, resubscribing as needed, until the shard ends or `stop`."""
 
+    def __init__(self, transport: KinesisTransport, stream: str, consumer_arn: str, shard_id: str, start: Checkpoint, *,
+                 stop: threading.Event, clock: Clock = SYSTEM_CLOCK,
+                 on_error: Callable[[StreamkitError, int, float], None] | None = None) -> None:
+        self.transport = transport
+        self.stream = stream
+        self.consumer_arn = consumer_arn
+        self.shard_id = shard_id
+        self.start = start
+        self.stop = stop
+        self.clock = clock
+        self.on_error = on_error
+        self.last_read: str | None = None
+        self.last_success = clock.monotonic()
+        self.failures = 0
+        self._backoff = Backoff(base=FETCH_RETRY.base, maximum=FETCH_RETRY.maximum)
 
-def subscribe(client: Any, consumer_arn: str, shard_id: str, start: Checkpoint) -> Iterator[Fetched]:
-    """Fetched batches pushed by SubscribeToShard, resubscribing when a subscription ends (every 5 min).
-
-    The last Fetched of a shard has ``next_iterator=None`` (its children in ``child_shards``).
-    """
-    tolerate_missing_initial_response()
-    position = _starting_position(start)
-    while True:
-        out = client.subscribe_to_shard(ConsumerARN=consumer_arn, ShardId=shard_id, StartingPosition=position)
-        continuation: str | None = None
-        ended = False
-        for event in out["EventStream"]:
-            ev = event.get("SubscribeToShardEvent")
-            if ev is None:
-                continue
-            continuation = ev.get("ContinuationSequenceNumber")
-            ended = continuation is None
-            yield Fetched(records=ev.get("Records", []), next_iterator=None if ended else "efo",
-                          millis_behind_latest=ev.get("MillisBehindLatest"), child_shards=ev.get("ChildShards", []))
-            if ended:
-                return
-        if continuation is not None:
-            position = {"Type": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": continuation}
+    def batches(self) -> Iterator[Batch]:
+        while not self.stop.is_set():
+            position = self.start if self.last_read is None else Checkpoint(self.last_read)
+            start, after = start_of(position)
+            got = False
+            try:
+                for fetched in self.transport.subscribe_to_shard(self.consumer_arn, self.shard_id, start):
+                    got = got or bool(fetched.records)
+                    self.failures = 0
+                    self.last_success = self.clock.monotonic()
+                    if fetched.records:
+                        self.last_read = str(fetched.records[-1]["SequenceNumber"])
+                    ended = fetched.next_iterator is None
+                    yield Batch(records=fetched.records, millis_behind_latest=fetched.millis_behind_latest,
+                                caught_up=not fetched.records and not ended and not fetched.millis_behind_latest,
+                                ended=ended, children=fetched.child_shards, after=after)
+                    after = None
+                    if ended or self.stop.is_set():
+                        return
+                if not got and self.clock.wait(self.stop, 1.0):
+                    return  # a subscription that brought nothing: do not resubscribe in a tight loop
+            except StreamkitError as err:
+                code = getattr(err, "code", "")
+                if code == "InvalidArgumentException" and not position.is_sentinel:
+                    raise foreign_checkpoint_error(self.stream, self.shard_id, position, err) from err
+                if not err.retryable and code != "ResourceInUseException":
+                    raise
+                self.failures += 1
+                delay = self._backoff.delay(self.failures)
+                if self.on_error is not None:
+                    self.on_error(err, self.failures, delay)
+                if self.clock.wait(self.stop, delay):
+                    return

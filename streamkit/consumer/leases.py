@@ -43,6 +43,11 @@ class LeaseObserver:
                  if lease.owner not in (None, me) and lease.shard_id in self._seen]
         return min(times) if times else None
 
+    def quiet_for(self, lease: Lease) -> float:
+        """Seconds since this lease's counter was last seen to move (0 for one never seen)."""
+        prev = self._seen.get(lease.shard_id)
+        return 0.0 if prev is None or prev[0] != lease.counter else self.clock() - prev[1]
+
     def expired(self, lease: Lease, lease_duration: float) -> bool:
         if lease.owner is None:
             return True

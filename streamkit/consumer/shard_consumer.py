@@ -1,24 +1,26 @@
-"""One shard, in order: fetch, deaggregate, process (with retries and the failure policy), checkpoint.
+"""One shard, in order: read (the shard reader), deaggregate, process with retries and the failure policy.
 
 Runs in its own thread while this worker holds the shard's lease. Ends when the shard ends (after
 `shard_ended`), when the lease is lost (`lease_lost`), or when the consumer stops
 (`shutdown_requested`).
+
+**The at-least-once invariant.** `Checkpointer.last_delivered` is the last record that was processed
+successfully or handed to the failure destination, and nothing past it is ever checkpointed: while a
+batch is with the processor it stands at the batch's last record (so the processor may checkpoint
+inside it), and the moment the processor fails it goes back to the last record that succeeded. A stop,
+SIGTERM, a lease loss or another shard's failure that arrives while a record waits for its retry
+therefore checkpoints (in `shutdown_requested`) before that record, and a restart delivers it again.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from streamkit import kinesis
-from streamkit.backoff import Backoff
 from streamkit.checkpoints.model import Checkpoint
+from streamkit.clock import SYSTEM_CLOCK, Clock
 from streamkit.consumer.checkpointer import Checkpointer
 from streamkit.consumer.config import ConsumerConfig
 from streamkit.consumer.leases import LeaseHolder
@@ -32,18 +34,21 @@ from streamkit.consumer.processor import (
     ShardEndedInput,
     ShutdownRequestedInput,
 )
-from streamkit.consumer.retrieval import Fetched, get_records, to_stream_records
+from streamkit.consumer.retrieval import to_stream_records
 from streamkit.destinations import DeadLetter, Destination
-from streamkit.errors import LeaseLostError, StreamkitError
+from streamkit.errors import LeaseLostError, ShardFailedError, StreamkitError
+from streamkit.hashing import ShardInfo
 from streamkit.records import StreamRecord
+from streamkit.retry import RetryPolicy
+from streamkit.shard_reader import Batch, ReaderSettings, ShardReader
+from streamkit.transport import KinesisTransport
 
 __all__ = ["ShardConsumer", "ShardFailedError", "ShardStats"]
 
 log = logging.getLogger("streamkit.consumer")
 
-
-class ShardFailedError(StreamkitError):
-    """A shard stopped: its records kept failing and `on_failure` is "stop", or the processor broke the contract."""
+#: While reads keep failing, say so once, then again every this many seconds.
+FAILURE_NOTICE_INTERVAL = 10.0
 
 
 @dataclass
@@ -52,20 +57,32 @@ class ShardStats:
     records: int = 0
     batches: int = 0
     millis_behind_latest: int | None = None
-    last_activity: float = field(default_factory=time.monotonic)
+    last_activity: float = 0.0
     dead_lettered: int = 0
     corrupt: int = 0
+    #: starting, reading, idle (the last read found nothing new), failing (reads fail), ended, stopped, ...
     state: str = "starting"
+    last_error: str = ""
+    #: When the last read answered (clock time): a shard "failing" since long ago has no progress.
+    last_success: float = 0.0
+    stream_name: str = ""
+
+
+@dataclass
+class _Attempts:
+    """Attempts at the record (or batch) now failing, keyed by its position."""
+
+    key: tuple[str, int | None] | None = None
+    count: int = 0
 
 
 class ShardConsumer:
-    def __init__(self, *, client: Any, stream_name: str, stream_arn: str | None, holder: LeaseHolder,
+    def __init__(self, *, transport: KinesisTransport, stream: str, stream_arn: str | None, holder: LeaseHolder,
                  processor: RecordProcessor, config: ConsumerConfig, stopping: threading.Event,
-                 on_shard_end: Callable[[str, list[dict[str, Any]]], None], destination: Destination | None,
-                 fetch: Callable[[Any, str, int], Fetched] = get_records,
-                 sleep_until_stop: Callable[[float], bool] | None = None, efo_consumer_arn: str | None = None) -> None:
-        self.client = client
-        self.stream_name = stream_name
+                 on_shard_end: Callable[[str, list[ShardInfo]], None], destination: Destination | None,
+                 clock: Clock = SYSTEM_CLOCK, efo_consumer_arn: str | None = None) -> None:
+        self.transport = transport
+        self.stream = stream
         self.stream_arn = stream_arn
         self.holder = holder
         self.processor = processor
@@ -73,15 +90,17 @@ class ShardConsumer:
         self.stopping = stopping
         self.on_shard_end = on_shard_end
         self.destination = destination
-        self._fetch = fetch
+        self.clock = clock
         self.efo_consumer_arn = efo_consumer_arn
-        self._wait = sleep_until_stop or stopping.wait
         self.checkpointer = Checkpointer(holder)
-        self.stats = ShardStats(holder.shard_id)
+        now = clock.monotonic()
+        self.stats = ShardStats(holder.shard_id, last_activity=now, last_success=now, stream_name=stream)
         self.error: BaseException | None = None
         self.finished = threading.Event()
-        self._backoff = Backoff(base=config.f("backoff_base"), maximum=config.f("backoff_max"))
-        self._fetch_backoff = Backoff(base=0.1, maximum=5.0)
+        self._policy = RetryPolicy(base=config.f("backoff_base"), maximum=config.f("backoff_max"),
+                                   max_attempts=config.max_attempts)
+        self._backoff = self._policy.backoff()
+        self._last_notice = -FAILURE_NOTICE_INTERVAL
 
     @property
     def shard_id(self) -> str:
@@ -100,163 +119,76 @@ class ShardConsumer:
         finally:
             self.finished.set()
 
+    def _reader(self, start: Checkpoint) -> ShardReader:
+        if self.efo_consumer_arn is not None:
+            from streamkit.consumer.efo import EfoReader
+
+            return EfoReader(self.transport, self.stream, self.efo_consumer_arn, self.shard_id, start,  # type: ignore[return-value]
+                             stop=self.stopping, clock=self.clock, on_error=self._read_failed)
+        settings = ReaderSettings(max_records=self.config.max_records,
+                                  min_poll_interval=self.config.f("min_poll_interval"),
+                                  idle_poll_interval=self.config.f("idle_poll_interval"))
+        return ShardReader(self.transport, self.stream, self.shard_id, start, stop=self.stopping, clock=self.clock,
+                           settings=settings, on_error=self._read_failed)
+
     def _run(self) -> None:
         start = self.holder.lease.checkpoint
         self.processor.initialize(InitializationInput(shard_id=self.shard_id, extended_sequence_number=str(start)))
-        if self.efo_consumer_arn is not None:
-            self._run_efo(start)
-            return
-        iterator, after = self._iterator_for(start)
+        reader = self._reader(start)
         self.stats.state = "reading"
-        last_call = 0.0
-        fetch_failures = 0
-        while True:
+        for batch in reader.batches():
             if self.holder.lost.is_set():
                 raise LeaseLostError(f"lease on {self.shard_id} lost")
-            if self.stopping.is_set():
-                self._shutdown()
-                return
-            gap = self.config.f("min_poll_interval") - (time.monotonic() - last_call)
-            if gap > 0 and self._wait(gap):
-                continue
-            last_call = time.monotonic()
-            try:
-                fetched = self._fetch(self.client, iterator, self.config.max_records)
-                fetch_failures = 0
-            except (ClientError, BotoCoreError) as exc:
-                err = kinesis.translate_error(exc, stream_name=self.stream_name)
-                code = getattr(err, "code", "")
-                if code == "ExpiredIteratorException":
-                    log.info("iterator for %s expired; resuming after the last delivered record", self.shard_id)
-                    iterator, after = self._iterator_for(self._resume_point())
-                    continue
-                if not err.retryable:
-                    raise err from exc
-                fetch_failures += 1
-                delay = self._fetch_backoff.delay(fetch_failures)
-                log.debug("GetRecords on %s failed (%s); retrying in %.2f s", self.shard_id, code, delay)
-                self._wait(delay)
-                continue
-            corrupt: list[tuple[dict[str, Any], Exception]] = []
-            records = to_stream_records(fetched.records, self.shard_id, after=after, event_source_arn=self.stream_arn,
-                                        body=self.config.body, corrupt=corrupt)
-            after = None
-            for raw, problem in corrupt:
-                self.stats.corrupt += 1
-                log.error("shard %s: record %s has the KPL magic and a good digest but a malformed body (%s); "
-                          "delivered as one plain record", self.shard_id, raw["SequenceNumber"], problem)
-            self.stats.millis_behind_latest = fetched.millis_behind_latest
+            self.stats.last_success = reader.last_success
+            self.stats.last_error = ""
+            self.stats.millis_behind_latest = batch.millis_behind_latest
+            records = self._records(batch)
             if records:
-                self._process(records, fetched.millis_behind_latest)
-                if self.stopping.is_set():
-                    self._shutdown()  # a batch cut short must not count as the shard's end
-                    return
-            if fetched.next_iterator is None:
-                self._shard_end(fetched.child_shards)
-                return
-            iterator = fetched.next_iterator
-            if not records and (fetched.millis_behind_latest or 0) == 0:
-                self.stats.state = "idle"
-                self._wait(self.config.f("idle_poll_interval"))
-            else:
                 self.stats.state = "reading"
-
-    def _run_efo(self, start: Checkpoint) -> None:
-        """Enhanced fan-out: records are pushed; a broken subscription resumes after the last one processed."""
-        from streamkit.consumer.efo import subscribe
-
-        assert self.efo_consumer_arn is not None
-        position = start
-        failures = 0
-        self.stats.state = "reading"
-        while True:
-            after = (position.sequence_number, position.sub_sequence_number) \
-                if not position.is_sentinel and position.sub_sequence_number is not None else None
-            try:
-                for fetched in subscribe(self.client, self.efo_consumer_arn, self.shard_id, position):
-                    failures = 0
-                    if self.holder.lost.is_set():
-                        raise LeaseLostError(f"lease on {self.shard_id} lost")
-                    if self.stopping.is_set():
-                        self._shutdown()
-                        return
-                    records = to_stream_records(fetched.records, self.shard_id, after=after,
-                                                event_source_arn=self.stream_arn, body=self.config.body)
-                    after = None
-                    self.stats.millis_behind_latest = fetched.millis_behind_latest
-                    self.stats.state = "reading" if records else "idle"
-                    if records:
-                        self._process(records, fetched.millis_behind_latest)
-                        if self.stopping.is_set():
-                            self._shutdown()
-                            return
-                    if fetched.next_iterator is None:
-                        self._shard_end(fetched.child_shards)
-                        return
+                self._process(records, batch.millis_behind_latest)
+                if self.stopping.is_set():
+                    break  # a batch cut short must not count as the shard's end
+            if batch.ended:
+                self._shard_end(batch.children)
                 return
-            except (ClientError, BotoCoreError) as exc:
-                err = kinesis.translate_error(exc, stream_name=self.stream_name)
-                if getattr(err, "code", "") == "InvalidArgumentException" and not position.is_sentinel:
-                    raise self._foreign_checkpoint(position, err) from exc
-                if not err.retryable and getattr(err, "code", "") != "ResourceInUseException":
-                    raise err from exc
-                failures += 1
-                self._wait(self._fetch_backoff.delay(failures))
-                position = self._resume_point()
+            self.stats.state = "idle" if batch.caught_up else "reading"
+            if self.stopping.is_set():
+                break
+        if self.holder.lost.is_set():
+            raise LeaseLostError(f"lease on {self.shard_id} lost")
+        self._shutdown()
 
-    # -- positions -------------------------------------------------------------------------------
-    def _foreign_checkpoint(self, cp: Checkpoint, err: Exception) -> ShardFailedError:
-        """Kinesis refused a sequence number of ours: it came from another stream of the same name."""
-        return ShardFailedError(
-            f"the checkpoint of {self.shard_id} ({cp.sequence_number}) does not belong to stream "
-            f"{self.stream_name!r}; was the stream deleted and created again under the same name? Its old "
-            f"checkpoints must go: use a new application_name, or delete this application's checkpoints for the "
-            f"stream ({err})")
+    def _records(self, batch: Batch) -> list[StreamRecord]:
+        corrupt: list[tuple[dict[str, object], Exception]] = []
+        records = to_stream_records(batch.records, self.shard_id, after=batch.after, event_source_arn=self.stream_arn,
+                                    body=self.config.body, corrupt=corrupt)
+        for raw, problem in corrupt:
+            self.stats.corrupt += 1
+            log.error("shard %s: record %s has the KPL magic and a good digest but a malformed body (%s); "
+                      "delivered as one plain record", self.shard_id, raw["SequenceNumber"], problem)
+        return records
 
-    def _resume_point(self) -> Checkpoint:
-        last = self.checkpointer.last_delivered
-        if last is None:
-            return self.holder.lease.checkpoint
-        return Checkpoint(last.sequence_number, last.sub_sequence_number)
-
-    def _iterator_for(self, cp: Checkpoint) -> tuple[str, tuple[str, int] | None]:
-        kwargs: dict[str, Any] = {"StreamName": self.stream_name, "ShardId": self.shard_id}
-        after: tuple[str, int] | None = None
-        if cp.sequence_number in ("TRIM_HORIZON", "LATEST"):
-            kwargs["ShardIteratorType"] = cp.sequence_number
-        elif cp.sequence_number == "AT_TIMESTAMP":
-            kwargs.update(ShardIteratorType="AT_TIMESTAMP", Timestamp=cp.timestamp)
-        elif cp.is_shard_end:
-            raise ShardFailedError(f"{self.shard_id} is already finished")
-        elif cp.sub_sequence_number is None:
-            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=cp.sequence_number)
-        else:
-            # Inside an aggregate: read it again and skip the sub-records already processed.
-            kwargs.update(ShardIteratorType="AT_SEQUENCE_NUMBER", StartingSequenceNumber=cp.sequence_number)
-            after = (cp.sequence_number, cp.sub_sequence_number)
-        attempt = 0
-        while True:
-            try:
-                return self.client.get_shard_iterator(**kwargs)["ShardIterator"], after
-            except (ClientError, BotoCoreError) as exc:
-                err = kinesis.translate_error(exc, stream_name=self.stream_name)
-                if getattr(err, "code", "") == "InvalidArgumentException" and "StartingSequenceNumber" in kwargs:
-                    raise self._foreign_checkpoint(cp, err) from exc
-                attempt += 1
-                if not err.retryable or attempt >= 20:
-                    raise err from exc
-                if self._wait(self._fetch_backoff.delay(attempt)) or self.holder.lost.is_set():
-                    raise LeaseLostError("stopping") from exc
+    def _read_failed(self, err: StreamkitError, failures: int, delay: float) -> None:
+        self.stats.state = "failing"
+        self.stats.last_error = str(err)
+        now = self.clock.monotonic()
+        if now - self._last_notice >= FAILURE_NOTICE_INTERVAL:
+            self._last_notice = now
+            log.warning("shard %s: reading %s failed %d time(s) in a row (%s); retrying with backoff",
+                        self.shard_id, self.stream, failures, err)
 
     # -- processing ------------------------------------------------------------------------------
     def _process(self, records: list[StreamRecord], millis_behind: int | None) -> None:
-        cfg = self.config
+        """Process `records` in order, retrying failures; returns when all are done or when stopping.
+
+        `checkpointer.last_delivered` moves forward only over records that succeeded or were given up
+        on (dead-lettered): see the module docstring.
+        """
         remaining = records
-        attempts = 0
-        failing_key: tuple[str, int | None] | None = None
+        attempts = _Attempts()
         while remaining:
-            before = self.checkpointer.last_delivered
-            self.checkpointer.last_delivered = remaining[-1]
+            done_before = self.checkpointer.last_delivered
+            self.checkpointer.last_delivered = remaining[-1]  # the processor may checkpoint inside the batch
             try:
                 self.processor.process_records(ProcessRecordsInput(records=remaining, checkpointer=self.checkpointer,
                                                                    millis_behind_latest=millis_behind,
@@ -269,31 +201,33 @@ class ShardConsumer:
             except ProcessingStopped as ps:
                 done = remaining[:ps.index]
                 self._count(done)
-                # Only what was processed counts as delivered: shutdown_requested checkpoints up to here.
-                self.checkpointer.last_delivered = done[-1] if done else before
+                self.checkpointer.last_delivered = done[-1] if done else done_before
                 return
             except RecordFailed as rf:
-                self._count(remaining[:rf.index])
+                done = remaining[:rf.index]
+                self._count(done)
+                self.checkpointer.last_delivered = done[-1] if done else done_before
                 remaining = remaining[rf.index:]
-                key = remaining[0].position
-                attempts = attempts + 1 if key == failing_key else 1
-                failing_key = key
                 failed, cause = remaining[:1], rf.cause
             except Exception as exc:
-                attempts += 1
+                self.checkpointer.last_delivered = done_before  # none of the batch is known to be done
                 failed, cause = remaining, exc
-            if attempts < cfg.max_attempts:
-                delay = self._backoff.delay(attempts)
+            key = failed[0].position
+            attempts.count = attempts.count + 1 if key == attempts.key else 1
+            attempts.key = key
+            delay = self._policy.next_delay(self._backoff, attempts.count, 0.0)
+            if delay is not None:
                 log.warning("shard %s: processing %d record(s) from %s failed (attempt %d of %d): %r; retrying in "
-                            "%.2f s", self.shard_id, len(failed), failed[0].position, attempts, cfg.max_attempts,
-                            cause, delay)
-                if self._wait(delay):
-                    return  # stopping: the records stay unprocessed and will be delivered again
+                            "%.2f s", self.shard_id, len(failed), failed[0].position, attempts.count,
+                            self.config.max_attempts, cause, delay)
+                if self.clock.wait(self.stopping, delay):
+                    return  # stopping: the failed records stay unprocessed and are delivered again after a restart
+                if self.holder.lost.is_set():
+                    raise LeaseLostError(f"lease on {self.shard_id} lost while retrying")
                 continue
-            self._give_up(failed, cause, attempts)
+            self._give_up(failed, cause, attempts.count)
             remaining = remaining[len(failed):]
-            attempts = 0
-            failing_key = None
+            attempts = _Attempts()
 
     def _give_up(self, failed: list[StreamRecord], cause: BaseException, attempts: int) -> None:
         if self.destination is None:
@@ -302,7 +236,7 @@ class ShardConsumer:
                 f"{attempts} times; last error: {cause!r} (on_failure='stop')") from cause
         letters = [DeadLetter(record=r, error=repr(cause), attempts=attempts, stream_arn=self.stream_arn)
                    for r in failed]
-        self.destination.send(letters)
+        self.destination.send(letters)  # raises if the destination cannot take them: nothing moves on
         self.stats.dead_lettered += len(failed)
         log.error("shard %s: %d record(s) from %s sent to %r after %d attempts: %r", self.shard_id, len(failed),
                   failed[0].position, self.destination, attempts, cause)
@@ -313,10 +247,10 @@ class ShardConsumer:
         if done:
             self.stats.records += len(done)
             self.stats.batches += 1
-            self.stats.last_activity = time.monotonic()
+            self.stats.last_activity = self.clock.monotonic()
 
     # -- endings ---------------------------------------------------------------------------------
-    def _shard_end(self, child_shards: list[dict[str, Any]]) -> None:
+    def _shard_end(self, children: list[ShardInfo]) -> None:
         self.checkpointer.shard_ended = True
         self.processor.shard_ended(ShardEndedInput(checkpointer=self.checkpointer, shard_id=self.shard_id))
         if not self.checkpointer.last_checkpoint.is_shard_end:
@@ -324,7 +258,7 @@ class ShardConsumer:
                                    "shards cannot start (call input.checkpointer.checkpoint_shard_end())")
         self.stats.state = "ended"
         self.holder.release()
-        self.on_shard_end(self.shard_id, child_shards)
+        self.on_shard_end(self.shard_id, children)
 
     def _shutdown(self) -> None:
         self.stats.state = "shutting down"

@@ -12,7 +12,7 @@ def read_stream(client: Any, stream: str, *, max_empty_polls: int = 2) -> dict[s
     """Per shard id, every user record as (partition key, data, sequence number), in shard order."""
     out: dict[str, list[tuple[str, bytes, str]]] = {}
     for shard in kinesis.list_shards(client, stream):
-        sid = shard["ShardId"]
+        sid = shard.shard_id
         it = client.get_shard_iterator(StreamName=stream, ShardId=sid, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
         recs: list[tuple[str, bytes, str]] = []
         empty = 0
@@ -20,7 +20,7 @@ def read_stream(client: Any, stream: str, *, max_empty_polls: int = 2) -> dict[s
             resp = client.get_records(ShardIterator=it, Limit=10_000)
             for r in resp["Records"]:
                 recs.extend((u.partition_key, u.data, r["SequenceNumber"])
-                            for u in decode(r["Data"], r["PartitionKey"], r.get("ExplicitHashKey")))
+                            for u in decode(r["Data"], r.get("PartitionKey", ""), r.get("ExplicitHashKey")))
             empty = 0 if resp["Records"] else empty + 1
             it = resp.get("NextShardIterator")
         out[sid] = recs
@@ -30,17 +30,16 @@ def read_stream(client: Any, stream: str, *, max_empty_polls: int = 2) -> dict[s
 def split_first_shard(client: Any, stream: str) -> str:
     """Split the stream's first shard at the middle of its hash range; returns its id once the stream is ACTIVE."""
     shard = kinesis.list_shards(client, stream)[0]
-    lo, hi = int(shard["HashKeyRange"]["StartingHashKey"]), int(shard["HashKeyRange"]["EndingHashKey"])
-    client.split_shard(StreamName=stream, ShardToSplit=shard["ShardId"], NewStartingHashKey=str((lo + hi) // 2))
+    lo, hi = shard.starting_hash_key, shard.ending_hash_key
+    client.split_shard(StreamName=stream, ShardToSplit=shard.shard_id, NewStartingHashKey=str((lo + hi) // 2))
     kinesis.wait_for_stream(client, stream)
-    return str(shard["ShardId"])
+    return shard.shard_id
 
 
 def merge_first_two_open_shards(client: Any, stream: str) -> None:
     """Merge the two open shards with the lowest hash ranges; returns once the stream is ACTIVE."""
-    open_shards = sorted((s for s in kinesis.list_shards(client, stream)
-                          if "EndingSequenceNumber" not in s["SequenceNumberRange"]),
-                         key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
-    client.merge_shards(StreamName=stream, ShardToMerge=open_shards[0]["ShardId"],
-                        AdjacentShardToMerge=open_shards[1]["ShardId"])
+    open_shards = sorted((s for s in kinesis.list_shards(client, stream) if s.is_open),
+                         key=lambda s: s.starting_hash_key)
+    client.merge_shards(StreamName=stream, ShardToMerge=open_shards[0].shard_id,
+                        AdjacentShardToMerge=open_shards[1].shard_id)
     kinesis.wait_for_stream(client, stream)

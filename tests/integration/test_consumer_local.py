@@ -221,8 +221,7 @@ def test_split_and_merge_mid_stream_lose_nothing_and_parents_come_before_childre
         consumer.stop()
         runner.join(30)
     assert {k: [d for d, _s in v] for k, v in got.items()} == sent
-    parents = {s["ShardId"]: [p for p in (s.get("ParentShardId"), s.get("AdjacentParentShardId")) if p]
-               for s in kinesis.list_shards(client, name)}
+    parents = {s.shard_id: list(s.parents) for s in kinesis.list_shards(client, name)}
     for key, recs in got.items():
         order = [sid for _d, sid in recs]
         for i, sid in enumerate(order):

@@ -210,11 +210,11 @@ def test_batch_mode_passes_the_whole_list_and_reports_its_first_record_on_failur
 def test_the_sqs_client_is_created_once_per_container() -> None:
     created: list[object] = []
 
-    class FakeSqs:
-        def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, object]:
-            return {"Successful": [{"Id": e["Id"]} for e in Entries]}
+    class FakeSqs:  # the SQS adapter's shape (streamkit.aws.sqs.BotoSqs): the entries refused
+        def send_message_batch(self, queue_url: str, entries: list[dict[str, str]]) -> list[dict[str, str]]:
+            return []
 
-    import streamkit.clients as clients
+    import streamkit.aws.clients as clients
 
     original = clients.aws_client
 

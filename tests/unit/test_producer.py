@@ -1,4 +1,4 @@
-"""Producer behaviour against an in-memory Kinesis (FakeKinesisClient): validation, retries, TTL, order."""
+"""Producer behaviour against an in-memory Kinesis (FakeKinesis): validation, retries, TTL, order."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from botocore.exceptions import ClientError, ConnectionClosedError
 
 from producer import FailedRecord, Producer, ProducerConfig
 from streamkit.aggregation import decode
@@ -19,10 +18,11 @@ from streamkit.errors import (
     ConfigurationError,
     KinesisError,
     RecordExpiredError,
+    ServerUnreachableError,
     StreamkitError,
     ValidationError,
 )
-from streamkit.testing import FakeKinesisClient
+from streamkit.testing import FakeKinesis
 
 FAST = dict(rate_limit=0, record_max_buffered_time=0.005, backoff_base=0.001, backoff_max=0.01)
 
@@ -31,7 +31,7 @@ def cfg(**kw: object) -> ProducerConfig:
     return ProducerConfig(**{**FAST, **kw})  # type: ignore[arg-type]
 
 
-def user_records(client: FakeKinesisClient) -> dict[str, list[tuple[str, bytes]]]:
+def user_records(client: FakeKinesis) -> dict[str, list[tuple[str, bytes]]]:
     """Per shard, the user records written, in order: (partition key, data)."""
     out: dict[str, list[tuple[str, bytes]]] = defaultdict(list)
     for shard, entries in client.written.items():
@@ -51,7 +51,7 @@ def user_records(client: FakeKinesisClient) -> dict[str, list[tuple[str, bytes]]
 ])
 @pytest.mark.parametrize("method", ["put", "send"])
 def test_bad_input_is_rejected_before_anything_is_buffered(args: tuple[object, ...], message: str, method: str) -> None:
-    client = FakeKinesisClient()
+    client = FakeKinesis()
     with Producer("s", client=client, config=cfg()) as p:
         with pytest.raises(ValidationError, match=message):
             getattr(p, method)(*args)
@@ -60,7 +60,7 @@ def test_bad_input_is_rejected_before_anything_is_buffered(args: tuple[object, .
 
 
 def test_sent_and_put_records_share_aggregates_and_keep_their_order() -> None:
-    client = FakeKinesisClient(shards=1)
+    client = FakeKinesis(shards=1)
     with Producer("s", client=client, config=cfg()) as p:
         futs = {}
         for i in range(10):
@@ -80,7 +80,7 @@ def test_sent_and_put_records_share_aggregates_and_keep_their_order() -> None:
 
 def test_a_sent_record_that_fails_goes_to_on_failure_with_its_payload() -> None:
     failed: list[FailedRecord] = []
-    client = FakeKinesisClient(entry_error=lambda c, i, e: "ValidationException")
+    client = FakeKinesis(entry_error=lambda c, i, e: "ValidationException")
     with Producer("s", client=client, config=cfg(on_failure=failed.append)) as p:
         p.send(b"payload", "k", 42)
         p.flush()
@@ -91,7 +91,7 @@ def test_a_sent_record_that_fails_goes_to_on_failure_with_its_payload() -> None:
 
 def test_failed_records_go_to_a_file_destination_one_batch_per_kinesis_record(tmp_path: Path) -> None:
     dead = tmp_path / "dead.jsonl"
-    client = FakeKinesisClient(entry_error=lambda c, i, e: "ValidationException")
+    client = FakeKinesis(entry_error=lambda c, i, e: "ValidationException")
     with Producer("s", client=client, config=cfg(on_failure=f"file:{dead}")) as p:
         p.send(b"\x00binary", "k1")
         fut = p.put(b"text", "k1")
@@ -109,7 +109,7 @@ def test_a_bad_on_failure_is_rejected_at_construction(value: object, message: st
 
 
 def test_a_sent_record_that_fails_with_no_on_failure_is_logged(caplog: pytest.LogCaptureFixture) -> None:
-    client = FakeKinesisClient(entry_error=lambda c, i, e: "ValidationException")
+    client = FakeKinesis(entry_error=lambda c, i, e: "ValidationException")
     with Producer("s", client=client, config=cfg()) as p:
         p.send(b"payload", "k")
         p.flush()
@@ -118,7 +118,7 @@ def test_a_sent_record_that_fails_with_no_on_failure_is_logged(caplog: pytest.Lo
 
 def test_close_timeout_fails_what_is_left_to_futures_and_on_failure() -> None:
     failed: list[FailedRecord] = []
-    client = FakeKinesisClient(entry_error=lambda c, i, e: "ProvisionedThroughputExceededException")
+    client = FakeKinesis(entry_error=lambda c, i, e: "ProvisionedThroughputExceededException")
     p = Producer("s", client=client, config=cfg(record_ttl=30, backoff_base=0.05, backoff_max=0.05,
                                                 on_failure=failed.append))
     fut = p.put(b"tracked", "k1")
@@ -132,7 +132,7 @@ def test_close_timeout_fails_what_is_left_to_futures_and_on_failure() -> None:
 
 
 def test_results_report_shard_sequence_and_sub_sequence() -> None:
-    client = FakeKinesisClient(shards=2)
+    client = FakeKinesis(shards=2)
     with Producer("s", client=client, config=cfg()) as p:
         futs = [p.put(b"v%d" % i, "same-key") for i in range(3)]
         p.flush()
@@ -143,7 +143,7 @@ def test_results_report_shard_sequence_and_sub_sequence() -> None:
 
 
 def test_str_data_and_put_json() -> None:
-    client = FakeKinesisClient()
+    client = FakeKinesis()
     with Producer("s", client=client, config=cfg(aggregation=False)) as p:
         p.put("héllo", "k")
         p.put_json({"a": 1}, "k")
@@ -154,7 +154,7 @@ def test_only_failed_entries_are_retried_and_attempts_are_counted() -> None:
     def throttle_first_attempt_of_odd_keys(call: int, i: int, entry: dict[str, object]) -> str | None:
         return "ProvisionedThroughputExceededException" if call == 1 and str(entry["PartitionKey"])[-1] in "13579" else None
 
-    client = FakeKinesisClient(entry_error=throttle_first_attempt_of_odd_keys)
+    client = FakeKinesis(entry_error=throttle_first_attempt_of_odd_keys)
     with Producer("s", client=client, config=cfg(aggregation=False, ordered=False)) as p:
         futs = {k: p.put(b"x", k) for k in (f"k{i}" for i in range(10))}
         p.flush()
@@ -166,9 +166,9 @@ def test_only_failed_entries_are_retried_and_attempts_are_counted() -> None:
 
 def test_transport_errors_retry_the_whole_call() -> None:
     def reset_twice(call: int) -> BaseException | None:
-        return ConnectionClosedError(endpoint_url="http://127.0.0.1:1") if call <= 2 else None
+        return ServerUnreachableError("connection reset", code="ConnectionClosedError") if call <= 2 else None
 
-    client = FakeKinesisClient(call_error=reset_twice)
+    client = FakeKinesis(call_error=reset_twice)
     with Producer("s", client=client, config=cfg()) as p:
         fut = p.put(b"x", "k")
         assert fut.result(timeout=5).attempts == 3
@@ -177,7 +177,7 @@ def test_transport_errors_retry_the_whole_call() -> None:
 
 def test_a_non_retryable_error_fails_the_record_at_once_with_its_payload_to_on_failure() -> None:
     failed: list[FailedRecord] = []
-    client = FakeKinesisClient(entry_error=lambda c, i, e: "ValidationException")
+    client = FakeKinesis(entry_error=lambda c, i, e: "ValidationException")
     with Producer("s", client=client, config=cfg(on_failure=failed.append)) as p:
         fut = p.put(b"payload", "k", "42")
         with pytest.raises(KinesisError, match="ValidationException"):
@@ -189,7 +189,7 @@ def test_a_non_retryable_error_fails_the_record_at_once_with_its_payload_to_on_f
 
 def test_a_record_always_throttled_fails_at_its_ttl_and_is_handed_to_on_failure() -> None:
     failed: list[FailedRecord] = []
-    client = FakeKinesisClient(entry_error=lambda c, i, e: "ProvisionedThroughputExceededException")
+    client = FakeKinesis(entry_error=lambda c, i, e: "ProvisionedThroughputExceededException")
     with Producer("s", client=client, config=cfg(record_ttl=0.2, on_failure=failed.append)) as p:
         fut = p.put(b"x", "k")
         with pytest.raises(RecordExpiredError, match=r"record_ttl=0\.2"):
@@ -199,9 +199,8 @@ def test_a_record_always_throttled_fails_at_its_ttl_and_is_handed_to_on_failure(
 
 
 def test_whole_call_client_errors_that_are_not_retryable_fail_every_record() -> None:
-    err = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"},
-                       "ResponseMetadata": {"HTTPStatusCode": 400}}, "PutRecords")
-    client = FakeKinesisClient(call_error=lambda call: err)
+    err = KinesisError("AccessDeniedException: no", code="AccessDeniedException", retryable=False)
+    client = FakeKinesis(call_error=lambda call: err)
     with Producer("s", client=client, config=cfg()) as p:
         futs = [p.put(b"x", f"k{i}") for i in range(3)]
         for f in futs:
@@ -219,7 +218,7 @@ def test_per_key_order_survives_random_throttling() -> None:
             return "ProvisionedThroughputExceededException" if rng.random() < 0.3 else None
 
     for aggregation in (True, False):
-        client = FakeKinesisClient(shards=3, entry_error=flaky)
+        client = FakeKinesis(shards=3, entry_error=flaky)
         with Producer("s", client=client, config=cfg(aggregation=aggregation, aggregation_max_size=2000,
                                                      max_connections=4)) as p:
             for i in range(600):
@@ -233,7 +232,7 @@ def test_per_key_order_survives_random_throttling() -> None:
 
 
 def test_puts_from_many_threads_all_arrive() -> None:
-    client = FakeKinesisClient(shards=4)
+    client = FakeKinesis(shards=4)
     with Producer("s", client=client, config=cfg()) as p:
         def work(t: int) -> None:
             for i in range(500):
@@ -249,7 +248,7 @@ def test_puts_from_many_threads_all_arrive() -> None:
 
 def test_buffer_full_raises_when_configured_to() -> None:
     gate = threading.Event()
-    client = FakeKinesisClient(call_error=lambda call: gate.wait(5) and None)
+    client = FakeKinesis(call_error=lambda call: gate.wait(5) and None)
     p = Producer("s", client=client, config=cfg(max_buffered_bytes=2 * 1024 * 1024, buffer_full="raise",
                                                 max_record_size=1024 * 1024))
     try:
@@ -264,7 +263,7 @@ def test_buffer_full_raises_when_configured_to() -> None:
 
 def test_buffer_full_blocks_until_room_or_timeout() -> None:
     gate = threading.Event()
-    client = FakeKinesisClient(call_error=lambda call: gate.wait(5) and None)
+    client = FakeKinesis(call_error=lambda call: gate.wait(5) and None)
     p = Producer("s", client=client, config=cfg(max_buffered_bytes=2 * 1024 * 1024, put_timeout=0.2))
     try:
         p.put(b"x" * 1_000_000, "a")
@@ -280,7 +279,7 @@ def test_buffer_full_blocks_until_room_or_timeout() -> None:
 
 
 def test_put_after_close_raises_and_close_is_idempotent() -> None:
-    p = Producer("s", client=FakeKinesisClient(), config=cfg())
+    p = Producer("s", client=FakeKinesis(), config=cfg())
     p.close()
     p.close()
     with pytest.raises(StreamkitError, match="closed"):
@@ -288,7 +287,7 @@ def test_put_after_close_raises_and_close_is_idempotent() -> None:
 
 
 def test_metrics_snapshot_counts_everything() -> None:
-    client = FakeKinesisClient(shards=2)
+    client = FakeKinesis(shards=2)
     with Producer("s", client=client, config=cfg()) as p:
         for i in range(100):
             p.put(b"m", f"k{i}")

@@ -1,0 +1,203 @@
+"""The shard reader: one shard, in order, from a position — for the consumer and the Lambda emulator alike.
+
+`ShardReader.batches()` yields one `Batch` per GetRecords call and does everything between them:
+
+- position -> iterator (`start_of`), retried by the retry engine; a sequence number Kinesis refuses for
+  this shard (a checkpoint from a deleted and re-created stream of the same name) is a `ShardFailedError`;
+- an expired iterator is replaced by one after the last record read (or the start, if none was);
+- a retryable failure (throttling, a server that does not answer) waits with backoff and tries again,
+  telling `on_error` each time so the caller can say so; others are raised;
+- pacing: at least `min_poll_interval` between calls (5 calls/s per shard), `idle_poll_interval` after a
+  read that found the shard caught up;
+- `stop` (an Event) ends the generator at the next pause.
+
+A `Batch` says whether it was a *confirmed-empty* read (`caught_up`: no records and nothing behind):
+"idle" counts only those, never failures. `last_success` is the clock time of the last call that
+answered, for callers that give up after a time without one (`NoProgressError`).
+
+Enhanced fan-out has the same shape in `streamkit.consumer.efo.EfoReader`. Parents-before-children
+discovery is `startable` below, shared by the consumer's lease creation and the emulator.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamkit.checkpoints.model import Checkpoint
+from streamkit.clock import SYSTEM_CLOCK, Clock
+from streamkit.errors import ExpiredIteratorError, KinesisError, ShardFailedError, StreamkitError
+from streamkit.hashing import ShardInfo
+from streamkit.retry import Backoff, Interrupted, RetryPolicy, call_with_retry
+from streamkit.transport import IteratorStart, KinesisTransport
+
+__all__ = ["Batch", "ReaderSettings", "ShardReader", "foreign_checkpoint_error", "start_of", "startable"]
+
+log = logging.getLogger("streamkit.reader")
+
+#: Back off GetRecords/GetShardIterator failures from 0.1 s up to 5 s, for as long as it takes.
+FETCH_RETRY = RetryPolicy(base=0.1, maximum=5.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReaderSettings:
+    max_records: int = 10_000
+    min_poll_interval: float = 0.2
+    idle_poll_interval: float = 1.0
+    retry: RetryPolicy = FETCH_RETRY
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one read returned. ``after``: skip sub-records up to and including this (sequence, sub-sequence)
+    of the first aggregate (a resume inside an aggregate)."""
+
+    records: list[dict[str, Any]]
+    millis_behind_latest: int | None
+    caught_up: bool
+    ended: bool
+    children: list[ShardInfo] = field(default_factory=list)
+    after: tuple[str, int] | None = None
+
+
+def start_of(cp: Checkpoint) -> tuple[IteratorStart, tuple[str, int] | None]:
+    """The iterator for a checkpoint, and the sub-records to skip when it sits inside an aggregate."""
+    if cp.sequence_number in ("TRIM_HORIZON", "LATEST"):
+        return IteratorStart(type=cp.sequence_number), None  # type: ignore[arg-type]
+    if cp.sequence_number == "AT_TIMESTAMP":
+        return IteratorStart(type="AT_TIMESTAMP", timestamp=cp.timestamp), None
+    if cp.is_shard_end:
+        raise ShardFailedError("the shard is already finished (SHARD_END)")
+    if cp.sub_sequence_number is None:
+        return IteratorStart(type="AFTER_SEQUENCE_NUMBER", sequence_number=cp.sequence_number), None
+    # Inside an aggregate: read it again and skip the sub-records already processed.
+    return (IteratorStart(type="AT_SEQUENCE_NUMBER", sequence_number=cp.sequence_number),
+            (cp.sequence_number, cp.sub_sequence_number))
+
+
+def foreign_checkpoint_error(stream: str, shard_id: str, cp: Checkpoint, err: BaseException) -> ShardFailedError:
+    """Kinesis refused a sequence number of ours: it came from another stream of the same name."""
+    return ShardFailedError(
+        f"the checkpoint of {shard_id} ({cp.sequence_number}) does not belong to stream {stream!r}; was the stream "
+        "deleted and created again under the same name? Its old checkpoints must go: use a new application_name, "
+        f"or delete this application's checkpoints for the stream ({err})")
+
+
+def _refused_sequence(err: BaseException, cp: Checkpoint) -> bool:
+    return isinstance(err, KinesisError) and err.code == "InvalidArgumentException" and not cp.is_sentinel
+
+
+def startable(shards: Iterable[ShardInfo], finished: Callable[[str], bool]) -> list[ShardInfo]:
+    """Shards not finished whose parents (those still listed) are all finished: the ones to read now.
+
+    A parent no longer listed has expired from the stream: it counts as finished.
+    """
+    shards = list(shards)
+    listed = {s.shard_id for s in shards}
+    out = []
+    for s in shards:
+        if finished(s.shard_id):
+            continue
+        if all(p not in listed or finished(p) for p in s.parents):
+            out.append(s)
+    return out
+
+
+class ShardReader:
+    """Reads one shard from `start`; see the module docstring."""
+
+    def __init__(self, transport: KinesisTransport, stream: str, shard_id: str, start: Checkpoint, *,
+                 stop: threading.Event, clock: Clock = SYSTEM_CLOCK, settings: ReaderSettings | None = None,
+                 on_error: Callable[[StreamkitError, int, float], None] | None = None) -> None:
+        self.transport = transport
+        self.stream = stream
+        self.shard_id = shard_id
+        self.start = start
+        self.stop = stop
+        self.clock = clock
+        self.settings = settings or ReaderSettings()
+        self.on_error = on_error
+        self.last_read: str | None = None  # sequence number of the last raw record returned
+        self.last_success = clock.monotonic()
+        self.failures = 0  # consecutive failed calls
+        self._backoff = Backoff(base=self.settings.retry.base, maximum=self.settings.retry.maximum)
+
+    def _resume_point(self) -> Checkpoint:
+        return self.start if self.last_read is None else Checkpoint(self.last_read)
+
+    def _iterator(self, cp: Checkpoint) -> tuple[str, tuple[str, int] | None]:
+        start, after = start_of(cp)
+
+        def call() -> str:
+            try:
+                return self.transport.get_shard_iterator(self.stream, self.shard_id, start)
+            except KinesisError as err:
+                if _refused_sequence(err, cp):
+                    raise foreign_checkpoint_error(self.stream, self.shard_id, cp, err) from err
+                raise
+
+        it = call_with_retry(call, self.settings.retry, clock=self.clock, stop=self.stop, on_retry=self._failed)
+        self._succeeded()
+        return it, after
+
+    def _failed(self, attempt: int, err: BaseException, delay: float) -> None:
+        self.failures += 1
+        if self.on_error is not None and isinstance(err, StreamkitError):
+            self.on_error(err, self.failures, delay)
+        log.debug("shard %s: %s (failure %d); retrying in %.2f s", self.shard_id, err, self.failures, delay)
+
+    def _succeeded(self) -> None:
+        self.failures = 0
+        self.last_success = self.clock.monotonic()
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait; True if stopping."""
+        if seconds <= 0:
+            return self.stop.is_set()
+        return self.clock.wait(self.stop, seconds)
+
+    def batches(self) -> Iterator[Batch]:
+        """One Batch per GetRecords call, until the shard ends (the last has ``ended``) or `stop`."""
+        s = self.settings
+        try:
+            iterator, after = self._iterator(self.start)
+        except Interrupted:
+            return
+        last_call: float | None = None
+        while not self.stop.is_set():
+            if last_call is not None and self._pause(s.min_poll_interval - (self.clock.monotonic() - last_call)):
+                return
+            last_call = self.clock.monotonic()
+            try:
+                fetched = self.transport.get_records(iterator, s.max_records)
+            except ExpiredIteratorError:
+                log.info("iterator for %s expired; resuming after the last record read", self.shard_id)
+                try:
+                    iterator, after = self._iterator(self._resume_point())
+                except Interrupted:
+                    return
+                continue
+            except StreamkitError as err:
+                if not err.retryable:
+                    raise
+                delay = self._backoff.delay(self.failures + 1)
+                self._failed(self.failures + 1, err, delay)
+                if self._pause(delay):
+                    return
+                continue
+            self._succeeded()
+            if fetched.records:
+                self.last_read = str(fetched.records[-1]["SequenceNumber"])
+            ended = fetched.next_iterator is None
+            caught_up = not fetched.records and not ended and (fetched.millis_behind_latest or 0) == 0
+            yield Batch(records=fetched.records, millis_behind_latest=fetched.millis_behind_latest, caught_up=caught_up,
+                        ended=ended, children=fetched.child_shards, after=after)
+            after = None
+            if ended:
+                return
+            iterator = fetched.next_iterator  # type: ignore[assignment]
+            if caught_up and self._pause(s.idle_poll_interval):
+                return
