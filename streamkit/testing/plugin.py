@@ -63,12 +63,12 @@ def local_stack(request: pytest.FixtureRequest, streamkit_stack_pool: LocalStack
 
 
 @pytest.fixture
-def kinesistest_client(local_stack: LocalStack) -> Any:
+def kinesis_client(local_stack: LocalStack) -> Any:
     return local_client("kinesis", local_stack.kinesis_endpoint)
 
 
 @pytest.fixture
-def dynamodbtest_client(local_stack: LocalStack) -> Any:
+def dynamodb_client(local_stack: LocalStack) -> Any:
     return local_client("dynamodb", local_stack.dynamodb_endpoint)
 
 
@@ -138,7 +138,7 @@ def sqs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def sqstest_client(sqs_endpoint: str) -> Any:
+def sqs_client(sqs_endpoint: str) -> Any:
     return local_client("sqs", sqs_endpoint)
 
 
