@@ -89,12 +89,12 @@ class RetryPolicy:
         return self.max_elapsed is not None and elapsed >= self.max_elapsed
 
     def next_delay(self, backoff: Backoff, attempt: int, elapsed: float, error: BaseException | None = None) -> float | None:
-        """The pause before attempt `attempt + 1`, or None to give up."""
+        """The pause before attempt `attempt + 1`, or None to give up (a last attempt comes at `max_elapsed`)."""
         if self.gives_up(attempt, elapsed, error):
             return None
         delay = backoff.delay(attempt)
-        if self.max_elapsed is not None and elapsed + delay >= self.max_elapsed:
-            return None
+        if self.max_elapsed is not None:
+            delay = min(delay, self.max_elapsed - elapsed)
         return delay
 
 

@@ -12,8 +12,10 @@
 - `stop` (an Event) ends the generator at the next pause.
 
 A `Batch` says whether it was a *confirmed-empty* read (`caught_up`: no records and nothing behind):
-"idle" counts only those, never failures. `last_success` is the clock time of the last call that
-answered, for callers that give up after a time without one (`NoProgressError`).
+"idle" counts only those, never failures. `unanswered_for()` is how long calls have been getting no
+answer at all (a refused connection, a reset, a timeout; a throttling error is an answer), for callers
+that give up after a time without one (`NoProgressError`); it counts only once `UNANSWERED_CALLS` calls
+in a row went unanswered, so one dropped connection among thousands of calls never ends a run.
 
 Enhanced fan-out has the same shape in `streamkit.consumer.efo.EfoReader`. Parents-before-children
 discovery is `startable` below, shared by the consumer's lease creation and the emulator.
@@ -29,7 +31,7 @@ from typing import Any
 
 from streamkit.checkpoints.model import Checkpoint
 from streamkit.clock import SYSTEM_CLOCK, Clock
-from streamkit.errors import ExpiredIteratorError, KinesisError, ShardFailedError, StreamkitError
+from streamkit.errors import ExpiredIteratorError, KinesisError, ServerUnreachableError, ShardFailedError, StreamkitError
 from streamkit.hashing import ShardInfo
 from streamkit.retry import Backoff, Interrupted, RetryPolicy, call_with_retry
 from streamkit.transport import IteratorStart, KinesisTransport
@@ -40,6 +42,8 @@ log = logging.getLogger("streamkit.reader")
 
 #: Back off GetRecords/GetShardIterator failures from 0.1 s up to 5 s, for as long as it takes.
 FETCH_RETRY = RetryPolicy(base=0.1, maximum=5.0)
+#: Calls in a row without an answer before the endpoint counts as unreachable.
+UNANSWERED_CALLS = 5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,8 +125,9 @@ class ShardReader:
         self.settings = settings or ReaderSettings()
         self.on_error = on_error
         self.last_read: str | None = None  # sequence number of the last raw record returned
-        self.last_success = clock.monotonic()
         self.failures = 0  # consecutive failed calls
+        self._unanswered = 0  # consecutive calls with no answer at all
+        self._unanswered_since = 0.0
         self._backoff = Backoff(base=self.settings.retry.base, maximum=self.settings.retry.maximum)
 
     def _resume_point(self) -> Checkpoint:
@@ -145,13 +150,25 @@ class ShardReader:
 
     def _failed(self, attempt: int, err: BaseException, delay: float) -> None:
         self.failures += 1
+        if isinstance(err, ServerUnreachableError):
+            if self._unanswered == 0:
+                self._unanswered_since = self.clock.monotonic()
+            self._unanswered += 1
+        else:
+            self._unanswered = 0  # throttled, or a 5xx: the server is there
         if self.on_error is not None and isinstance(err, StreamkitError):
             self.on_error(err, self.failures, delay)
         log.debug("shard %s: %s (failure %d); retrying in %.2f s", self.shard_id, err, self.failures, delay)
 
     def _succeeded(self) -> None:
         self.failures = 0
-        self.last_success = self.clock.monotonic()
+        self._unanswered = 0
+
+    def unanswered_for(self) -> float:
+        """Seconds since the first of `UNANSWERED_CALLS` or more calls in a row that got no answer; else 0."""
+        if self._unanswered < UNANSWERED_CALLS:
+            return 0.0
+        return self.clock.monotonic() - self._unanswered_since
 
     def _pause(self, seconds: float) -> bool:
         """Wait; True if stopping."""

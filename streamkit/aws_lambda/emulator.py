@@ -270,7 +270,7 @@ class EventSourceMapping:
         self._threads: list[threading.Thread] = []
         self._arn = ""
         self._last_record = clock.monotonic()
-        self._last_progress = clock.monotonic()  # a successful read that brought records, or an invocation that did
+        self._failing_since: float | None = None  # the first failed invocation since the last one that succeeded
         self._errors: list[BaseException] = []
 
     @property
@@ -283,8 +283,8 @@ class EventSourceMapping:
         """Poll and invoke until `stop()` or until nothing arrived for `stop_after_idle` seconds.
 
         Idle: every shard's last read found nothing new and every batch was handled. With
-        `stop_after_idle`, that many seconds with no progress (no read answered, or every invocation
-        failing) raise `NoProgressError`: a run that keeps failing is not idle, and does not end silently.
+        `stop_after_idle`, that many seconds in which Kinesis did not answer, or every invocation failed, raise
+        `NoProgressError`: a run that keeps failing is not idle, and does not end silently.
         """
         self._arn = self.transport.describe_stream_summary(self.stream).arn
         self._refresh_shards(initial=True)
@@ -319,17 +319,18 @@ class EventSourceMapping:
         now = self.clock.monotonic()
         with self._shard_lock:
             readers = [r for sid, r in self._readers.items() if sid not in self._done]
-        stuck = [r for r in readers if r.failures and now - r.last_success >= limit]
+        stuck = [r for r in readers if r.unanswered_for() >= limit]
         if stuck:
             r = stuck[0]
-            self._fail(NoProgressError(f"no successful read of {r.shard_id} for {now - r.last_success:.0f} s "
-                                       f"(stop_after_idle={limit:g}); the Kinesis endpoint does not answer"))
+            self._fail(NoProgressError(f"no answer from Kinesis for {r.shard_id} in {r.unanswered_for():.0f} s "
+                                       f"(stop_after_idle={limit:g}): the endpoint does not answer"))
             return
-        if now - self._last_progress >= limit and not self._idle_for(0.0):
+        failing_since = self._failing_since
+        if failing_since is not None and now - failing_since >= limit:
             waiting = [(lane.shard_id, rec) for lanes in list(self._lanes.values()) for lane in lanes
                        for rec in lane.head()]
             detail = ", ".join(f"{sid} from {r.sequence_number} (attempt {r.attempts})" for sid, r in waiting[:3])
-            self._fail(NoProgressError(f"no batch succeeded for {now - self._last_progress:.0f} s "
+            self._fail(NoProgressError(f"every invocation failed for {now - failing_since:.0f} s "
                                        f"(stop_after_idle={limit:g}): the handler keeps failing on {detail or 'a batch'}"))
 
     def _fail(self, error: BaseException) -> None:
@@ -463,7 +464,7 @@ class EventSourceMapping:
         for batch in self._readers[shard_id].batches():
             if batch.records:
                 now = self.clock.monotonic()
-                self._last_record = self._last_progress = now
+                self._last_record = now
                 by_lane: dict[int, list[PendingRecord]] = {}
                 in_order: list[PendingRecord] = []
                 for raw in batch.records:
@@ -547,8 +548,10 @@ class EventSourceMapping:
             if len(outcome.retry) == 2:
                 self.stats.bisections += 1
             self.stats.records_discarded += len(outcome.discard)
-        if outcome.done:
-            self._last_progress = self.clock.monotonic()
+        if outcome.done or not outcome.function_error:
+            self._failing_since = None
+        elif self._failing_since is None:
+            self._failing_since = self.clock.monotonic()
         if outcome.function_error and batch:
             failed = [r for r in batch if r not in outcome.done]
             if failed:

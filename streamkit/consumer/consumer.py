@@ -223,10 +223,11 @@ class Consumer:
         self._say_what_we_wait_for(leases)
 
     def _orphaned(self, leases: list[Lease]) -> list[Lease]:
-        """Unfinished leases held by another worker that has not renewed them lately (it may be dead)."""
-        quiet = 1.5 * self.config.f("renew_interval")
+        """Unfinished leases held by another worker not seen renewing them (it may have died: a rerun
+        within the lease time of a crash finds its leases still held)."""
+        duration = self.config.f("lease_duration")
         return [lease for lease in leases if lease.owner not in (None, self.worker_id)
-                and not lease.checkpoint.is_shard_end and self._observer.quiet_for(lease) >= quiet]
+                and not lease.checkpoint.is_shard_end and not self._observer.proven_alive(lease, duration)]
 
     def _say_what_we_wait_for(self, leases: list[Lease]) -> None:
         orphaned = self._orphaned(leases)
@@ -237,8 +238,8 @@ class Consumer:
         duration = self.config.f("lease_duration")
         left = max(0.0, min(duration - self._observer.quiet_for(lease) for lease in orphaned))
         owners = sorted({str(lease.owner) for lease in orphaned})
-        log.warning("waiting for %d shard(s) leased by %s, which has not renewed them for a while; they expire in "
-                    "%.0f s unless renewed", len(orphaned), ", ".join(owners), left)
+        log.warning("waiting for %d shard(s) leased by %s, not seen renewing them since this worker started; they "
+                    "expire in %.0f s unless renewed", len(orphaned), ", ".join(owners), left)
 
     def _take(self, lease: Lease, *, steal: bool) -> None:
         holder = take_lease(self.store, self.namespace, lease, self.worker_id, steal=steal)
@@ -293,14 +294,13 @@ class Consumer:
         return not self._orphaned(leases)
 
     def _check_progress(self, limit: float) -> None:
-        """`NoProgressError` once a shard has had no successful read for `limit` seconds."""
-        now = self._clock.monotonic()
+        """`NoProgressError` once a shard's reads have had no answer for `limit` seconds (servers unreachable)."""
         with self._lock:
             stats = [sc.stats for sc, _t in self._shards.values()]
         for s in stats:
-            if s.state == "failing" and now - s.last_success >= limit:
+            if s.state == "failing" and s.unanswered_for >= limit:
                 self._errors.append(NoProgressError(
-                    f"no successful read of {s.shard_id} for {now - s.last_success:.0f} s (stop_after_idle={limit:g}): "
+                    f"no answer from Kinesis for {s.shard_id} in {s.unanswered_for:.0f} s (stop_after_idle={limit:g}): "
                     f"{s.last_error}"))
                 self._stopping.set()
                 return

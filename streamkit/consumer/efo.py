@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 
 from streamkit.checkpoints.model import Checkpoint
 from streamkit.clock import SYSTEM_CLOCK, Clock
-from streamkit.errors import KinesisError, StreamkitError
+from streamkit.errors import KinesisError, ServerUnreachableError, StreamkitError
 from streamkit.retry import Backoff
-from streamkit.shard_reader import FETCH_RETRY, Batch, foreign_checkpoint_error, start_of
+from streamkit.shard_reader import FETCH_RETRY, UNANSWERED_CALLS, Batch, foreign_checkpoint_error, start_of
 from streamkit.transport import KinesisTransport
 
 __all__ = ["EfoReader", "register_consumer"]
@@ -50,9 +50,16 @@ class EfoReader:
         self.clock = clock
         self.on_error = on_error
         self.last_read: str | None = None
-        self.last_success = clock.monotonic()
         self.failures = 0
+        self._unanswered = 0
+        self._unanswered_since = 0.0
         self._backoff = Backoff(base=FETCH_RETRY.base, maximum=FETCH_RETRY.maximum)
+
+    def unanswered_for(self) -> float:
+        """As `ShardReader.unanswered_for`."""
+        if self._unanswered < UNANSWERED_CALLS:
+            return 0.0
+        return self.clock.monotonic() - self._unanswered_since
 
     def batches(self) -> Iterator[Batch]:
         while not self.stop.is_set():
@@ -62,8 +69,7 @@ class EfoReader:
             try:
                 for fetched in self.transport.subscribe_to_shard(self.consumer_arn, self.shard_id, start):
                     got = got or bool(fetched.records)
-                    self.failures = 0
-                    self.last_success = self.clock.monotonic()
+                    self.failures = self._unanswered = 0
                     if fetched.records:
                         self.last_read = str(fetched.records[-1]["SequenceNumber"])
                     ended = fetched.next_iterator is None
@@ -82,6 +88,12 @@ class EfoReader:
                 if not err.retryable and code != "ResourceInUseException":
                     raise
                 self.failures += 1
+                if isinstance(err, ServerUnreachableError):
+                    if self._unanswered == 0:
+                        self._unanswered_since = self.clock.monotonic()
+                    self._unanswered += 1
+                else:
+                    self._unanswered = 0
                 delay = self._backoff.delay(self.failures)
                 if self.on_error is not None:
                     self.on_error(err, self.failures, delay)

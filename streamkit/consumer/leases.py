@@ -28,6 +28,7 @@ class LeaseObserver:
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self._seen: dict[str, tuple[int, float]] = {}
+        self._moved: set[str] = set()  # leases whose counter this worker has seen move
 
     def observe(self, leases: list[Lease]) -> None:
         now = self.clock()
@@ -35,7 +36,13 @@ class LeaseObserver:
         for lease in leases:
             prev = seen.get(lease.shard_id)
             if prev is None or prev[0] != lease.counter:
+                if prev is not None:
+                    self._moved.add(lease.shard_id)
                 seen[lease.shard_id] = (lease.counter, now)
+
+    def proven_alive(self, lease: Lease, lease_duration: float) -> bool:
+        """Its owner renewed it while this worker watched, and not longer ago than `lease_duration`."""
+        return lease.shard_id in self._moved and self.quiet_for(lease) < lease_duration
 
     def next_expiry(self, leases: list[Lease], me: str, lease_duration: float) -> float | None:
         """Clock time at which the earliest of others' leases would expire if its counter stays put."""

@@ -63,8 +63,8 @@ class ShardStats:
     #: starting, reading, idle (the last read found nothing new), failing (reads fail), ended, stopped, ...
     state: str = "starting"
     last_error: str = ""
-    #: When the last read answered (clock time): a shard "failing" since long ago has no progress.
-    last_success: float = 0.0
+    #: How long this shard's reads have been getting no answer at all (refused, reset, timed out); 0 if they do.
+    unanswered_for: float = 0.0
     stream_name: str = ""
 
 
@@ -94,13 +94,14 @@ class ShardConsumer:
         self.efo_consumer_arn = efo_consumer_arn
         self.checkpointer = Checkpointer(holder)
         now = clock.monotonic()
-        self.stats = ShardStats(holder.shard_id, last_activity=now, last_success=now, stream_name=stream)
+        self.stats = ShardStats(holder.shard_id, last_activity=now, stream_name=stream)
         self.error: BaseException | None = None
         self.finished = threading.Event()
         self._policy = RetryPolicy(base=config.f("backoff_base"), maximum=config.f("backoff_max"),
                                    max_attempts=config.max_attempts)
         self._backoff = self._policy.backoff()
         self._last_notice = -FAILURE_NOTICE_INTERVAL
+        self._reader_now: ShardReader | None = None
 
     @property
     def shard_id(self) -> str:
@@ -134,12 +135,12 @@ class ShardConsumer:
     def _run(self) -> None:
         start = self.holder.lease.checkpoint
         self.processor.initialize(InitializationInput(shard_id=self.shard_id, extended_sequence_number=str(start)))
-        reader = self._reader(start)
+        reader = self._reader_now = self._reader(start)
         self.stats.state = "reading"
         for batch in reader.batches():
             if self.holder.lost.is_set():
                 raise LeaseLostError(f"lease on {self.shard_id} lost")
-            self.stats.last_success = reader.last_success
+            self.stats.unanswered_for = 0.0
             self.stats.last_error = ""
             self.stats.millis_behind_latest = batch.millis_behind_latest
             records = self._records(batch)
@@ -170,6 +171,7 @@ class ShardConsumer:
 
     def _read_failed(self, err: StreamkitError, failures: int, delay: float) -> None:
         self.stats.state = "failing"
+        self.stats.unanswered_for = self._reader_now.unanswered_for() if self._reader_now is not None else 0.0
         self.stats.last_error = str(err)
         now = self.clock.monotonic()
         if now - self._last_notice >= FAILURE_NOTICE_INTERVAL:
