@@ -156,6 +156,10 @@ class Dispatcher:
                 log.error("dispatcher: %d record(s) dead-lettered to %r", len(undelivered), self.dead_letter)
             else:
                 result.failed = [r for r, _e in undelivered]
+                first = min(result.failed, key=lambda r: Checkpoint(r.sequence_number, r.sub_sequence_number).position())
+                log.warning("dispatcher: %d record(s) not delivered after %d attempt(s) each (first %s/%s: %s); "
+                            "reported for Lambda to retry from there", len(undelivered), self.max_attempts,
+                            first.sequence_number, first.sub_sequence_number, undelivered[0][1])
         return result
 
 

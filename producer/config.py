@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 from streamkit.aggregation import MAX_RECORD_BYTES
 from streamkit.errors import ConfigurationError
+from streamkit.validation import check_fields
 
 if TYPE_CHECKING:
     from producer.results import FailedRecord
@@ -66,6 +67,7 @@ class ProducerConfig:
     on_failure: Callable[[FailedRecord], None] | Destination | str | None = None
 
     def __post_init__(self) -> None:
+        check_fields(self)  # types, NaN and infinity first
         for name, minimum in (("record_max_buffered_time", 0.0), ("record_ttl", 0.001), ("put_timeout", 0.0),
                               ("backoff_base", 0.0), ("backoff_max", 0.0)):
             object.__setattr__(self, name, _seconds(name, getattr(self, name), minimum=minimum))
@@ -81,6 +83,9 @@ class ProducerConfig:
             raise ConfigurationError(
                 f"ProducerConfig.collection_max_size ({self.collection_max_size}) must hold one record "
                 f"of max_record_size ({self.max_record_size})")
+        if float(self.backoff_max) < float(self.backoff_base):  # type: ignore[arg-type]
+            raise ConfigurationError(f"ProducerConfig.backoff_max ({self.backoff_max}) must not be below backoff_base "
+                                     f"({self.backoff_base})")
         if self.rate_limit < 0:
             raise ConfigurationError(f"ProducerConfig.rate_limit must be >= 0, got {self.rate_limit}")
         if self.max_connections < 1:

@@ -82,6 +82,9 @@ def replay(source: str, stream: str, *, client: Any, sqs_client: Any = None, sou
            delete: bool = False) -> dict[str, int]:
     from producer.producer import Producer
 
+    kind, _sep, rest = source.partition(":")
+    if kind == "file" and not Path(rest).expanduser().is_file():
+        raise ConfigurationError(f"--from {source}: no such file")  # before any connection is made
     letters = records = 0
     futures = []
     with Producer(stream, client=client) as p:

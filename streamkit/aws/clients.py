@@ -8,6 +8,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from streamkit.errors import ConfigurationError
+
 __all__ = ["DEFAULT_REGION", "aws_client", "resolve_endpoint", "resolve_region"]
 
 DEFAULT_REGION = "us-east-1"
@@ -47,6 +49,8 @@ def aws_client(
     retries with its own policy and needs to see every failure).
     """
     endpoint = resolve_endpoint(service, endpoint_url)
+    if endpoint is not None and not (endpoint.startswith(("http://", "https://")) and len(endpoint) > 8):
+        raise ConfigurationError(f"bad endpoint URL {endpoint!r} for {service}: expected http://HOST:PORT or https://...")
     cfg: dict[str, Any] = dict(
         max_pool_connections=max_pool_connections,
         connect_timeout=connect_timeout,

@@ -31,6 +31,7 @@ from streamkit.errors import ConfigurationError, NoProgressError, StreamkitError
 from streamkit.hashing import ShardInfo, lane_of
 from streamkit.shard_reader import ReaderSettings, ShardReader, startable
 from streamkit.transport import as_kinesis, stream_name_of
+from streamkit.validation import check_fields
 
 __all__ = ["EsmConfig", "EsmStats", "EventSourceMapping", "LambdaContext"]
 
@@ -58,6 +59,7 @@ class EsmConfig:
     retry_delay: float = 0.2  # pause before re-invoking a failed batch
 
     def __post_init__(self) -> None:
+        check_fields(self)  # types, NaN and infinity first
         checks = [
             (1 <= self.batch_size <= 10_000, f"batch_size must be 1..10000, got {self.batch_size}"),
             (0 <= self.batching_window <= 300, f"batching_window must be 0..300 s, got {self.batching_window}"),
@@ -138,8 +140,9 @@ class _Lane:
             self.cond.notify_all()
 
     def idle(self) -> bool:
+        """Nothing to deliver, nothing in flight, and no tumbling window still open (its final call is due)."""
         with self.cond:
-            return not self.pending and not self.retry and not self.busy
+            return not self.pending and not self.retry and not self.busy and self.window_start is None
 
     def head(self) -> list[PendingRecord]:
         """The first record waiting for a retry, if any (for messages)."""
@@ -548,8 +551,8 @@ class EventSourceMapping:
             if len(outcome.retry) == 2:
                 self.stats.bisections += 1
             self.stats.records_discarded += len(outcome.discard)
-        if outcome.done or not outcome.function_error:
-            self._failing_since = None
+        if outcome.done or outcome.discard or not outcome.function_error:
+            self._failing_since = None  # records moved on (succeeded, or given up on to OnFailure)
         elif self._failing_since is None:
             self._failing_since = self.clock.monotonic()
         if outcome.function_error and batch:

@@ -11,8 +11,10 @@ import orjson
 
 from streamkit.clients import aws_client
 from streamkit.errors import ConfigurationError
+from streamkit.importing import import_callable
 
-__all__ = ["CliArgumentParser", "checkpoint_store", "client_for", "common_options", "emit_json", "flag", "print_err"]
+__all__ = ["CliArgumentParser", "checkpoint_store", "client_for", "common_options", "emit_json", "flag", "import_callable",
+           "print_err"]
 
 
 class CliArgumentParser(argparse.ArgumentParser):
@@ -49,32 +51,6 @@ def emit_json(obj: Any) -> None:
 
 def print_err(message: str) -> None:
     sys.stderr.write(message.rstrip() + "\n")
-
-
-def import_callable(spec: str) -> Any:
-    """``package.module:function`` -> the function (the current directory is importable)."""
-    import importlib
-    import os
-
-    from streamkit.errors import ConfigurationError
-
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigurationError(f"bad handler {spec!r}: expected package.module:function")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(f"cannot import {module_name!r} for handler {spec!r}: {exc}") from exc
-    obj: Any = module
-    for part in attr.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            raise ConfigurationError(f"{module_name!r} has no {attr!r} (handler {spec!r})")
-    if not callable(obj):
-        raise ConfigurationError(f"handler {spec!r} is not callable")
-    return obj
 
 
 def checkpoint_store(args: argparse.Namespace) -> Any:

@@ -9,7 +9,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from streamkit.cli.common import checkpoint_store, client_for, emit_json, flag, import_callable
+from streamkit.cli.common import checkpoint_store, client_for, emit_json, flag, import_callable, print_err
 from streamkit.errors import ConfigurationError
 
 
@@ -18,7 +18,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                        parents=parents)
     p.add_argument("--stream", required=True)
     p.add_argument("--handler", required=True, help="package.module:function, called with each StreamRecord")
-    p.add_argument("--checkpoint", default=None, help="sqlite:PATH (default: per-user file) or dynamodb:TABLE")
+    p.add_argument("--checkpoint", default=None,
+                   help="sqlite:PATH or dynamodb:TABLE to keep positions across runs (default: in memory only)")
     p.add_argument("--dynamodb-endpoint-url", default=None, help="DynamoDB endpoint (default: $AWS_ENDPOINT_URL_DYNAMODB)")
     p.add_argument("--app", default="streamkit-consume", help="application name: workers sharing it share shards")
     p.add_argument("--from", dest="start", default="trim_horizon",
@@ -52,7 +53,14 @@ def cmd_consume(args: argparse.Namespace) -> int:
     config = ConsumerConfig(initial_position=_initial_position(args.start), enhanced_fan_out=args.efo,
                             body=args.body, max_attempts=args.max_attempts,
                             on_failure=args.on_failure)
-    consumer = Consumer(args.stream, func, application_name=args.app, checkpoint_store=checkpoint_store(args),
+    store = checkpoint_store(args)
+    if store is None:
+        from streamkit.checkpoints import MemoryCheckpointStore
+
+        print_err("streamkit: positions are kept in memory only: a rerun starts again from --from "
+                  "(--checkpoint sqlite:PATH keeps them)")
+        store = MemoryCheckpointStore()
+    consumer = Consumer(args.stream, func, application_name=args.app, checkpoint_store=store,
                         client=client_for(args), config=config)
     t0 = time.monotonic()
     live = not flag(args, "json") and sys.stdout.isatty()

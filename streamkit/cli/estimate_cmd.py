@@ -84,7 +84,11 @@ def build_inputs(args: argparse.Namespace) -> Any:
     shares: tuple[float, ...] = ()
     keys = args.partition_keys
     if args.keys_file is not None:
-        counts = Counter(line.strip() for line in args.keys_file.read_text().splitlines() if line.strip())
+        try:
+            text = args.keys_file.read_text()
+        except OSError as exc:
+            raise ConfigurationError(f"--keys-file {args.keys_file}: {(exc.strerror or str(exc)).lower()}") from None
+        counts = Counter(line.strip() for line in text.splitlines() if line.strip())
         if not counts:
             raise ConfigurationError(f"--keys-file {args.keys_file}: no keys in it")
         total = sum(counts.values())
@@ -117,6 +121,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         aggregation_ok = False
     if not aggregation_ok:
         raise ConfigurationError(f"--aggregation {args.aggregation!r}: a number >= 1 or auto")
+    if args.plot is not None and not args.plot.expanduser().resolve().parent.is_dir():
+        raise ConfigurationError(f"--plot {args.plot}: the directory {args.plot.parent} does not exist")
     inp, measured = build_inputs(args)
     result = estimate(inp)
     if measured is not None:
@@ -128,11 +134,13 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             from streamkit.estimator.plot import plot_simulation
 
             plot_simulation(sim, args.plot, title=f"{result['shards']} shards, {inp.records_per_second:g} rec/s")
-            result["plot"] = str(args.plot)
+            result["plot"] = str(args.plot.expanduser().resolve())
     if flag(args, "json"):
         emit_json(result)
     else:
         _print(result)
+        if "plot" in result:
+            print(f"plot written to {result['plot']}")
     return 0
 
 

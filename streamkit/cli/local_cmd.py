@@ -26,6 +26,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         f"{k}: {v}" for k, v in FAULT_KEYS.items()))
     up.add_argument("--lambda", dest="lambda_functions", action="append", default=[], metavar="NAME=pkg.mod:handler",
                     help="also serve Lambda's Invoke API on 127.0.0.1, running these handlers (repeatable)")
+    up.add_argument("--restart", action="store_true",
+                    help="replace a stack already running from the data dir with different settings")
     up.set_defaults(func=cmd_up)
     down = lsub.add_parser("down", help="stop the servers `up` started", parents=parents)
     down.add_argument("--data-dir", type=Path, default=None)
@@ -46,6 +48,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         limit_scale=args.limit_scale,
         faults=args.faults,
         lambda_functions=args.lambda_functions,
+        restart=args.restart,
     )
     if flag(args, "json"):
         emit_json(stack.to_json())

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from streamkit.errors import ConfigurationError
+from streamkit.validation import check_fields
 
 __all__ = ["ConsumerConfig"]
 
@@ -61,6 +62,7 @@ class ConsumerConfig:
     worker_id: str = field(default_factory=_default_worker_id)
 
     def __post_init__(self) -> None:
+        check_fields(self)  # types, NaN and infinity first
         for name in ("idle_poll_interval", "min_poll_interval", "lease_duration", "shard_sync_interval",
                      "backoff_base", "backoff_max", "shutdown_grace"):
             value = _seconds(getattr(self, name))
@@ -71,6 +73,9 @@ class ConsumerConfig:
             object.__setattr__(self, "renew_interval", float(self.lease_duration) / 3)  # type: ignore[arg-type]
         else:
             object.__setattr__(self, "renew_interval", _seconds(self.renew_interval))
+        if float(self.backoff_max) < float(self.backoff_base):  # type: ignore[arg-type]
+            raise ConfigurationError(f"ConsumerConfig.backoff_max ({self.backoff_max}) must not be below backoff_base "
+                                     f"({self.backoff_base})")
         if not 1 <= self.max_records <= 10_000:
             raise ConfigurationError(f"ConsumerConfig.max_records must be 1..10000, got {self.max_records}")
         if self.max_attempts < 1:

@@ -28,6 +28,5 @@ def plot_simulation(result: SimulationResult, path: Path, *, title: str = "") ->
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)

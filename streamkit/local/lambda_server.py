@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m streamkit.local.lambda_server --port P --function NAME=pkg.mod:handler [...]``"""
     import argparse
 
-    from streamkit.cli.common import import_callable
+    from streamkit.importing import import_callable
 
     ap = argparse.ArgumentParser(prog="python -m streamkit.local.lambda_server")
     ap.add_argument("--port", type=int, required=True)

@@ -79,16 +79,46 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, *, timeout: float) -> None:
-    """Wait until something accepts TCP connections on 127.0.0.1:`port`."""
+def wait_for_port(port: int, *, timeout: float, proc: subprocess.Popen[bytes] | None = None,
+                  log: Path | None = None, name: str = "server") -> None:
+    """Wait until something accepts TCP connections on 127.0.0.1:`port` (and `proc`, if given, still runs)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        _check_alive(proc, log, name)
         try:
             with socket.create_connection((LOOPBACK, port), timeout=0.5):
+                _check_alive(proc, log, name)
                 return
         except OSError:
             time.sleep(0.05)
     raise LocalStackError(f"nothing answered on {LOOPBACK}:{port} within {timeout:.0f} s")
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((LOOPBACK, port))
+        except OSError:
+            return True
+    return False
+
+
+def last_error_line(log: Path | None) -> str:
+    """The log's most telling line: the last one naming an error, else its last line."""
+    if log is None or not log.exists():
+        return ""
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    for line in reversed(lines[-200:]):
+        if "Error" in line or "error" in line or "EADDRINUSE" in line:
+            return line[:300]
+    return lines[-1][:300] if lines else ""
+
+
+def _check_alive(proc: subprocess.Popen[bytes] | None, log: Path | None, name: str) -> None:
+    if proc is not None and proc.poll() is not None:
+        line = last_error_line(log)
+        raise LocalStackError(f"{name} exited with {proc.returncode} while starting"
+                              + (f": {line}" if line else "") + (f" (log: {log})" if log else ""))
 
 
 def _pid_runs(pid: int, marker: str) -> bool:
@@ -161,10 +191,9 @@ def wait_until_answers(
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
-            raise LocalStackError(f"{kind} server at {url} exited with {proc.returncode} while starting:\n{tail}")
+        _check_alive(proc, log, f"the {kind} server at {url}")
         if _answers(url, kind):
+            _check_alive(proc, log, f"the {kind} server at {url}")  # not someone else's server on that port
             return
         time.sleep(0.05)
     raise LocalStackError(f"{kind} server at {url} did not answer within {timeout:.0f} s")
@@ -212,25 +241,42 @@ def up(
     faults: str = "",
     lambda_functions: Sequence[str] = (),
     timeout: float = 60.0,
+    restart: bool = False,
 ) -> LocalStack:
     """Start the local servers (installing them first if needed) and return their endpoints.
 
-    If ``data_dir`` already holds a running stack, that stack is returned unchanged.
+    If ``data_dir`` already holds a running stack started with the same settings, that stack is
+    returned unchanged; one started with other settings is an error naming the difference (or, with
+    ``restart=True``, is stopped and started again with these).
     """
     if backend not in BACKENDS:
         raise ConfigurationError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if limit_scale <= 0:
         raise ConfigurationError(f"--limit-scale must be positive, got {limit_scale}")
-    data_dir = (data_dir or default_data_dir()).resolve()
-    existing = status(data_dir=data_dir)
-    if existing is not None:
-        return existing
     if faults and not enforce_limits:
         enforce_limits = True  # faults are injected by the same proxy
     if enforce_limits:
         from streamkit.local.faults import parse_fault_spec
 
         parse_fault_spec(faults)  # fail on a bad spec before starting anything
+    _check_functions(lambda_functions)  # an unimportable handler fails now, not 60 s later
+    data_dir = (data_dir or default_data_dir()).resolve()
+    existing, dead = _inspect(data_dir)
+    if dead:
+        down(data_dir=data_dir)  # what is left of a stack that lost a server
+    elif existing is not None:
+        wanted = {"backend": backend, "enforce_limits": enforce_limits, "limit_scale": limit_scale, "faults": faults,
+                  "lambda": bool(lambda_functions)}
+        differences = _differences(existing, wanted, kinesis_port, dynamodb_port)
+        if not differences:
+            return existing
+        if not restart:
+            raise LocalStackError(f"a local stack already runs from {data_dir} with {'; '.join(differences)}: run "
+                                  "`streamkit local down` first, or `streamkit local up --restart` to replace it")
+        down(data_dir=data_dir)
+    for flag_name, port in (("--kinesis-port", kinesis_port), ("--dynamodb-port", dynamodb_port)):
+        if port is not None and port_in_use(port):
+            raise LocalStackError(f"{flag_name} {port}: something already listens on {LOOPBACK}:{port}")
     packages = ensure_installed()
     data_dir.mkdir(parents=True, exist_ok=True)
     logs = data_dir / "logs"
@@ -273,9 +319,7 @@ def up(
             lproc = _spawn("lambda", lcmd, env=dict(os.environ), log_dir=logs, cwd=Path.cwd())
             started.append((lproc, ProcessInfo(name="lambda", pid=lproc.pid, port=lport,
                                                marker="streamkit.local.lambda_server")))
-            wait_for_port(lport, timeout=timeout)
-            if lproc.poll() is not None:
-                raise LocalStackError(f"the local Lambda endpoint exited: see {logs / 'lambda.log'}")
+            wait_for_port(lport, timeout=timeout, proc=lproc, log=logs / "lambda.log", name="the local Lambda endpoint")
             lambda_url = f"http://{LOOPBACK}:{lport}"
     except BaseException:
         for proc, _info in started:
@@ -332,16 +376,53 @@ def _load(data_dir: Path) -> LocalStack | None:
         raise LocalStackError(f"{path} is unreadable ({exc}); remove it and run `streamkit local up` again") from exc
 
 
-def status(*, data_dir: Path | None = None) -> LocalStack | None:
-    """The stack running from ``data_dir``, or None when none runs there (a stale record is removed)."""
-    data_dir = (data_dir or default_data_dir()).resolve()
+def _check_functions(specs: Sequence[str]) -> None:
+    from streamkit.importing import import_callable
+
+    for spec in specs:
+        name, sep, target = spec.partition("=")
+        if not sep or not name or not target:
+            raise ConfigurationError(f"--lambda {spec!r}: expected NAME=package.module:handler")
+        import_callable(target)
+
+
+def _differences(stack: LocalStack, wanted: dict[str, Any], kinesis_port: int | None,
+                 dynamodb_port: int | None) -> list[str]:
+    have = {"backend": stack.backend, "enforce_limits": stack.enforce_limits, "limit_scale": stack.limit_scale,
+            "faults": stack.faults, "lambda": bool(stack.lambda_endpoint)}
+    out = [f"{k}={have[k]!r} (asked: {wanted[k]!r})" for k in wanted if have[k] != wanted[k]]
+    ports = {p.name: p.port for p in stack.processes}
+    if kinesis_port is not None and ports.get(stack.backend) != kinesis_port:
+        out.append(f"kinesis port {ports.get(stack.backend)} (asked: {kinesis_port})")
+    if dynamodb_port is not None and ports.get("dynalite") != dynamodb_port:
+        out.append(f"dynamodb port {ports.get('dynalite')} (asked: {dynamodb_port})")
+    return out
+
+
+def _inspect(data_dir: Path) -> tuple[LocalStack | None, list[ProcessInfo]]:
+    """The stack recorded in ``data_dir`` and those of its processes that no longer run."""
     stack = _load(data_dir)
     if stack is None:
-        return None
-    if all(_pid_runs(p.pid, p.marker) for p in stack.processes):
+        return None, []
+    return stack, [p for p in stack.processes if not _pid_runs(p.pid, p.marker)]
+
+
+def status(*, data_dir: Path | None = None) -> LocalStack | None:
+    """The stack running from ``data_dir``, or None when none runs there.
+
+    When one of its servers died, the others are stopped and `LocalStackError` says which one died
+    and the last error line of its log.
+    """
+    data_dir = (data_dir or default_data_dir()).resolve()
+    stack, dead = _inspect(data_dir)
+    if stack is None or not dead:
         return stack
     down(data_dir=data_dir)
-    return None
+    said = []
+    for p in dead:
+        line = last_error_line(data_dir / "logs" / f"{p.name}.log")
+        said.append(f"{p.name} (pid {p.pid}, port {p.port}) is no longer running" + (f": {line}" if line else ""))
+    raise LocalStackError("; ".join(said) + "; the rest of the stack was stopped: run `streamkit local up` again")
 
 
 def down(*, data_dir: Path | None = None) -> list[ProcessInfo]:

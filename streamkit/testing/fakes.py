@@ -37,10 +37,15 @@ class FakeClock:
 
     ``on_wait`` (if set) is called with the seconds of every `wait`/`sleep` before time advances: a test
     uses it to make things happen "during" a pause (a stop, a lease stolen, a crash).
+
+    ``scale`` > 0 makes each wait also take that fraction of its length in real time (0.01: a 1 s pause
+    takes 10 ms). Engines that run several threads (the emulator's pollers and lanes) need it, so that
+    one thread's pauses do not race the clock ahead of the others' work; single-threaded tests keep 0.
     """
 
-    def __init__(self, start: float = 1_000.0, *, wall_start: float = 1_700_000_000.0) -> None:
+    def __init__(self, start: float = 1_000.0, *, wall_start: float = 1_700_000_000.0, scale: float = 0.0) -> None:
         self._now = start
+        self.scale = scale
         self._wall_offset = wall_start - start
         self._lock = threading.Lock()
         self.sleeps: list[float] = []
@@ -68,7 +73,10 @@ class FakeClock:
     def wait(self, event: threading.Event, seconds: float | None) -> bool:
         if event.is_set():
             return True
-        self.sleep(0.0 if seconds is None else seconds)
+        seconds = 0.0 if seconds is None else seconds
+        if self.scale > 0 and event.wait(seconds * self.scale):
+            return True
+        self.sleep(seconds)
         return event.is_set()
 
 

@@ -1,11 +1,12 @@
-"""The event-source-mapping emulator against the real local stack."""
+"""The event-source-mapping emulator against the real local stack: what only a real server shows (event
+shapes, resharding, the proxy's throttling and expiry, SQS, restarts on a store). Its AWS semantics are
+unit-tested on FakeKinesis in tests/unit/test_emulator_engine.py."""
 
 from __future__ import annotations
 
 import base64
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -154,86 +155,6 @@ def test_a_throttled_poller_is_not_idle(kinesis_stream: StreamHandle, kinesis_pr
 
 
 @pytest.mark.streamkit(shards=1)
-def test_a_poison_record_is_isolated_by_bisecting_then_sent_to_on_failure(kinesis_stream: StreamHandle,
-                                                                         tmp_path: Path) -> None:
-    put_plain(kinesis_stream, 16)
-    ok: list[int] = []
-
-    def handler(event: dict[str, Any], context: Any) -> None:
-        vals = values(event)
-        if 11 in vals:
-            raise ValueError("poison")
-        ok.extend(vals)
-
-    dead = tmp_path / "onfailure.jsonl"
-    stats = run(kinesis_stream, handler, batch_size=16, bisect_on_error=True, max_retry_attempts=1,
-                on_failure=f"file:{dead}")
-    assert sorted(ok) == [v for v in range(16) if v != 11]
-    (doc,) = [orjson.loads(line) for line in dead.read_text().splitlines()]
-    info = doc["KinesisBatchInfo"]
-    assert info["batchSize"] == 1 and info["startSequenceNumber"] == info["endSequenceNumber"]
-    assert doc["requestContext"]["condition"] == "RetryAttemptsExhausted" and "data" not in str(info)
-    assert stats.bisections >= 4 and stats.records_discarded == 1
-
-
-@pytest.mark.streamkit(shards=1)
-def test_retries_are_bounded_then_the_batch_goes_to_on_failure_and_the_shard_moves_on(
-        kinesis_stream: StreamHandle, tmp_path: Path) -> None:
-    put_plain(kinesis_stream, 6)
-    calls: dict[int, int] = defaultdict(int)
-
-    def handler(event: dict[str, Any], context: Any) -> None:
-        vals = values(event)
-        for v in vals:
-            calls[v] += 1
-        if 0 in vals:
-            raise RuntimeError("always")
-
-    dead = tmp_path / "onfailure.jsonl"
-    run(kinesis_stream, handler, batch_size=3, max_retry_attempts=2, on_failure=f"file:{dead}")
-    assert calls[0] == 3 and calls[3] == 1  # 1 + 2 retries; the next batch then runs once
-    (doc,) = [orjson.loads(line) for line in dead.read_text().splitlines()]
-    assert doc["KinesisBatchInfo"]["batchSize"] == 3 and doc["requestContext"]["approximateInvokeCount"] == 3
-
-
-@pytest.mark.streamkit(shards=1)
-def test_partial_batch_failures_resume_at_the_reported_record(kinesis_stream: StreamHandle) -> None:
-    put_plain(kinesis_stream, 10)
-    deliveries: list[list[int]] = []
-    failed_once: set[int] = set()
-
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        vals = values(event)
-        deliveries.append(vals)
-        for r, v in zip(event["Records"], vals, strict=True):
-            if v == 4 and v not in failed_once:
-                failed_once.add(v)
-                return {"batchItemFailures": [{"itemIdentifier": r["kinesis"]["sequenceNumber"]}]}
-        return {"batchItemFailures": []}
-
-    run(kinesis_stream, handler, batch_size=10, report_batch_item_failures=True)
-    assert deliveries == [list(range(10)), list(range(4, 10))]
-
-
-@pytest.mark.streamkit(shards=1)
-def test_parallelization_keeps_each_key_in_order_while_a_shards_batches_overlap(kinesis_stream: StreamHandle) -> None:
-    put_plain(kinesis_stream, 300, keys=12)
-    seen: dict[str, list[int]] = defaultdict(list)
-    lock = threading.Lock()
-
-    def handler(event: dict[str, Any], context: Any) -> None:
-        time.sleep(0.02)
-        with lock:
-            for r in event["Records"]:
-                seen[r["kinesis"]["partitionKey"]].append(int(base64.b64decode(r["kinesis"]["data"])))
-
-    stats = run(kinesis_stream, handler, batch_size=10, parallelization_factor=4)
-    assert stats.max_concurrent_per_shard > 1
-    assert sum(map(len, seen.values())) == 300
-    assert all(v == sorted(v) for v in seen.values())
-
-
-@pytest.mark.streamkit(shards=1)
 def test_on_failure_to_a_local_sqs_queue(kinesis_stream: StreamHandle, sqs_client: Any) -> None:
     put_plain(kinesis_stream, 2)
     queue = sqs_client.create_queue(QueueName="onfailure")["QueueUrl"]
@@ -245,23 +166,6 @@ def test_on_failure_to_a_local_sqs_queue(kinesis_stream: StreamHandle, sqs_clien
     msgs = sqs_client.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
     doc = orjson.loads(msgs[0]["Body"])
     assert doc["KinesisBatchInfo"]["batchSize"] == 2 and doc["requestContext"]["condition"] == "RetryAttemptsExhausted"
-
-
-@pytest.mark.streamkit(shards=1)
-def test_tumbling_windows_carry_state_and_end_with_a_final_invocation(kinesis_stream: StreamHandle) -> None:
-    put_plain(kinesis_stream, 20)
-    finals: list[dict[str, Any]] = []
-
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        state = dict(event["state"])
-        state["sum"] = state.get("sum", 0) + sum(values(event))
-        if event["isFinalInvokeForWindow"]:
-            finals.append(state)
-        assert {"window", "state", "shardId", "eventSourceARN", "isFinalInvokeForWindow"} <= set(event)
-        return {"batchItemFailures": [], "state": state}
-
-    run(kinesis_stream, handler, batch_size=5, tumbling_window=1)
-    assert sum(f["sum"] for f in finals) == sum(range(20))
 
 
 @pytest.mark.streamkit(shards=1)

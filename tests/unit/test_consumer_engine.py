@@ -1,0 +1,115 @@
+"""The Consumer on FakeKinesis with a FakeClock: no server, no sleeps. One behaviour per test."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from streamkit.aggregation import UserRecord, encode
+from streamkit.checkpoints import MemoryCheckpointStore
+from streamkit.consumer import Consumer, ConsumerConfig, ProcessRecordsInput, RecordProcessor
+from streamkit.destinations import DeadLetter
+from streamkit.records import StreamRecord
+from streamkit.testing import FakeClock, FakeKinesis
+
+
+def run(kinesis: FakeKinesis, clock: FakeClock, handler: Any, store: MemoryCheckpointStore | None = None,
+        **config: Any) -> Consumer:
+    c = Consumer("s", handler, application_name="app", checkpoint_store=store or MemoryCheckpointStore(),
+                 client=kinesis, clock=clock, config=ConsumerConfig(**config))
+    c.run(install_signal_handlers=False, stop_after_idle=3)
+    return c
+
+
+def test_a_restart_resumes_inside_an_aggregate_after_the_last_checkpointed_sub_record() -> None:
+    clock = FakeClock()
+    kinesis = FakeKinesis(clock=clock)
+    kinesis.put("s", encode([UserRecord(f"u{i}".encode(), "k") for i in range(10)]), "k")
+    store = MemoryCheckpointStore()
+
+    class FirstFour(RecordProcessor):
+        def process_records(self, input: ProcessRecordsInput) -> None:
+            input.checkpointer.checkpoint(input.records[3])  # then the worker dies before more
+
+    run(kinesis, clock, FirstFour, store)
+    got: list[bytes] = []
+    clock.advance(60)
+    run(kinesis, clock, lambda r: got.append(r.data), store)
+    assert got == [f"u{i}".encode() for i in range(4, 10)]
+
+
+def test_parents_are_read_to_their_end_before_their_children() -> None:
+    clock = FakeClock()
+    kinesis = FakeKinesis(clock=clock)
+    parent = kinesis.list_shards("s")[0].shard_id
+    for i in range(30):
+        kinesis.put("s", f"before-{i}".encode(), f"k{i % 5}")
+    children = kinesis.split_shard("s", parent)
+    for i in range(30):
+        kinesis.put("s", f"after-{i}".encode(), f"k{i % 5}")
+    order: dict[str, list[str]] = defaultdict(list)
+    run(kinesis, clock, lambda r: order[str(r.partition_key)].append(r.shard_id))
+    for key, shards in order.items():
+        assert shards.index(parent) == 0 and shards.count(parent) == 6, key
+        assert all(s in {c.shard_id for c in children} for s in shards[6:]), key
+
+
+def test_a_poison_record_goes_to_the_destination_with_its_payload_and_the_shard_moves_on() -> None:
+    clock = FakeClock()
+    kinesis = FakeKinesis(clock=clock)
+    for i in range(10):
+        kinesis.put("s", f"r{i}".encode(), "k")
+    letters: list[DeadLetter] = []
+    got: list[bytes] = []
+
+    def handler(r: StreamRecord) -> None:
+        if r.data == b"r4":
+            raise ValueError("poison")
+        got.append(r.data)
+
+    c = run(kinesis, clock, handler, max_attempts=3, on_failure=letters.extend)
+    assert [letter.record.data for letter in letters] == [b"r4"] and letters[0].attempts == 3
+    assert got == [f"r{i}".encode() for i in range(10) if i != 4]
+    assert sum(s.dead_lettered for s in c.final_stats) == 1
+
+
+def test_an_expired_iterator_resumes_after_the_last_record_read() -> None:
+    clock = FakeClock()
+    kinesis = FakeKinesis(clock=clock)
+    for i in range(20):
+        kinesis.put("s", f"r{i}".encode(), "k")
+    got: list[bytes] = []
+
+    def slow(r: StreamRecord) -> None:
+        got.append(r.data)
+        if r.data == b"r4":
+            clock.advance(400)  # the handler took longer than an iterator lives
+
+    run(kinesis, clock, slow, max_records=5)
+    assert got == [f"r{i}".encode() for i in range(20)]
+
+
+def test_a_lease_taken_by_another_worker_stops_the_shard_without_checkpointing() -> None:
+    clock = FakeClock()
+    kinesis = FakeKinesis(clock=clock)
+    for i in range(10):
+        kinesis.put("s", f"r{i}".encode(), "k")
+    store = MemoryCheckpointStore()
+    lost: list[str] = []
+
+    class Thief(RecordProcessor):
+        def process_records(self, input: ProcessRecordsInput) -> None:
+            lease = store.get_lease("app/s", input.shard_id)
+            assert lease is not None
+            store.update_lease("app/s", input.shard_id, expected_counter=lease.counter, expected_owner=lease.owner,
+                               owner="another-worker")
+            input.checkpointer.checkpoint()  # fenced: raises LeaseLostError
+
+        def lease_lost(self, input: Any) -> None:
+            lost.append(input.shard_id)
+
+    c = Consumer("s", Thief, application_name="app", checkpoint_store=store, client=kinesis, clock=clock)
+    clock.on_wait = lambda seconds: c.stop() if lost else None
+    c.run(install_signal_handlers=False)
+    lease = store.get_lease("app/s", kinesis.list_shards("s")[0].shard_id)
+    assert lost and lease is not None and lease.owner == "another-worker" and lease.checkpoint.is_sentinel
