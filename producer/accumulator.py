@@ -19,12 +19,10 @@ from producer.futures import PENDING, RecordFuture
 from streamkit.aggregation import AggregateBuilder
 from streamkit.errors import ValidationError
 from streamkit.hashing import ShardMap, hash_key
+from streamkit.limits import MIB
 from streamkit.ratelimit import TokenBucket
 
 __all__ = ["Accumulator", "Entry", "Item", "Pending", "Rec", "rec_of"]
-
-MIB = 1024 * 1024
-
 
 #: One user record as the producer keeps it: (data, partition_key, explicit_hash_key, put time on the
 #: producer's monotonic clock, size = data + UTF-8 key bytes, PutRecords attempts made in entries it

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 from streamkit.aggregation import MAX_RECORD_BYTES
 from streamkit.errors import ConfigurationError
+from streamkit.limits import PUT_RECORDS_MAX_BYTES, PUT_RECORDS_MAX_ENTRIES
 from streamkit.validation import check_fields
 
 if TYPE_CHECKING:
@@ -41,8 +42,8 @@ class ProducerConfig:
     #: Kinesis's record limit (data + partition key); raise it only for streams with a larger limit.
     max_record_size: int = MAX_RECORD_BYTES
     #: PutRecords caps: entries and bytes per call (5 MiB; 10 MiB on streams that allow it).
-    collection_max_count: int = 500
-    collection_max_size: int = 5 * 1024 * 1024
+    collection_max_count: int = PUT_RECORDS_MAX_ENTRIES
+    collection_max_size: int = PUT_RECORDS_MAX_BYTES
     #: Flush a record at the latest this long after it was put.
     record_max_buffered_time: Seconds = 0.1
     #: Give up on a record this long after it was put; its future then fails with RecordExpiredError.

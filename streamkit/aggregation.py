@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from itertools import starmap
 
 from streamkit.errors import AggregationFormatError, ValidationError
+from streamkit.limits import RECORD_MAX_BYTES
 
 __all__ = [
     "AGGREGATE_OVERHEAD",
@@ -43,7 +44,7 @@ DIGEST_SIZE = 16
 #: Magic plus digest: the bytes every aggregate carries besides its protobuf body.
 AGGREGATE_OVERHEAD = len(MAGIC) + DIGEST_SIZE
 #: Kinesis's default limit on one record: data plus partition key.
-MAX_RECORD_BYTES = 1024 * 1024
+MAX_RECORD_BYTES = RECORD_MAX_BYTES  # data + partition key (streamkit/limits.py)
 
 _md5 = hashlib.md5
 _BYTE = [bytes((i,)) for i in range(256)]

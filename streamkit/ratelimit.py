@@ -7,24 +7,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from streamkit import limits
+
 __all__ = ["KinesisLimits", "ShardLimiter", "TokenBucket"]
-
-MIB = 1024 * 1024
-
 
 @dataclass(frozen=True, kw_only=True)
 class KinesisLimits:
-    """Kinesis's per-shard rates (scaled) and per-call caps (never scaled)."""
+    """Kinesis's per-shard rates (scaled) and per-call caps (never scaled); defaults from streamkit.limits."""
 
     scale: float = 1.0
-    write_bytes_per_s: float = 1 * MIB
-    write_records_per_s: float = 1000
-    read_calls_per_s: float = 5
-    read_bytes_per_s: float = 2 * MIB
-    put_records_max_entries: int = 500
-    put_records_max_bytes: int = 5 * MIB
-    record_max_bytes: int = 1 * MIB
-    get_records_max_limit: int = 10_000
+    write_bytes_per_s: float = limits.SHARD_WRITE_BYTES_PER_S
+    write_records_per_s: float = limits.SHARD_WRITE_RECORDS_PER_S
+    read_calls_per_s: float = limits.SHARD_READ_CALLS_PER_S
+    read_bytes_per_s: float = limits.SHARD_READ_BYTES_PER_S
+    put_records_max_entries: int = limits.PUT_RECORDS_MAX_ENTRIES
+    put_records_max_bytes: int = limits.PUT_RECORDS_MAX_BYTES
+    record_max_bytes: int = limits.RECORD_MAX_BYTES
+    get_records_max_limit: int = limits.GET_RECORDS_MAX_RECORDS
 
     def scaled(self, rate: float) -> float:
         return rate * self.scale

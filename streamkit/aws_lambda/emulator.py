@@ -314,7 +314,8 @@ class EventSourceMapping:
             return False
         with self._shard_lock:
             shards = [sid for sid in self._lanes if sid not in self._done]
-            if any(sid not in self._caught_up for sid in shards):
+            # A shard whose last call failed is not caught up, whatever its last successful read said.
+            if any(sid not in self._caught_up or self._readers[sid].failures for sid in shards):
                 return False
         return all(lane.idle() for lanes in list(self._lanes.values()) for lane in lanes)
 

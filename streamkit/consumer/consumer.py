@@ -99,9 +99,10 @@ class Consumer:
     def run(self, *, install_signal_handlers: bool = True, stop_after_idle: float | None = None) -> None:
         """Process until `stop()` (or SIGTERM/SIGINT, or `stop_after_idle` seconds with nothing new).
 
-        Idle means: every shard this worker holds was read to its tip (a confirmed-empty read) and no
-        shard waits for a lease another worker may have left behind. `stop_after_idle` seconds without
-        one successful read (servers unreachable) raise `NoProgressError` instead.
+        Idle means: nothing new for `stop_after_idle` seconds, no shard waiting for a lease another worker
+        may have left behind, and every shard held last read to its tip (a confirmed-empty read: a failed
+        read never counts). `stop_after_idle` seconds in which Kinesis does not answer at all (servers
+        unreachable) raise `NoProgressError` instead.
         Raises `ShardFailedError` if a shard had to stop (records kept failing with on_failure="stop").
         """
         previous = self._install_signals() if install_signal_handlers else {}
@@ -120,9 +121,9 @@ class Consumer:
                     self._sync_shards_safely(ended)
                     last_sync = self._clock.monotonic()
                 if stop_after_idle is not None:
-                    if not self._idle():
+                    if self._busy():
                         idle_since = self._clock.monotonic()
-                    elif self._clock.monotonic() - idle_since >= stop_after_idle:
+                    elif self._clock.monotonic() - idle_since >= stop_after_idle and self._caught_up():
                         log.info("no new records for %.1f s: stopping", stop_after_idle)
                         break
                     self._check_progress(stop_after_idle)
@@ -279,19 +280,24 @@ class Consumer:
             self._ended_children.append((shard_id, children))
         self._wake.set()
 
-    def _idle(self) -> bool:
-        """Every shard held was read to its tip, nothing was processed in the last half second, and no
-        shard waits for a lease another worker may have left behind."""
+    def _busy(self) -> bool:
+        """Records are flowing (a shard read some, or is behind, or processed within half a second), or a
+        shard waits for a lease another worker may have left behind: the idle clock starts again."""
         now = self._clock.monotonic()
         with self._lock:
             stats = [sc.stats for sc, _t in self._shards.values()]
-        if any(s.state != "idle" or now - s.last_activity < 0.5 for s in stats):
-            return False
+        if any(s.state in ("starting", "reading") or now - s.last_activity < 0.5 for s in stats):
+            return True
         try:
             leases = self.store.list_leases(self.namespace)
         except StreamkitError:
             return False
-        return not self._orphaned(leases)
+        return bool(self._orphaned(leases))
+
+    def _caught_up(self) -> bool:
+        """Every shard held was last read to its tip: a confirmed-empty read, not a failure."""
+        with self._lock:
+            return all(sc.stats.state == "idle" for sc, _t in self._shards.values())
 
     def _check_progress(self, limit: float) -> None:
         """`NoProgressError` once a shard's reads have had no answer for `limit` seconds (servers unreachable)."""

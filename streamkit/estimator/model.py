@@ -11,16 +11,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from streamkit.errors import ConfigurationError
+from streamkit.limits import LAMBDA_SYNC_PAYLOAD, MIB
 
 __all__ = ["Inputs", "Limits", "estimate", "hot_shard_share", "zipf_shares"]
 
-MIB = 1024 * 1024
-MB = 1000 * 1000
+
 HOURS_PER_MONTH = 730
 AGG_OVERHEAD = 20  # magic + digest
 PER_SUBRECORD = 6  # protobuf framing of one sub-record (index, lengths), typical
 EVENT_RECORD_JSON = 530  # what the Lambda event adds around each record's base64 data
-LAMBDA_PAYLOAD = 6 * MB
+LAMBDA_PAYLOAD = LAMBDA_SYNC_PAYLOAD
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,7 +145,7 @@ def _evaluate(inp: Inputs, shards: int) -> dict[str, Any]:
     p_max = shares[0]
     h = hot_shard_share(shares, shards)
     polling = inp.consumers
-    # Lambda batch: Kinesis records per invocation, within BatchSize and the 6 MB payload.
+    # Lambda batch: Kinesis records per invocation, within BatchSize and the 6 MiB payload.
     payload_fit = math.floor(LAMBDA_PAYLOAD / (4 / 3 * (s_k - inp.key_bytes) + EVENT_RECORD_JSON + inp.key_bytes))
     b = max(1, min(inp.batch_size, 10_000, payload_fit))
     user_per_batch = a * b

@@ -33,26 +33,30 @@ def commands(sh: str) -> list[str]:
 
 
 def test_readme_examples_run_as_written(tmp_path: Path) -> None:
-    # The examples write to fixed /tmp paths; a checkpoint left by an earlier run would point into a
-    # stream that no longer exists, so start from nothing.
-    for leftover in re.findall(r"/tmp/[\w.-]+", (ROOT / "README.md").read_text()):
-        Path(leftover).unlink(missing_ok=True)
+    # The tour writes its files (dead letters, checkpoint databases) into the folder it runs in, as a
+    # user's would: here a fresh one holding links to .venv and tests/, so nothing lands in the
+    # repository or in /tmp, and the user's own tour after `make test` starts from nothing.
+    work = tmp_path / "tour"
+    work.mkdir()
+    for name in (".venv", "tests"):
+        (work / name).symlink_to(ROOT / name)
+    before = set(os.listdir(ROOT))
     stack = local_stack.up(data_dir=tmp_path / "stack", persist=False)
     env = {**os.environ, "AWS_ENDPOINT_URL_KINESIS": stack.kinesis_endpoint,
            "AWS_ENDPOINT_URL_DYNAMODB": stack.dynamodb_endpoint, "AWS_ACCESS_KEY_ID": "local",
            "AWS_SECRET_ACCESS_KEY": "local", "AWS_REGION": "us-east-1", "PYTHONPATH": str(ROOT),
-           "STREAMKIT_LOCAL_DIR": str(tmp_path / "readme-local"), "STREAMKIT_TEST_OUT": str(tmp_path / "out.txt")}
+           "STREAMKIT_LOCAL_DIR": str(tmp_path / "readme-local")}
     ran = {"python": 0, "sh": 0}
     try:
         for kind, code in blocks():
             if kind == "python":
-                proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                proc = subprocess.run([sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True,
                                       timeout=300, check=False)
                 assert proc.returncode == 0, f"README python block failed:\n{code}\n{proc.stderr[-3000:]}"
                 ran["python"] += 1
                 continue
             for cmd in commands(code):
-                proc = subprocess.run(["bash", "-c", cmd], cwd=ROOT, env=env, capture_output=True, text=True,
+                proc = subprocess.run(["bash", "-c", cmd], cwd=work, env=env, capture_output=True, text=True,
                                       timeout=300, check=False)
                 assert proc.returncode == 0, f"README command failed: {cmd}\n{proc.stderr[-3000:]}"
                 ran["sh"] += 1
@@ -61,3 +65,7 @@ def test_readme_examples_run_as_written(tmp_path: Path) -> None:
                        capture_output=True)
         local_stack.down(data_dir=tmp_path / "stack")
     assert ran["python"] >= 7 and ran["sh"] >= 15, ran
+    assert set(os.listdir(ROOT)) == before, "the tour wrote into the repository"
+    letters = (work / "dead-letters.jsonl").read_text().splitlines()
+    assert letters and all('"s-1"' in line for line in letters)  # the wrapper's poison readings, replayed after
+    assert oct((work / "dead-letters.jsonl").stat().st_mode & 0o777) == "0o600"

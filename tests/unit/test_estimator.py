@@ -48,7 +48,7 @@ def test_write_byte_limit_binds_large_records() -> None:
 
 def test_lambda_payload_cap_limits_the_batch() -> None:
     r = estimate(Inputs(shards=1, record_size=100 * 1024, key_bytes=16, batch_size=1000, per_record_ms=1))
-    b = math.floor(6_000_000 / (4 / 3 * 100 * 1024 + 530 + 16))
+    b = math.floor(6 * 1024 * 1024 / (4 / 3 * 100 * 1024 + 530 + 16))  # Lambda enforces "6 MB" as 6 MiB
     assert r["lambda_batch_records"] == b < 1000
 
 
