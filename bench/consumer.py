@@ -27,8 +27,8 @@ from kinesis.processors import KPLStringProcessor, StringProcessor
 
 from producer import Producer, ProducerConfig
 from streamkit import kinesis as sk_kinesis
+from streamkit.aws.clients import aws_client
 from streamkit.checkpoints import MemoryCheckpointStore
-from streamkit.clients import aws_client
 from streamkit.consumer import Consumer, ConsumerConfig
 from streamkit.local import stack as local_stack
 from streamkit.records import StreamRecord

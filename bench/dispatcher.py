@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dispatcher import Dispatcher, LocalTarget
 from producer import Producer, ProducerConfig
 from streamkit import kinesis
+from streamkit.aws.clients import aws_client
 from streamkit.aws_lambda.emulator import EsmConfig, EventSourceMapping
 from streamkit.aws_lambda.events import parse_event
-from streamkit.clients import aws_client
 from streamkit.local import stack as local_stack
 from streamkit.records import StreamRecord
 

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from producer import Producer, ProducerConfig
 from streamkit import kinesis
+from streamkit.aws.clients import aws_client
 from streamkit.aws_lambda.emulator import EsmConfig, EventSourceMapping
-from streamkit.clients import aws_client
 from streamkit.estimator import Inputs, Limits, estimate
 from streamkit.local import stack as local_stack
 from streamkit.local.proxy import KinesisProxy

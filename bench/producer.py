@@ -36,7 +36,7 @@ from kinesis.processors import KPLStringProcessor
 from producer import Producer, ProducerConfig
 from streamkit import kinesis as sk_kinesis
 from streamkit.aggregation import MAX_RECORD_BYTES, AggregateBuilder
-from streamkit.clients import aws_client
+from streamkit.aws.clients import aws_client
 from streamkit.local import stack as local_stack
 
 SHARDS = 4

@@ -1,10 +1,20 @@
-"""Checkpoint stores: leases and (sequence, sub-sequence) checkpoints per shard."""
+"""Checkpoint stores: leases and (sequence, sub-sequence) checkpoints per shard.
+
+`DynamoDBCheckpointStore` (and with it botocore) loads only when it is used, so a Lambda handler that
+imports the wrapper does not pay for it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from streamkit.checkpoints.base import CheckpointStore
-from streamkit.checkpoints.dynamodb import DynamoDBCheckpointStore
 from streamkit.checkpoints.memory import MemoryCheckpointStore
 from streamkit.checkpoints.model import AT_TIMESTAMP, LATEST, SHARD_END, TRIM_HORIZON, Checkpoint, Lease
 from streamkit.checkpoints.sqlite import SqliteCheckpointStore
+
+if TYPE_CHECKING:
+    from streamkit.checkpoints.dynamodb import DynamoDBCheckpointStore
 
 __all__ = [
     "AT_TIMESTAMP",
@@ -18,3 +28,11 @@ __all__ = [
     "MemoryCheckpointStore",
     "SqliteCheckpointStore",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DynamoDBCheckpointStore":
+        from streamkit.checkpoints.dynamodb import DynamoDBCheckpointStore
+
+        return DynamoDBCheckpointStore
+    raise AttributeError(f"module 'streamkit.checkpoints' has no attribute {name!r}")

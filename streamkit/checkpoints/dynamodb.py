@@ -37,7 +37,7 @@ def _to_lease(item: dict[str, Any]) -> Lease:
 class DynamoDBCheckpointStore:
     def __init__(self, table: str, *, client: Any = None, create: bool = True,
                  endpoint_url: str | None = None, region: str | None = None) -> None:
-        from streamkit.clients import aws_client
+        from streamkit.aws.clients import aws_client
 
         self.table = table
         self._client = client or aws_client("dynamodb", endpoint_url=endpoint_url, region=region)

@@ -9,12 +9,21 @@ from typing import Any
 
 import orjson
 
-from streamkit.clients import aws_client
+from streamkit.aws.clients import aws_client
 from streamkit.errors import ConfigurationError
 from streamkit.importing import import_callable
 
-__all__ = ["CliArgumentParser", "checkpoint_store", "client_for", "common_options", "emit_json", "flag", "import_callable",
-           "print_err"]
+__all__ = [
+    "CliArgumentParser",
+    "checkpoint_store",
+    "client_for",
+    "common_options",
+    "emit_json",
+    "flag",
+    "has_rich",
+    "import_callable",
+    "print_err",
+]
 
 
 class CliArgumentParser(argparse.ArgumentParser):
@@ -47,6 +56,15 @@ def client_for(args: argparse.Namespace, service: str = "kinesis", **kwargs: Any
 def emit_json(obj: Any) -> None:
     sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode() + "\n")
     sys.stdout.flush()
+
+
+def has_rich() -> bool:
+    """Whether the ``cli`` extra (rich) is installed: live views and tables, else plain lines."""
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def print_err(message: str) -> None:

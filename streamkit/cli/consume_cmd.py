@@ -9,7 +9,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from streamkit.cli.common import checkpoint_store, client_for, emit_json, flag, import_callable, print_err
+from streamkit.cli.common import checkpoint_store, client_for, emit_json, flag, has_rich, import_callable, print_err
 from streamkit.errors import ConfigurationError
 
 
@@ -63,7 +63,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     consumer = Consumer(args.stream, func, application_name=args.app, checkpoint_store=store,
                         client=client_for(args), config=config)
     t0 = time.monotonic()
-    live = not flag(args, "json") and sys.stdout.isatty()
+    live = not flag(args, "json") and sys.stdout.isatty() and has_rich()
     if live:
         _run_with_live_view(consumer, args.stop_after_idle)
     else:

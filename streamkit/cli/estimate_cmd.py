@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from streamkit.cli.common import emit_json, flag, import_callable
+from streamkit.cli.common import emit_json, flag, has_rich, import_callable
 from streamkit.errors import ConfigurationError
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB)?\s*$", re.IGNORECASE)
@@ -155,14 +155,46 @@ def _fmt(x: Any) -> str:
 
 
 def _print(r: dict[str, Any]) -> None:
+    if not has_rich():
+        _print_plain(r)
+        return
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    seed = r["seed"]
     t = Table(title=f"streamkit estimate: {r['shards']} shard(s)", show_header=True)
     t.add_column("figure")
     t.add_column("value", justify="right")
+    for name, value in _rows(r):
+        t.add_row(name, _fmt(value))
+    console.print(t)
+    limits = Table(title="limits (user records/s the stream can sustain under each)")
+    limits.add_column("limit")
+    limits.add_column("rate", justify="right")
+    for name, value in sorted(r["limits"].items(), key=lambda kv: kv[1]):
+        limits.add_row(name, _fmt(value))
+    console.print(limits)
+    if r["advice"]:
+        console.print("advice, by effect:")
+        for a in r["advice"]:
+            console.print(f"  - {a['advice']}: {_fmt(a['sustainable_rate'])} rec/s ({a['gain']:.2f}x)")
+    console.print(f"[dim]{r['prices_note']}[/dim]")
+
+
+def _print_plain(r: dict[str, Any]) -> None:
+    print(f"streamkit estimate: {r['shards']} shard(s)")
+    for name, value in _rows(r):
+        print(f"  {name}: {_fmt(value)}")
+    print("limits (user records/s the stream can sustain under each):")
+    for name, value in sorted(r["limits"].items(), key=lambda kv: kv[1]):
+        print(f"  {name}: {_fmt(value)}")
+    for a in r["advice"]:
+        print(f"  advice: {a['advice']}: {_fmt(a['sustainable_rate'])} rec/s ({a['gain']:.2f}x)")
+    print(r["prices_note"])
+
+
+def _rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
+    seed = r["seed"]
     rows = [
         ("max theoretical (shards x 2 MiB / duration), B/s", seed["max_theoretical_bytes_per_s"]),
         ("effective (shards x batch bytes / duration), B/s", seed["effective_bytes_per_s"]),
@@ -187,17 +219,4 @@ def _print(r: dict[str, Any]) -> None:
     if "simulation" in r:
         rows.append(("simulated throughput, user records/s", r["simulation"]["throughput"]))
         rows.append(("simulated max iterator age, s", r["simulation"]["max_iterator_age_s"]))
-    for name, value in rows:
-        t.add_row(name, _fmt(value))
-    console.print(t)
-    limits = Table(title="limits (user records/s the stream can sustain under each)")
-    limits.add_column("limit")
-    limits.add_column("rate", justify="right")
-    for name, value in sorted(r["limits"].items(), key=lambda kv: kv[1]):
-        limits.add_row(name, _fmt(value))
-    console.print(limits)
-    if r["advice"]:
-        console.print("advice, by effect:")
-        for a in r["advice"]:
-            console.print(f"  - {a['advice']}: {_fmt(a['sustainable_rate'])} rec/s ({a['gain']:.2f}x)")
-    console.print(f"[dim]{r['prices_note']}[/dim]")
+    return rows

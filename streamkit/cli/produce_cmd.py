@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from streamkit.cli.common import client_for, emit_json, flag, print_err
+from streamkit.cli.common import client_for, emit_json, flag, has_rich, print_err
 from streamkit.errors import ConfigurationError
 
 
@@ -53,7 +53,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
         total = int(args.rate * args.duration)
     config = ProducerConfig(aggregation=not args.no_aggregate, on_failure=args.on_failure)
     client = client_for(args, retries=0)
-    show_progress = not flag(args, "json") and sys.stderr.isatty()
+    show_progress = not flag(args, "json") and sys.stderr.isatty() and has_rich()
     if show_progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -17,8 +17,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from streamkit.aws.clients import aws_client
 from streamkit.checkpoints import DynamoDBCheckpointStore, SqliteCheckpointStore
-from streamkit.clients import aws_client
 from streamkit.consumer import (
     Consumer,
     ConsumerConfig,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from streamkit.clients import aws_client
+from streamkit.aws.clients import aws_client
 from tests.e2e.helpers import listening_addresses, pid_alive, run_cli, run_json
 
 pytestmark = pytest.mark.integration

@@ -14,9 +14,9 @@ import pytest
 from dispatcher import Dispatcher, LambdaTarget, SqsTarget
 from dispatcher.handler import dispatcher_from_env
 from producer import Producer, ProducerConfig
+from streamkit.aws.clients import aws_client
 from streamkit.aws_lambda.emulator import EsmConfig, EventSourceMapping
 from streamkit.aws_lambda.events import parse_event
-from streamkit.clients import aws_client
 from streamkit.errors import ConfigurationError
 from streamkit.local.lambda_server import LocalLambdaServer
 from streamkit.records import StreamRecord

@@ -1,0 +1,1 @@
+"""The demo application `make demo` runs (see `app.py`)."""
