@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from streamkit.cli.common import emit_json, flag, has_rich, import_callable
+from streamkit.cli.common import emit_json, flag, has_rich, import_callable, print_err
 from streamkit.errors import ConfigurationError
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB)?\s*$", re.IGNORECASE)
@@ -39,6 +39,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     g.add_argument("--shards", type=int, default=None)
     g.add_argument("--target-rate", type=float, default=None, help="user records/s to size the stream for")
     p.add_argument("--record-size", default="1KiB", help="payload bytes per user record (KiB/MiB suffixes)")
+    p.add_argument("--max-record-size", default="1MiB",
+                   help="the stream's maximum record size, 1MiB..10MiB (MaxRecordSizeInKiB)")
     p.add_argument("--key-bytes", type=float, default=16.0)
     p.add_argument("--records-per-second", type=float, default=None, help="ingest rate (default: --target-rate or 100)")
     p.add_argument("--burst-rate", type=float, default=None)
@@ -98,6 +100,7 @@ def build_inputs(args: argparse.Namespace) -> Any:
     inp = Inputs(
         shards=args.shards if args.shards is not None or args.target_rate is not None else 1,
         target_rate=args.target_rate, record_size=parse_size(args.record_size), key_bytes=args.key_bytes,
+        max_record_size=parse_size(args.max_record_size),
         records_per_second=rate, burst_rate=args.burst_rate, burst_seconds=args.burst_seconds,
         aggregation="auto" if args.aggregation == "auto" else float(args.aggregation), batch_size=args.batch_size,
         duration=parse_seconds(args.duration) if args.duration else None, per_record_ms=per_record_ms,
@@ -135,6 +138,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
             plot_simulation(sim, args.plot, title=f"{result['shards']} shards, {inp.records_per_second:g} rec/s")
             result["plot"] = str(args.plot.expanduser().resolve())
+    for warning in result["warnings"]:
+        print_err(f"streamkit: warning: {warning}")
     if flag(args, "json"):
         emit_json(result)
     else:

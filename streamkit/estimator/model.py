@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from streamkit.errors import ConfigurationError
-from streamkit.limits import LAMBDA_SYNC_PAYLOAD, MIB
+from streamkit.limits import LAMBDA_SYNC_PAYLOAD, MIB, RECORD_MAX_BYTES
 
 __all__ = ["Inputs", "Limits", "estimate", "hot_shard_share", "zipf_shares"]
 
@@ -71,6 +71,8 @@ class Inputs:
     max_record_age: float | None = None  # seconds
     failure_rate: float = 0.0  # probability a user record fails its first processing
     mode: Literal["provisioned", "on-demand"] = "provisioned"
+    #: The stream's maximum record size (data + partition key), MaxRecordSizeInKiB x 1024.
+    max_record_size: float = RECORD_MAX_BYTES
     lambda_memory_mb: int = 128
     arm64: bool = False
     limits: Limits = field(default_factory=Limits)
@@ -97,6 +99,8 @@ class Inputs:
             raise ConfigurationError("--aggregation must be at least 1 (or auto)")
         if self.partition_keys < 1:
             raise ConfigurationError("--partition-keys must be at least 1")
+        if not 1024 * 1024 <= self.max_record_size <= 10 * 1024 * 1024:
+            raise ConfigurationError("--max-record-size must be 1 MiB to 10 MiB (MaxRecordSizeInKiB 1024..10240)")
         if self.consumers < 0 or self.efo_consumers < 0 or self.consumers + self.efo_consumers < 1:
             raise ConfigurationError("need at least one consumer (--consumers or --efo-consumers)")
 
@@ -171,12 +175,12 @@ def _evaluate(inp: Inputs, shards: int) -> dict[str, Any]:
     if b < inp.batch_size:
         caps["Lambda payload cap"] = caps.pop("function time")
     binding = min(caps, key=lambda k: caps[k])
-    sustainable = caps[binding]
-    if binding != "hot key" and p_max >= 0.5 * h and shards > 1:
-        binding = "hot key"  # the busiest shard is busy mostly with one key: more shards barely help
+    sustainable = caps[binding]  # the binding limit is, by construction, the one that gives this rate
+    # The busiest shard is busy mostly with one key: more shards barely help (said apart from the binding limit).
+    hot_key_dominates = p_max >= 0.5 * h and shards > 1
     return dict(a=a, s_k=s_k, bytes_per_user=bytes_per_user, h=h, p_max=p_max, b=b, cycle=cycle,
                 mu_function=mu_function, mu_read=mu_read, mu_shard=mu_shard, caps=caps, binding=binding,
-                sustainable=sustainable, attempts=attempts)
+                sustainable=sustainable, attempts=attempts, hot_key_dominates=hot_key_dominates)
 
 
 def _shards_needed(inp: Inputs, rate: float) -> dict[str, int]:
@@ -219,13 +223,24 @@ def estimate(inp: Inputs) -> dict[str, Any]:
     a, b, cycle = ev["a"], ev["b"], ev["cycle"]
     rate = inp.records_per_second
     duration = inp.duration if inp.duration is not None else cycle
-    batch_bytes = inp.batch_size * inp.record_size
+    # The talk's two figures. A batch holds what Lambda can be handed (the payload cap) and a shard can
+    # be read (2 MiB per second): "effective" never exceeds "maximum theoretical".
+    batch_bytes = min(inp.batch_size * inp.record_size, ev["b"] * a * inp.record_size)
+    theoretical = shards * 2 * MIB / duration
     seed = {
-        "max_theoretical_bytes_per_s": shards * 2 * MIB / duration,
-        "effective_bytes_per_s": shards * batch_bytes / duration,
+        "max_theoretical_bytes_per_s": theoretical,
+        "effective_bytes_per_s": min(theoretical, shards * batch_bytes / duration),
         "duration_s": duration,
         "batch_bytes": batch_bytes,
     }
+    warnings = []
+    if inp.record_size + inp.key_bytes > inp.max_record_size:
+        warnings.append(f"a user record of {inp.record_size + inp.key_bytes:,.0f} bytes (data + key) is over the stream's "
+                        f"maximum record size of {inp.max_record_size:,.0f} bytes: Kinesis refuses it (a stream "
+                        "can allow up to 10 MiB: MaxRecordSizeInKiB)")
+    if ev["hot_key_dominates"]:
+        warnings.append(f"one key carries {ev['p_max']:.0%} of the traffic and most of the busiest shard's: more "
+                        "shards barely help (salt the key)")
     total_service = ev["mu_shard"] * shards
     # Arrival on the busiest shard, against its service rate.
     hot_arrival = rate * ev["h"]
@@ -260,6 +275,7 @@ def estimate(inp: Inputs) -> dict[str, Any]:
         "service_rate_per_shard": ev["mu_shard"],
         "sustainable_rate": ev["sustainable"],
         "binding_limit": ev["binding"],
+        "warnings": warnings,
         "limits": ev["caps"],
         "hot_shard_share": ev["h"],
         "hot_key_share": ev["p_max"],

@@ -57,8 +57,10 @@ def test_a_hot_key_caps_the_stream_whatever_the_shard_count() -> None:
     base = Inputs(shards=4, record_size=100, key_shares=shares, partition_keys=1001, batch_size=10_000,
                   per_record_ms=0.0001, aggregation=1)
     r4, r64 = estimate(base), estimate(replace(base, shards=64))
-    assert r4["binding_limit"] == r64["binding_limit"] == "hot key"
-    assert r4["sustainable_rate"] == pytest.approx(1000 / (0.5 + 0.5 / 4))  # the hot key's shard fills first
+    # The hot key's shard fills first: its write limit binds, and the estimate says one key dominates.
+    assert r4["binding_limit"] == r64["binding_limit"] == "shard write records"
+    assert all(any("one key carries 50%" in w for w in r["warnings"]) for r in (r4, r64))
+    assert r4["sustainable_rate"] == pytest.approx(1000 / (0.5 + 0.5 / 4))
     assert r64["sustainable_rate"] <= 1000 / 0.5  # 16x the shards, and never past what the key alone allows
     assert r64["shards_needed"]["with_skew"] == -1 or r64["sustainable_rate"] < 2000
 
@@ -138,3 +140,29 @@ def test_more_shards_never_lower_capacity(inp: Inputs, extra: int) -> None:
 def test_a_longer_duration_never_raises_capacity(inp: Inputs, factor: float) -> None:
     assert estimate(replace(inp, duration=inp.duration * factor))["sustainable_rate"] <= \
         estimate(inp)["sustainable_rate"] * (1 + 1e-9)  # type: ignore[operator]
+
+
+# -- sanity (issue 13): the figures never contradict each other ---------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(shards=st.integers(1, 64), record_size=st.floats(1, 2 * 1024 * 1024), rate=st.floats(1, 1e6),
+       batch=st.integers(1, 10_000), per_record=st.floats(0, 5), skew=st.floats(0, 2), keys=st.integers(1, 10_000),
+       aggregation=st.sampled_from([1.0, "auto"]), duration=st.one_of(st.none(), st.floats(0.01, 60)))
+def test_the_binding_limit_gives_the_sustainable_rate_and_effective_never_exceeds_theoretical(
+        shards: int, record_size: float, rate: float, batch: int, per_record: float, skew: float, keys: int,
+        aggregation: object, duration: float | None) -> None:
+    r = estimate(Inputs(shards=shards, record_size=record_size, records_per_second=rate, batch_size=batch,
+                        per_record_ms=per_record, key_skew=skew, partition_keys=keys, aggregation=aggregation,  # type: ignore[arg-type]
+                        duration=duration))
+    assert r["limits"][r["binding_limit"]] == r["sustainable_rate"]
+    assert r["seed"]["effective_bytes_per_s"] <= r["seed"]["max_theoretical_bytes_per_s"]
+
+
+def test_a_record_over_the_streams_maximum_is_flagged() -> None:
+    r = estimate(Inputs(shards=1, record_size=2 * 1024 * 1024))
+    assert any("over the stream's maximum record size" in w for w in r["warnings"])
+    ok = estimate(Inputs(shards=1, record_size=2 * 1024 * 1024, max_record_size=10 * 1024 * 1024))
+    assert not any("maximum record size" in w for w in ok["warnings"])
