@@ -254,7 +254,7 @@ class EventSourceMapping:
         self.config = config or EsmConfig()
         self.clock = clock
         self._failure_destination = None if self.config.on_failure is None else as_destination(self.config.on_failure)
-        self.transport = as_kinesis(client, region=self.config.region)
+        self.transport = as_kinesis(client, retries=0, region=self.config.region)  # streamkit retries itself
         self.stopping = threading.Event()
         self.stats = EsmStats()
         self._lanes: dict[str, list[_Lane]] = {}

@@ -61,7 +61,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
                   "(--checkpoint sqlite:PATH keeps them)")
         store = MemoryCheckpointStore()
     consumer = Consumer(args.stream, func, application_name=args.app, checkpoint_store=store,
-                        client=client_for(args), config=config)
+                        client=client_for(args, retries=0), config=config)
     t0 = time.monotonic()
     live = not flag(args, "json") and sys.stdout.isatty() and has_rich()
     if live:

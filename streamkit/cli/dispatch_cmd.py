@@ -41,7 +41,7 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
         totals["failed"] += len(result.failed)
         return {"batchItemFailures": result.batch_item_failures()}
 
-    esm = EventSourceMapping(args.stream, handler, client=client_for(args),
+    esm = EventSourceMapping(args.stream, handler, client=client_for(args, retries=0),
                              config=EsmConfig(batch_size=args.batch_size, report_batch_item_failures=True,
                                               starting_position=args.starting_position.upper()))
     try:

@@ -42,7 +42,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                        report_batch_item_failures=args.report_batch_item_failures, on_failure=args.on_failure,
                        tumbling_window=args.tumbling_window, function_name=args.function_name,
                        region=flag(args, "region") or "us-east-1")
-    esm = EventSourceMapping(args.stream, handler, client=client_for(args), config=config,
+    esm = EventSourceMapping(args.stream, handler, client=client_for(args, retries=0), config=config,
                              checkpoint_store=checkpoint_store(args))
     try:
         stats = esm.run(stop_after_idle=args.stop_after_idle)

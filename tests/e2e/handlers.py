@@ -56,3 +56,13 @@ def lambda_worker(event: dict, context: object) -> dict:  # type: ignore[type-ar
     for record in event.get("records", []):
         _out(f"{record['partition_key']} {record['sequence_number']}")
     return {"ok": len(event.get("records", []))}
+
+
+def always_fails(event: dict, context: object) -> dict:  # type: ignore[type-arg]
+    """A Lambda handler whose downstream is down."""
+    raise ConnectionError("downstream down")
+
+
+def failing_worker(record: StreamRecord) -> None:
+    """A dispatcher worker whose downstream is down."""
+    raise ConnectionError("downstream down")
