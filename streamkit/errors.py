@@ -7,6 +7,7 @@
     ├── AggregationFormatError          a KPL aggregate with a good digest but a malformed body
     ├── BodyDecodeError                 a record's data is not the JSON or text the handler asked for
     ├── EventFormatError                a Lambda event that is not a Kinesis event
+    ├── BatchFailedError                the wrapper fails the invocation (report_batch_item_failures=False)
     ├── StreamNotFoundError             the stream does not exist
     ├── KinesisError                    a Kinesis call failed (translated in streamkit/aws/)   (code)
     │   ├── ThrottledError              ProvisionedThroughputExceeded / LimitExceeded (retryable)
@@ -28,6 +29,7 @@ __all__ = [
     "AggregationFormatError",
     "AwsServiceError",
     "BadLineError",
+    "BatchFailedError",
     "BodyDecodeError",
     "BufferFullError",
     "CheckpointError",
@@ -81,6 +83,11 @@ class BodyDecodeError(StreamkitError):
 
 class EventFormatError(StreamkitError):
     """A Lambda event that is not a Kinesis event: not an object, or a record without a sequence number."""
+
+
+class BatchFailedError(StreamkitError):
+    """A record failed and the event source mapping has no ReportBatchItemFailures: the invocation fails,
+    so Lambda retries the whole batch (a partial response would be read as success)."""
 
 
 class StreamNotFoundError(StreamkitError):

@@ -22,7 +22,7 @@ from streamkit.checkpoints.base import NO_OWNER_CHECK, CheckpointStore
 from streamkit.checkpoints.model import Checkpoint, Lease
 from streamkit.clock import SYSTEM_CLOCK, Clock
 from streamkit.destinations import DeadLetter, Destination, as_destination
-from streamkit.errors import BodyDecodeError, ConfigurationError
+from streamkit.errors import BatchFailedError, BodyDecodeError, ConfigurationError
 from streamkit.records import StreamRecord
 from streamkit.retry import Backoff, RetryPolicy
 
@@ -43,6 +43,10 @@ class HandlerOptions:
     backoff_max: float = 2.0
     #: Stop retrying (and report the record as failed) when less than this is left of the invocation.
     time_margin_ms: int = 1000
+    #: The event source mapping has FunctionResponseTypes=ReportBatchItemFailures. Without it Lambda
+    #: ignores `batchItemFailures` and counts the batch as a success: set False there, and a failure
+    #: raises `BatchFailedError` instead, so Lambda retries the batch.
+    report_batch_item_failures: bool = True
     clock: Clock = SYSTEM_CLOCK
 
     def __post_init__(self) -> None:
@@ -162,8 +166,17 @@ def _process_from(records: list[StreamRecord], start: int, context: Any, func: C
             progress.save(prev)  # the sub-records before it in this aggregate are done
         log.error("record %s/%s of %s failed %d time(s); reporting it as the batch's first failure: %s",
                   record.sequence_number, record.sub_sequence_number, record.shard_id, attempts, _describe(error))
-        return {"batchItemFailures": [{"itemIdentifier": record.sequence_number}]}
+        return _report(options, record, error)
     return {"batchItemFailures": []}
+
+
+def _report(options: HandlerOptions, record: StreamRecord, error: BaseException) -> BatchResponse:
+    """Lambda resumes at `record`: a partial batch response, or (without ReportBatchItemFailures) a failed invocation."""
+    if not options.report_batch_item_failures:
+        raise BatchFailedError(f"record {record.sequence_number} of {record.shard_id} failed ({_describe(error)}); "
+                               "failing the invocation so Lambda retries the batch "
+                               "(report_batch_item_failures=False)") from error
+    return {"batchItemFailures": [{"itemIdentifier": record.sequence_number}]}
 
 
 def _describe(error: BaseException) -> str:
@@ -222,7 +235,7 @@ def _process_batch(records: list[StreamRecord], context: Any, func: Callable[[An
                 options.on_failure.send([DeadLetter(record=r, error=_describe(exc), attempts=attempt,
                                                     stream_arn=r.event_source_arn) for r in records])
                 return {"batchItemFailures": []}
-            return {"batchItemFailures": [{"itemIdentifier": records[0].sequence_number}]}
+            return _report(options, records[0], exc)
 
 
 @overload
@@ -232,13 +245,14 @@ def kinesis_handler(func: Callable[[StreamRecord], Any], /) -> Callable[[Mapping
 @overload
 def kinesis_handler(*, body: Body = "bytes", max_attempts: int = 3, on_failure: Any = None, batch: bool = False,
                     progress_store: CheckpointStore | None = None, backoff_base: float = 0.05,
-                    backoff_max: float = 2.0, time_margin_ms: int = 1000,
+                    backoff_max: float = 2.0, time_margin_ms: int = 1000, report_batch_item_failures: bool = True,
                     ) -> Callable[[Callable[[Any], Any]], Callable[[Mapping[str, Any], Any], BatchResponse]]: ...
 
 
 def kinesis_handler(func: Callable[[Any], Any] | None = None, /, *, body: Body = "bytes", max_attempts: int = 3,
                     on_failure: Any = None, batch: bool = False, progress_store: CheckpointStore | None = None,
-                    backoff_base: float = 0.05, backoff_max: float = 2.0, time_margin_ms: int = 1000) -> Any:
+                    backoff_base: float = 0.05, backoff_max: float = 2.0, time_margin_ms: int = 1000,
+                    report_batch_item_failures: bool = True) -> Any:
     """Decorator: ``@kinesis_handler`` or ``@kinesis_handler(body="json", on_failure="sqs:URL")``.
 
     `on_failure`: a destination (``"sqs:QUEUE_URL"``, ``"file:PATH"``, a callable taking a list of
@@ -247,7 +261,7 @@ def kinesis_handler(func: Callable[[Any], Any] | None = None, /, *, body: Body =
     options = HandlerOptions(body=body, max_attempts=max_attempts,
                              on_failure=None if on_failure is None else as_destination(on_failure), batch=batch,
                              progress_store=progress_store, backoff_base=backoff_base, backoff_max=backoff_max,
-                             time_margin_ms=time_margin_ms)
+                             time_margin_ms=time_margin_ms, report_batch_item_failures=report_batch_item_failures)
 
     def wrap(f: Callable[[Any], Any]) -> Callable[[Mapping[str, Any], Any], BatchResponse]:
         @functools.wraps(f)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import streamkit
-from streamkit.aws_lambda import kinesis_handler, parse_event
+from streamkit.aws_lambda import HandlerOptions, kinesis_handler, parse_event, process_event
 from streamkit.checkpoints import MemoryCheckpointStore
 from streamkit.destinations import DeadLetter
 from streamkit.records import StreamRecord
+from streamkit.testing import FakeClock
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
@@ -133,26 +133,28 @@ def test_an_undecodable_body_fails_that_record_only_without_retries() -> None:
 class DeadlineContext:
     """A context whose remaining time runs down with the clock, like Lambda's."""
 
-    def __init__(self, remaining_ms: float) -> None:
-        self.deadline = time.monotonic() + remaining_ms / 1000
+    def __init__(self, remaining_ms: float, clock: FakeClock) -> None:
+        self.clock = clock
+        self.deadline = clock.monotonic() + remaining_ms / 1000
 
     def get_remaining_time_in_millis(self) -> float:
-        return (self.deadline - time.monotonic()) * 1000
+        return (self.deadline - self.clock.monotonic()) * 1000
 
 
 def test_retries_never_run_into_the_margin_before_the_invocation_deadline() -> None:
     calls = 0
 
-    @kinesis_handler(max_attempts=1000, backoff_base=0.05, backoff_max=0.1, time_margin_ms=1000)
     def handler(record: StreamRecord) -> None:
         nonlocal calls
         calls += 1
         raise RuntimeError("slow dependency")
 
+    clock = FakeClock()
+    options = HandlerOptions(max_attempts=1000, backoff_base=0.05, backoff_max=0.1, time_margin_ms=1000, clock=clock)
     ev = event("plain")
-    t0 = time.monotonic()
-    out = handler(ev, DeadlineContext(remaining_ms=1500))
-    elapsed = time.monotonic() - t0
+    t0 = clock.monotonic()
+    out = process_event(ev, DeadlineContext(1500, clock), handler, options)
+    elapsed = clock.monotonic() - t0
     assert out["batchItemFailures"][0]["itemIdentifier"] == ev["Records"][0]["kinesis"]["sequenceNumber"]
     assert 1 < calls < 1000
     assert elapsed <= 0.5 + 0.05  # stopped before the last 1,000 ms of the 1,500 ms left
