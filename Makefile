@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench unit clean servers
+.PHONY: demo test test-deep lint bench unit clean servers
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ lint: $(STAMP)
 
 test: lint servers
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The state machines of the consumer and the emulator, explored far longer than in `make test`.
+test-deep: $(STAMP)
+	STREAMKIT_DEEP=1 $(PY) -m pytest -q -p no:cacheprovider --hypothesis-show-statistics \
+		tests/unit/test_consumer_stateful.py tests/unit/test_emulator_stateful.py
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
