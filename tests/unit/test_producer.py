@@ -307,3 +307,22 @@ def test_metrics_snapshot_counts_everything() -> None:
 def test_bad_configuration_is_rejected_at_construction(kw: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         ProducerConfig(**kw)  # type: ignore[arg-type]
+
+
+def test_a_split_under_a_running_producer_reroutes_and_loses_nothing_in_order_per_key() -> None:
+    client = FakeKinesis(shards=1)
+    parent = client.list_shards("s")[0].shard_id
+    with Producer("s", client=client, config=cfg()) as p:
+        first = [p.put(b"a%d" % i, f"k{i % 8}") for i in range(200)]
+        p.flush()
+        client.split_shard("s", parent)  # the producer's shard map is now stale
+        second = [p.put(b"b%d" % i, f"k{i % 8}") for i in range(200)]
+    results = [f.result(timeout=5) for f in first + second]
+    children = {s.shard_id for s in client.list_shards("s")} - {parent}
+    assert all(r.shard_id == parent for r in results[:200])
+    assert {r.shard_id for r in results[200:]} <= children and p.metrics()["reshards_detected"] >= 1
+    written = user_records(client)
+    for key in {f"k{i % 8}" for i in range(8)}:
+        in_order = [d for shard in [parent, *sorted(children)] for k, d in written.get(shard, []) if k == key]
+        assert in_order == [b"a%d" % i for i in range(200) if f"k{i % 8}" == key] + \
+            [b"b%d" % i for i in range(200) if f"k{i % 8}" == key]
