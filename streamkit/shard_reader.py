@@ -36,7 +36,7 @@ from streamkit.hashing import ShardInfo
 from streamkit.retry import Backoff, Interrupted, RetryPolicy, call_with_retry
 from streamkit.transport import IteratorStart, KinesisTransport
 
-__all__ = ["Batch", "ReaderSettings", "ShardReader", "foreign_checkpoint_error", "start_of", "startable"]
+__all__ = ["Batch", "ReaderBase", "ReaderSettings", "ShardReader", "foreign_checkpoint_error", "start_of", "startable"]
 
 log = logging.getLogger("streamkit.reader")
 
@@ -110,11 +110,11 @@ def startable(shards: Iterable[ShardInfo], finished: Callable[[str], bool]) -> l
     return out
 
 
-class ShardReader:
-    """Reads one shard from `start`; see the module docstring."""
+class ReaderBase:
+    """What every reader of one shard keeps: where it started, what it read last, how its calls fail."""
 
     def __init__(self, transport: KinesisTransport, stream: str, shard_id: str, start: Checkpoint, *,
-                 stop: threading.Event, clock: Clock = SYSTEM_CLOCK, settings: ReaderSettings | None = None,
+                 stop: threading.Event, clock: Clock = SYSTEM_CLOCK,
                  on_error: Callable[[StreamkitError, int, float], None] | None = None) -> None:
         self.transport = transport
         self.stream = stream
@@ -122,31 +122,15 @@ class ShardReader:
         self.start = start
         self.stop = stop
         self.clock = clock
-        self.settings = settings or ReaderSettings()
         self.on_error = on_error
         self.last_read: str | None = None  # sequence number of the last raw record returned
         self.failures = 0  # consecutive failed calls
         self._unanswered = 0  # consecutive calls with no answer at all
         self._unanswered_since = 0.0
-        self._backoff = Backoff(base=self.settings.retry.base, maximum=self.settings.retry.maximum)
+        self._backoff = Backoff(base=FETCH_RETRY.base, maximum=FETCH_RETRY.maximum)
 
     def _resume_point(self) -> Checkpoint:
         return self.start if self.last_read is None else Checkpoint(self.last_read)
-
-    def _iterator(self, cp: Checkpoint) -> tuple[str, tuple[str, int] | None]:
-        start, after = start_of(cp)
-
-        def call() -> str:
-            try:
-                return self.transport.get_shard_iterator(self.stream, self.shard_id, start)
-            except KinesisError as err:
-                if _refused_sequence(err, cp):
-                    raise foreign_checkpoint_error(self.stream, self.shard_id, cp, err) from err
-                raise
-
-        it = call_with_retry(call, self.settings.retry, clock=self.clock, stop=self.stop, on_retry=self._failed)
-        self._succeeded()
-        return it, after
 
     def _failed(self, attempt: int, err: BaseException, delay: float) -> None:
         self.failures += 1
@@ -175,6 +159,35 @@ class ShardReader:
         if seconds <= 0:
             return self.stop.is_set()
         return self.clock.wait(self.stop, seconds)
+
+    def batches(self) -> Iterator[Batch]:
+        raise NotImplementedError
+
+
+class ShardReader(ReaderBase):
+    """Reads one shard from `start` with GetRecords; see the module docstring."""
+
+    def __init__(self, transport: KinesisTransport, stream: str, shard_id: str, start: Checkpoint, *,
+                 stop: threading.Event, clock: Clock = SYSTEM_CLOCK, settings: ReaderSettings | None = None,
+                 on_error: Callable[[StreamkitError, int, float], None] | None = None) -> None:
+        super().__init__(transport, stream, shard_id, start, stop=stop, clock=clock, on_error=on_error)
+        self.settings = settings or ReaderSettings()
+        self._backoff = Backoff(base=self.settings.retry.base, maximum=self.settings.retry.maximum)
+
+    def _iterator(self, cp: Checkpoint) -> tuple[str, tuple[str, int] | None]:
+        start, after = start_of(cp)
+
+        def call() -> str:
+            try:
+                return self.transport.get_shard_iterator(self.stream, self.shard_id, start)
+            except KinesisError as err:
+                if _refused_sequence(err, cp):
+                    raise foreign_checkpoint_error(self.stream, self.shard_id, cp, err) from err
+                raise
+
+        it = call_with_retry(call, self.settings.retry, clock=self.clock, stop=self.stop, on_retry=self._failed)
+        self._succeeded()
+        return it, after
 
     def batches(self) -> Iterator[Batch]:
         """One Batch per GetRecords call, until the shard ends (the last has ``ended``) or `stop`."""

@@ -45,14 +45,19 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
+def _parts(exc: ClientError) -> tuple[str, str, int]:
+    """(code, message, HTTP status) of an AWS error reply."""
+    message = exc.response.get("Error", {}).get("Message", "") or str(exc)
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return error_code(exc), message, status
+
+
 def translate_error(exc: BaseException, *, stream_name: str | None = None) -> StreamkitError:
     """A `StreamkitError` for a botocore exception from a Kinesis call (streamkit errors pass through)."""
     if isinstance(exc, StreamkitError):
         return exc
     if isinstance(exc, ClientError):
-        code = error_code(exc)
-        message = exc.response.get("Error", {}).get("Message", "") or str(exc)
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        code, message, status = _parts(exc)
         if code == "ResourceNotFoundException" and stream_name is not None:
             return StreamNotFoundError(f"stream {stream_name!r} not found: {message}")
         if code in THROTTLE_CODES:
@@ -75,9 +80,7 @@ def translate_service_error(exc: BaseException, service: str) -> StreamkitError:
     if isinstance(exc, StreamkitError):
         return exc
     if isinstance(exc, ClientError):
-        code = error_code(exc)
-        message = exc.response.get("Error", {}).get("Message", "") or str(exc)
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        code, message, status = _parts(exc)
         return AwsServiceError(f"{service} {code}: {message}", code=code,
                                retryable=code in RETRYABLE_CODES or status >= 500)
     if isinstance(exc, _UNREACHABLE):

@@ -72,19 +72,12 @@ def _child(c: dict[str, Any]) -> ShardInfo:
                      adjacent_parent_shard_id=ps[1] if len(ps) > 1 else None)
 
 
-def _iterator_params(start: IteratorStart) -> dict[str, Any]:
-    out: dict[str, Any] = {"ShardIteratorType": start.type}
+def _position(start: IteratorStart, type_key: str, sequence_key: str) -> dict[str, Any]:
+    """GetShardIterator's (``ShardIteratorType``, ``StartingSequenceNumber``) or SubscribeToShard's
+    ``StartingPosition`` (``Type``, ``SequenceNumber``) for `start`."""
+    out: dict[str, Any] = {type_key: start.type}
     if start.sequence_number is not None:
-        out["StartingSequenceNumber"] = start.sequence_number
-    if start.timestamp is not None:
-        out["Timestamp"] = start.timestamp
-    return out
-
-
-def _starting_position(start: IteratorStart) -> dict[str, Any]:
-    out: dict[str, Any] = {"Type": start.type}
-    if start.sequence_number is not None:
-        out["SequenceNumber"] = start.sequence_number
+        out[sequence_key] = start.sequence_number
     if start.timestamp is not None:
         out["Timestamp"] = start.timestamp
     return out
@@ -157,7 +150,7 @@ class BotoKinesis:
 
     def get_shard_iterator(self, stream: str, shard_id: str, start: IteratorStart) -> str:
         out = call_kinesis(self.client.get_shard_iterator, stream_name_of(stream), ShardId=shard_id,
-                           **stream_params(stream), **_iterator_params(start))
+                           **stream_params(stream), **_position(start, "ShardIteratorType", "StartingSequenceNumber"))
         return str(out["ShardIterator"])
 
     def get_records(self, iterator: str, limit: int) -> Fetched:
@@ -204,7 +197,7 @@ class BotoKinesis:
     def subscribe_to_shard(self, consumer_arn: str, shard_id: str, start: IteratorStart) -> Iterator[Fetched]:
         tolerate_missing_initial_response()
         out = call_kinesis(self.client.subscribe_to_shard, None, ConsumerARN=consumer_arn, ShardId=shard_id,
-                           StartingPosition=_starting_position(start))
+                           StartingPosition=_position(start, "Type", "SequenceNumber"))
         try:
             for event in out["EventStream"]:
                 ev = event.get("SubscribeToShardEvent")

@@ -13,9 +13,8 @@ from collections.abc import Callable, Iterator
 
 from streamkit.checkpoints.model import Checkpoint
 from streamkit.clock import SYSTEM_CLOCK, Clock
-from streamkit.errors import KinesisError, ServerUnreachableError, StreamkitError
-from streamkit.retry import Backoff
-from streamkit.shard_reader import FETCH_RETRY, UNANSWERED_CALLS, Batch, foreign_checkpoint_error, start_of
+from streamkit.errors import KinesisError, StreamkitError
+from streamkit.shard_reader import Batch, ReaderBase, foreign_checkpoint_error, start_of
 from streamkit.transport import KinesisTransport
 
 __all__ = ["EfoReader", "register_consumer"]
@@ -35,41 +34,24 @@ def register_consumer(transport: KinesisTransport, stream_arn: str, name: str, *
     raise KinesisError(f"stream consumer {name!r} not ACTIVE after {timeout:.0f} s")
 
 
-class EfoReader:
+class EfoReader(ReaderBase):
     """Pushed batches for one shard from `start`, resubscribing as needed, until the shard ends or `stop`."""
 
     def __init__(self, transport: KinesisTransport, stream: str, consumer_arn: str, shard_id: str, start: Checkpoint, *,
                  stop: threading.Event, clock: Clock = SYSTEM_CLOCK,
                  on_error: Callable[[StreamkitError, int, float], None] | None = None) -> None:
-        self.transport = transport
-        self.stream = stream
+        super().__init__(transport, stream, shard_id, start, stop=stop, clock=clock, on_error=on_error)
         self.consumer_arn = consumer_arn
-        self.shard_id = shard_id
-        self.start = start
-        self.stop = stop
-        self.clock = clock
-        self.on_error = on_error
-        self.last_read: str | None = None
-        self.failures = 0
-        self._unanswered = 0
-        self._unanswered_since = 0.0
-        self._backoff = Backoff(base=FETCH_RETRY.base, maximum=FETCH_RETRY.maximum)
-
-    def unanswered_for(self) -> float:
-        """As `ShardReader.unanswered_for`."""
-        if self._unanswered < UNANSWERED_CALLS:
-            return 0.0
-        return self.clock.monotonic() - self._unanswered_since
 
     def batches(self) -> Iterator[Batch]:
         while not self.stop.is_set():
-            position = self.start if self.last_read is None else Checkpoint(self.last_read)
+            position = self._resume_point()
             start, after = start_of(position)
             got = False
             try:
                 for fetched in self.transport.subscribe_to_shard(self.consumer_arn, self.shard_id, start):
                     got = got or bool(fetched.records)
-                    self.failures = self._unanswered = 0
+                    self._succeeded()
                     if fetched.records:
                         self.last_read = str(fetched.records[-1]["SequenceNumber"])
                     ended = fetched.next_iterator is None
@@ -79,7 +61,7 @@ class EfoReader:
                     after = None
                     if ended or self.stop.is_set():
                         return
-                if not got and self.clock.wait(self.stop, 1.0):
+                if not got and self._pause(1.0):
                     return  # a subscription that brought nothing: do not resubscribe in a tight loop
             except StreamkitError as err:
                 code = getattr(err, "code", "")
@@ -87,15 +69,7 @@ class EfoReader:
                     raise foreign_checkpoint_error(self.stream, self.shard_id, position, err) from err
                 if not err.retryable and code != "ResourceInUseException":
                     raise
-                self.failures += 1
-                if isinstance(err, ServerUnreachableError):
-                    if self._unanswered == 0:
-                        self._unanswered_since = self.clock.monotonic()
-                    self._unanswered += 1
-                else:
-                    self._unanswered = 0
-                delay = self._backoff.delay(self.failures)
-                if self.on_error is not None:
-                    self.on_error(err, self.failures, delay)
-                if self.clock.wait(self.stop, delay):
+                delay = self._backoff.delay(self.failures + 1)
+                self._failed(self.failures + 1, err, delay)
+                if self._pause(delay):
                     return

@@ -40,7 +40,7 @@ from streamkit.errors import LeaseLostError, ShardFailedError, StreamkitError
 from streamkit.hashing import ShardInfo
 from streamkit.records import StreamRecord
 from streamkit.retry import RetryPolicy
-from streamkit.shard_reader import Batch, ReaderSettings, ShardReader
+from streamkit.shard_reader import Batch, ReaderBase, ReaderSettings, ShardReader
 from streamkit.transport import KinesisTransport
 
 __all__ = ["ShardConsumer", "ShardFailedError", "ShardStats"]
@@ -101,7 +101,7 @@ class ShardConsumer:
                                    max_attempts=config.max_attempts)
         self._backoff = self._policy.backoff()
         self._last_notice = -FAILURE_NOTICE_INTERVAL
-        self._reader_now: ShardReader | None = None
+        self._reader_now: ReaderBase | None = None
 
     @property
     def shard_id(self) -> str:
@@ -120,11 +120,11 @@ class ShardConsumer:
         finally:
             self.finished.set()
 
-    def _reader(self, start: Checkpoint) -> ShardReader:
+    def _reader(self, start: Checkpoint) -> ReaderBase:
         if self.efo_consumer_arn is not None:
             from streamkit.consumer.efo import EfoReader
 
-            return EfoReader(self.transport, self.stream, self.efo_consumer_arn, self.shard_id, start,  # type: ignore[return-value]
+            return EfoReader(self.transport, self.stream, self.efo_consumer_arn, self.shard_id, start,
                              stop=self.stopping, clock=self.clock, on_error=self._read_failed)
         settings = ReaderSettings(max_records=self.config.max_records,
                                   min_poll_interval=self.config.f("min_poll_interval"),
