@@ -22,13 +22,16 @@ from streamkit.hashing import ShardMap, hash_key
 from streamkit.limits import MIB
 from streamkit.ratelimit import TokenBucket
 
-__all__ = ["Accumulator", "Entry", "Item", "Pending", "Rec", "rec_of"]
+__all__ = ["AUTO_PLACED", "Accumulator", "Entry", "Item", "Pending", "Rec", "rec_of"]
+
+#: The one queue of an AUTO stream's records (the service, not the key, picks their shard).
+AUTO_PLACED = "auto-placed"
 
 #: One user record as the producer keeps it: (data, partition_key, explicit_hash_key, put time on the
 #: producer's monotonic clock, size = data + UTF-8 key bytes, PutRecords attempts made in entries it
 #: has left at a reshard). A tuple of atomic values: the garbage collector stops tracking it at its
 #: first look, so buffering millions costs it nothing.
-Rec = tuple[bytes, str, "str | None", float, int, int]
+Rec = tuple[bytes, "str | None", "str | None", float, int, int]
 
 
 class Pending(RecordFuture):
@@ -36,7 +39,7 @@ class Pending(RecordFuture):
 
     __slots__ = ("attempts", "data", "explicit_hash_key", "partition_key", "put_mono", "size")
 
-    def __init__(self, data: bytes, partition_key: str, explicit_hash_key: str | None, put_mono: float,
+    def __init__(self, data: bytes, partition_key: str | None, explicit_hash_key: str | None, put_mono: float,
                  size: int) -> None:
         # RecordFuture.__init__ inlined: this runs once per record.
         self._state = PENDING
@@ -70,14 +73,14 @@ class Entry:
 
     shard_id: str
     data: bytes
-    partition_key: str
+    partition_key: str | None
     explicit_hash_key: str | None
     records: list[Item]
     aggregated: bool
     size: int  # what Kinesis counts: data + partition key bytes
     oldest: float  # put time of its oldest record (monotonic)
     user_bytes: int  # the records' own data + key bytes (what they count against the buffer bound)
-    keys: AbstractSet[str]  # the records' partition keys (an aggregate's: its builder's key table)
+    keys: AbstractSet[str | None]  # the records' partition keys (an aggregate's: its builder's key table)
     full: bool = False  # an aggregate sealed because the next record did not fit: waiting cannot grow it
     not_before: float = 0.0
     attempts: int = 0
@@ -85,7 +88,9 @@ class Entry:
     last_code: str = ""
 
     def to_api(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"Data": self.data, "PartitionKey": self.partition_key}
+        out: dict[str, Any] = {"Data": self.data}
+        if self.partition_key is not None:  # None: a keyless record for an AUTO stream, omitted on the wire
+            out["PartitionKey"] = self.partition_key
         if self.explicit_hash_key is not None:
             out["ExplicitHashKey"] = self.explicit_hash_key
         return out
@@ -107,9 +112,13 @@ class _ShardQueue:
 class Accumulator:
     """Buffers user records per shard and hands out PutRecords batches."""
 
-    def __init__(self, config: ProducerConfig, shard_map: ShardMap) -> None:
+    def __init__(self, config: ProducerConfig, shard_map: ShardMap, *, placed_by_service: bool = False) -> None:
         self.config = config
         self.shard_map = shard_map
+        #: An AUTO stream: Kinesis places records itself, so there is no shard to predict. Every record
+        #: goes to one queue (no key needed), paced as all the open shards together.
+        self.placed_by_service = placed_by_service
+        self.pace_scale = max(1, len(shard_map.open_shards)) if placed_by_service else 1
         self._queues: dict[str, _ShardQueue] = {}
         self.buffered_bytes = 0
         self.buffered_records = 0
@@ -138,16 +147,18 @@ class Accumulator:
         data, key, ehk, put_mono, size, _ = rec_of(item)
         return self.add_fields(item, data, key, ehk, put_mono, size)
 
-    def add_fields(self, item: Item, data: bytes, key: str, ehk: str | None, put_mono: float, size: int) -> bool:
+    def add_fields(self, item: Item, data: bytes, key: str | None, ehk: str | None, put_mono: float, size: int) -> bool:
         """`add` with the record's fields already at hand (the producer's per-record path)."""
-        if ehk is None:
-            q = self._route.get(key) or self._route_key(key)
+        if self.placed_by_service:  # (aggregation is off there too: a keyless record meets no builder)
+            q = self._queue(AUTO_PLACED)
+        elif ehk is None:
+            q = self._route.get(key) or self._route_key(key)  # type: ignore[arg-type]  # keyed off AUTO streams
         else:
-            q = self._queue(self.shard_map.shard_for_key(key, ehk).shard_id)
+            q = self._queue(self.shard_map.shard_for_key(key, ehk).shard_id)  # type: ignore[arg-type]
         self.buffered_bytes += size
         self.buffered_records += 1
         b = q.builder
-        if b is not None and b.try_add(data, key, ehk):
+        if b is not None and b.try_add(data, key, ehk):  # type: ignore[arg-type]
             # The common case: the record joins its shard's open aggregate.
             q.open_records.append(item)
             q.open_bytes += size
@@ -158,7 +169,7 @@ class Accumulator:
         self._seal(q, full=True)  # full (or none open yet): start a new aggregate with this record
         b = q.builder = AggregateBuilder(self.config.aggregation_max_size)
         try:
-            b.try_add(data, key, ehk)
+            b.try_add(data, key, ehk)  # type: ignore[arg-type]
         except ValidationError:
             # Too big to aggregate but within the record limit: it goes alone, as a plain record.
             q.builder = None
@@ -216,8 +227,8 @@ class Accumulator:
         if rate <= 0:
             return 0.0
         if q.records_bucket is None or q.bytes_bucket is None:
-            q.records_bucket = TokenBucket.full(1000 * rate, now)
-            q.bytes_bucket = TokenBucket.full(MIB * rate, now, min_capacity=self.config.max_record_size)
+            q.records_bucket = TokenBucket.full(1000 * rate * self.pace_scale, now)
+            q.bytes_bucket = TokenBucket.full(MIB * rate * self.pace_scale, now, min_capacity=self.config.record_limit)
         wait = max(q.records_bucket.wait_time(1, now), q.bytes_bucket.wait_time(e.size, now))
         if wait <= 0 and take:
             q.records_bucket.tokens -= 1
@@ -241,7 +252,7 @@ class Accumulator:
         for q in self._queues.values():
             if cfg.ordered and q.in_flight:
                 continue
-            keys: set[str] = set()
+            keys: set[str | None] = set()
             for n, e in enumerate(q.ready):
                 if n >= max_count or e.not_before > now or self._pace(q, e, now, take=False) > 0:
                     break  # FIFO per shard: nothing overtakes a record that must wait
@@ -260,11 +271,11 @@ class Accumulator:
             return []
         # A full aggregate goes at once: waiting cannot make it bigger, and a free connection that
         # sends it now keeps serialising and the server's ingest overlapped with the puts.
-        full = count >= cfg.collection_max_count or size >= cfg.collection_max_size or any_full
+        full = count >= cfg.collection_max_count or size >= cfg.call_limit or any_full
         if not (flush or full or now - oldest >= cfg.linger or any(e.attempts for _, e in candidates)):
             return []
         batch: list[Entry] = []
-        max_size = min(cfg.collection_max_size, max(cfg.max_record_size, size // max(1, free_connections)))
+        max_size = min(cfg.call_limit, max(cfg.record_limit, size // max(1, free_connections)))
         size = 0
         candidates.sort(key=lambda qe: qe[1].oldest)
         taken_per_shard: dict[str, int] = {}
@@ -339,16 +350,19 @@ class Accumulator:
     def idle(self) -> bool:
         return self.buffered_records == 0
 
-    def reroute(self, shard_map: ShardMap) -> int:
-        """Adopt a new shard map; records queued for shards that closed are routed again, in order.
+    def reroute(self, shard_map: ShardMap, *, everything: bool = False) -> tuple[int, list[Item]]:
+        """Adopt a new shard map; records queued for shards that closed (or, with `everything`, all
+        records: the stream switched record distribution) are routed again, in order.
 
-        Call it only with nothing in flight. Returns how many user records moved.
+        Call it only with nothing in flight. Returns how many user records moved, and those that can no
+        longer be routed (records without a key, once the stream places records by key again).
         """
         self.shard_map = shard_map
+        self.pace_scale = max(1, len(shard_map.open_shards)) if self.placed_by_service else 1
         self._route.clear()
         moved: list[Item] = []
         for sid in list(self._queues):
-            if sid in shard_map and shard_map[sid].is_open:
+            if not everything and sid in shard_map and shard_map[sid].is_open and sid != AUTO_PLACED:
                 continue
             q = self._queues.pop(sid)
             assert q.in_flight == 0, "reroute with records in flight"
@@ -357,9 +371,15 @@ class Accumulator:
             moved.extend(q.open_records)
         self.buffered_bytes -= sum(rec_of(item)[4] for item in moved)
         self.buffered_records -= len(moved)
+        unroutable = [item for item in moved if rec_of(item)[1] is None and not self.placed_by_service]
         for item in moved:
-            self.add(item)
-        return len(moved)
+            if rec_of(item)[1] is not None or self.placed_by_service:
+                self.add(item)
+        return len(moved) - len(unroutable), unroutable
+
+    def lone_entry(self, item: Item) -> Entry:
+        """`item` as an entry of its own, outside any queue (to fail it)."""
+        return self._plain(AUTO_PLACED, item)
 
     def drain(self) -> list[Item]:
         """Remove and return every record not in flight (for shutdown)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
@@ -38,12 +38,15 @@ class ProducerConfig:
     #: Pack user records into KPL aggregates (one Kinesis record holds many user records).
     aggregation: bool = True
     #: Largest Kinesis record an aggregate may become, counting its partition key (as Kinesis does).
+    #: 1 MiB even on a stream that allows larger records: those draw on a shard's burst capacity, which
+    #: AWS means for under 2% of the traffic, so aggregates stay within the sustained size.
     aggregation_max_size: int = MAX_RECORD_BYTES
-    #: Kinesis's record limit (data + partition key); raise it only for streams with a larger limit.
-    max_record_size: int = MAX_RECORD_BYTES
-    #: PutRecords caps: entries and bytes per call (5 MiB; 10 MiB on streams that allow it).
+    #: The record limit (data + partition key). None: the stream's (`MaxRecordSizeInKiB`, 1 to 10 MiB,
+    #: read from DescribeStreamSummary); a smaller number is a limit of your own.
+    max_record_size: int | None = None
+    #: PutRecords caps: entries and bytes per call. None: 5 MiB, or the stream's record limit if larger.
     collection_max_count: int = PUT_RECORDS_MAX_ENTRIES
-    collection_max_size: int = PUT_RECORDS_MAX_BYTES
+    collection_max_size: int | None = None
     #: Flush a record at the latest this long after it was put.
     record_max_buffered_time: Seconds = 0.1
     #: Give up on a record this long after it was put; its future then fails with RecordExpiredError.
@@ -74,13 +77,15 @@ class ProducerConfig:
             object.__setattr__(self, name, _seconds(name, getattr(self, name), minimum=minimum))
         if not 1 <= self.collection_max_count <= 500:
             raise ConfigurationError(f"ProducerConfig.collection_max_count must be 1..500, got {self.collection_max_count}")
-        if self.max_record_size < 1024:
-            raise ConfigurationError(f"ProducerConfig.max_record_size must be at least 1024, got {self.max_record_size}")
-        if not 64 <= self.aggregation_max_size <= self.max_record_size:
+        record_limit = self.max_record_size if self.max_record_size is not None else 10 * MAX_RECORD_BYTES
+        if self.max_record_size is not None and not 1024 <= self.max_record_size <= 10 * MAX_RECORD_BYTES:
+            raise ConfigurationError(f"ProducerConfig.max_record_size must be 1024 bytes to 10 MiB, got {self.max_record_size}")
+        if not 64 <= self.aggregation_max_size <= min(record_limit, 10 * MAX_RECORD_BYTES):
             raise ConfigurationError(
-                f"ProducerConfig.aggregation_max_size must be between 64 and max_record_size ({self.max_record_size}), "
+                f"ProducerConfig.aggregation_max_size must be between 64 and max_record_size ({record_limit}), "
                 f"got {self.aggregation_max_size}")
-        if self.collection_max_size < self.max_record_size:
+        if self.collection_max_size is not None and self.max_record_size is not None and \
+                self.collection_max_size < self.max_record_size:
             raise ConfigurationError(
                 f"ProducerConfig.collection_max_size ({self.collection_max_size}) must hold one record "
                 f"of max_record_size ({self.max_record_size})")
@@ -91,7 +96,7 @@ class ProducerConfig:
             raise ConfigurationError(f"ProducerConfig.rate_limit must be >= 0, got {self.rate_limit}")
         if self.max_connections < 1:
             raise ConfigurationError(f"ProducerConfig.max_connections must be >= 1, got {self.max_connections}")
-        if self.max_buffered_bytes < self.max_record_size:
+        if self.max_buffered_bytes < (self.max_record_size or MAX_RECORD_BYTES):
             raise ConfigurationError("ProducerConfig.max_buffered_bytes must hold at least one record")
         if isinstance(self.on_failure, str):
             from streamkit.destinations import split_destination
@@ -102,6 +107,29 @@ class ProducerConfig:
                                      f"'file:PATH' / 'sqs:URL', got {self.on_failure!r}")
         if self.buffer_full not in ("block", "raise"):
             raise ConfigurationError(f"ProducerConfig.buffer_full must be 'block' or 'raise', got {self.buffer_full!r}")
+
+    def for_stream(self, max_record_bytes: int, *, auto: bool) -> ProducerConfig:
+        """This configuration with the stream's limits filled in (and, on an AUTO stream, no aggregation and
+        no per-key order: the service places records itself)."""
+        record = min(self.max_record_size or max_record_bytes, max_record_bytes)
+        changes: dict[str, object] = {
+            "max_record_size": record,
+            "aggregation_max_size": min(self.aggregation_max_size, record),
+            "collection_max_size": self.collection_max_size or max(PUT_RECORDS_MAX_BYTES, record),
+            "max_buffered_bytes": max(self.max_buffered_bytes, record),
+        }
+        if auto:
+            changes.update(aggregation=False, ordered=False)
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def record_limit(self) -> int:
+        """The record limit in force (after `for_stream`; before it, the default stream's)."""
+        return self.max_record_size or MAX_RECORD_BYTES
+
+    @property
+    def call_limit(self) -> int:
+        return self.collection_max_size or max(PUT_RECORDS_MAX_BYTES, self.record_limit)
 
     # Typed accessors (the dataclass fields accept timedelta; after __post_init__ they hold floats).
     @property

@@ -24,6 +24,9 @@ class ProducerMetrics:
     throttles: int = 0
     reshards_detected: int = 0
     bytes_written: int = 0
+    #: The stream's RecordDistributionStrategy as last read, and whether records are aggregated for it.
+    record_distribution: str = "USER_PARTITION_KEY"
+    aggregating: bool = True
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=20_000))
 
     def snapshot(self, *, buffered_bytes: int, buffered_records: int) -> dict[str, Any]:
@@ -44,6 +47,8 @@ class ProducerMetrics:
             "throttles": self.throttles,
             "reshards_detected": self.reshards_detected,
             "bytes_written": self.bytes_written,
+            "record_distribution": self.record_distribution,
+            "aggregating": self.aggregating,
             "buffered_bytes": buffered_bytes,
             "buffered_records": buffered_records,
             "put_latency_ms": {"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1.0)},

@@ -120,16 +120,21 @@ class Producer:
         self._transport = as_kinesis(client, retries=0, max_pool_connections=self.config.max_connections)
         self._time = as_clock(clock)  # waits and deadlines
         self._clock = self._time.monotonic  # the hot path reads it as a plain call
+        self._user_config = self.config
+        summary = self._transport.describe_stream_summary(stream_name)
+        self._auto = summary.auto_distribution
+        self.config = self._user_config.for_stream(summary.max_record_bytes, auto=self._auto)
         self._on_failure = _failure_handler(self.config.on_failure)
         self._retry = RetryPolicy(base=float(self.config.backoff_base), maximum=float(self.config.backoff_max),  # type: ignore[arg-type]
                                   rng=rng)
-        self._acc = Accumulator(self.config, ShardMap(self._transport.list_shards(stream_name)))
+        self._acc = Accumulator(self.config, ShardMap(self._transport.list_shards(stream_name)),
+                                placed_by_service=self._auto)
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         # A record's wall-clock put time, without a second clock read per put.
         self._wall_offset = self._time.time() - self._clock()
         self._held: list[Item] = []  # puts that arrive while the shard map is being refreshed
-        self._max_record_size = self.config.max_record_size
+        self._max_record_size = self.config.record_limit
         self._max_buffered = self.config.max_buffered_bytes
         self._flushing = 0
         self._closing = False
@@ -138,12 +143,13 @@ class Producer:
         self._calls_in_flight = 0
         self._reshard_pending = False
         self._metrics = ProducerMetrics()
+        self._note_distribution(summary.record_distribution)
         self._pool = ThreadPoolExecutor(self.config.max_connections, thread_name_prefix="streamkit-put")
         self._worker = threading.Thread(target=self._run, name="streamkit-producer", daemon=True)
         self._worker.start()
 
     # -- public API ----------------------------------------------------------------------------
-    def put(self, data: bytes | bytearray | memoryview | str, partition_key: str,
+    def put(self, data: bytes | bytearray | memoryview | str, partition_key: str | None,
             explicit_hash_key: str | int | None = None) -> Future[PutResult]:
         """Queue one record; the future resolves to where it landed. Raises before buffering on bad input."""
         # The fast check below is written out again in `send`, on purpose: it runs for every record,
@@ -160,7 +166,7 @@ class Producer:
         self._enqueue(pending, data, partition_key, ehk, now, size)
         return pending
 
-    def send(self, data: bytes | bytearray | memoryview | str, partition_key: str,
+    def send(self, data: bytes | bytearray | memoryview | str, partition_key: str | None,
              explicit_hash_key: str | int | None = None) -> None:
         """`put` without a future, for fire-and-forget publishers.
 
@@ -179,8 +185,7 @@ class Producer:
         now = self._clock()
         self._enqueue((data, partition_key, ehk, now, size, 0), data, partition_key, ehk, now, size)
 
-    @staticmethod
-    def _validate(data: bytes | bytearray | memoryview | str, partition_key: str,
+    def _validate(self, data: bytes | bytearray | memoryview | str, partition_key: str | None,
                   explicit_hash_key: str | int | None) -> tuple[bytes, str | None, int]:
         """(data as bytes, explicit hash key, size) of a record off the fast path; raises `ValidationError`."""
         if type(data) is not bytes:
@@ -190,6 +195,11 @@ class Producer:
                 data = bytes(data)
             else:
                 raise ValidationError(f"data must be bytes or str, got {type(data).__name__}")
+        if partition_key is None:
+            if not self._auto:
+                raise ValidationError(f"partition_key=None needs a stream that places records itself "
+                                      f"(RecordDistributionStrategy AUTO); {self.stream_name!r} places them by key")
+            return data, None, len(data)
         if type(partition_key) is not str or not 0 < len(partition_key) <= 256:
             validate_partition_key(partition_key)
         ehk = validate_explicit_hash_key(explicit_hash_key) if explicit_hash_key is not None else None
@@ -197,9 +207,10 @@ class Producer:
 
     def _too_big(self, data: bytes, size: int) -> ValidationError:
         return ValidationError(f"record of {len(data)} bytes plus its {size - len(data)}-byte partition key is "
-                               f"{size} bytes, over the {self._max_record_size}-byte Kinesis record limit")
+                               f"{size} bytes, over the {self._max_record_size}-byte record limit of stream "
+                               f"{self.stream_name!r}")
 
-    def _enqueue(self, item: Item, data: bytes, key: str, ehk: str | None, now: float, size: int) -> None:
+    def _enqueue(self, item: Item, data: bytes, key: str | None, ehk: str | None, now: float, size: int) -> None:
         # The record goes straight into its shard's aggregate, in the caller's thread. `with`, not
         # acquire() then try: a Ctrl-C landing right after acquire() would leave the lock held forever.
         with self._lock:
@@ -374,24 +385,52 @@ class Producer:
         return self._calls_in_flight == 0 and self._flushing == 0
 
     def _refresh_shard_map(self) -> None:
+        """Read the stream's shards and settings again (a reshard, or a switch of record distribution)."""
         try:
+            summary = self._transport.describe_stream_summary(self.stream_name)
             new_map = ShardMap(self._transport.list_shards(self.stream_name))
         except StreamkitError as exc:
             log.warning("could not refresh the shard map (%s); retrying", exc)
             self._time.sleep(0.2)
             return
+        outcomes = _Outcomes(self._on_failure, self._wall_offset)
         with self._cond:
-            moved = self._acc.reroute(new_map)
+            switched = summary.auto_distribution != self._auto
+            if switched:
+                self._auto = summary.auto_distribution
+                self.config = self._user_config.for_stream(summary.max_record_bytes, auto=self._auto)
+                self._max_record_size = self.config.record_limit
+                self._acc.config = self.config
+                self._acc.placed_by_service = self._auto
+                self._note_distribution(summary.record_distribution)
+            moved, unroutable = self._acc.reroute(new_map, everything=switched)
             held, self._held = self._held, []
             self._acc.buffered_bytes -= sum(rec_of(item)[4] for item in held)
-            for p in held:
-                self._acc.add(p)
+            for item in held:
+                if rec_of(item)[1] is None and not self._auto:
+                    unroutable.append(item)
+                else:
+                    self._acc.add(item)
+            for item in unroutable:  # keyless records, and the stream places records by key again
+                self._fail(outcomes, self._acc.lone_entry(item), ValidationError(
+                    f"stream {self.stream_name!r} no longer places records itself (RecordDistributionStrategy is "
+                    "USER_PARTITION_KEY again): a record without a partition key cannot be written"),
+                    "ValidationException")
             self._reshard_pending = False
             self._detour = self._closing
             self._metrics.reshards_detected += 1
             log.info("shard map refreshed: %d open shards, %d buffered records re-routed",
                      len(new_map.open_shards), moved)
             self._cond.notify_all()
+        outcomes.apply()
+
+    def _note_distribution(self, strategy: str) -> None:
+        self._metrics.record_distribution = strategy
+        self._metrics.aggregating = self.config.aggregation
+        if self._auto:
+            log.warning("stream %r places records itself (RecordDistributionStrategy AUTO): partition keys are "
+                        "ignored, records are not aggregated (readers such as the KCL drop aggregates there) and "
+                        "their order is not kept", self.stream_name)
 
     # -- sending -------------------------------------------------------------------------------
     def _send(self, batch: list[Entry]) -> None:
@@ -417,6 +456,11 @@ class Producer:
                     assert error is not None
                     self._metrics.put_call_errors += 1
                     code = error.code if isinstance(error, KinesisError) else type(error).__name__
+                    if self._auto and code == "ValidationException" and not self._reshard_pending:
+                        # The stream may have stopped placing records itself (keys required again):
+                        # read its settings again before trying these records once more.
+                        self._reshard_pending = self._detour = True
+                        error = KinesisError(str(error), code=code, retryable=True)
                     # Reversed: failed entries go back to the head of their queues one by one, so
                     # putting the last first leaves them in their original order.
                     for e in reversed(batch):
@@ -444,7 +488,7 @@ class Producer:
 
     def _succeed(self, outcomes: _Outcomes, e: Entry, r: dict[str, Any], now: float) -> None:
         shard_id = r["ShardId"]
-        if shard_id != e.shard_id and not self._reshard_pending:
+        if shard_id != e.shard_id and not self._reshard_pending and not self._auto:
             log.info("record predicted for %s landed in %s: refreshing the shard map", e.shard_id, shard_id)
             self._reshard_pending = self._detour = True
         self._acc.finished(e)

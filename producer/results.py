@@ -26,7 +26,7 @@ class FailedRecord:
     """A user record the producer could not write, with everything needed to write it again."""
 
     data: bytes
-    partition_key: str
+    partition_key: str | None  # None: written without a key to an AUTO stream
     explicit_hash_key: str | None
     error: str
     error_code: str

@@ -58,14 +58,30 @@ def region_of(stream: str) -> str | None:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StreamSummary:
-    """DescribeStreamSummary, as the engines use it."""
+    """DescribeStreamSummary, as the engines use it: the stream's real limits and settings.
+
+    A server that does not know a setting (kinesalite, kinesis-local) leaves AWS's default: 1,024 KiB
+    records, USER_PARTITION_KEY distribution, no warm throughput.
+    """
 
     name: str
     arn: str
     status: str
     open_shards: int | None = None
-    stream_mode: str = "PROVISIONED"
+    stream_mode: str = "PROVISIONED"  # or ON_DEMAND
     retention_hours: int = 24
+    max_record_size_kib: int = 1024
+    record_distribution: str = "USER_PARTITION_KEY"  # or AUTO: the service places records, keys are ignored
+    warm_throughput_mibps: int | None = None
+
+    @property
+    def max_record_bytes(self) -> int:
+        """Data + partition key of one record, at most."""
+        return self.max_record_size_kib * 1024
+
+    @property
+    def auto_distribution(self) -> bool:
+        return self.record_distribution == "AUTO"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -117,7 +133,18 @@ class KinesisTransport(Protocol):
         """``records``: ``{"Data": bytes, "PartitionKey": str, "ExplicitHashKey"?: str}``; one result per entry, in order."""
         ...
 
-    def create_stream(self, stream: str, shards: int) -> None: ...
+    def create_stream(self, stream: str, shards: int | None, *, on_demand: bool = False,
+                      max_record_size_kib: int | None = None, distribution: str | None = None) -> None:
+        """Provisioned with `shards`, or ``on_demand`` (no shard count: the service starts with 4)."""
+        ...
+
+    def update_max_record_size(self, stream: str, max_record_size_kib: int) -> None: ...
+
+    def update_record_distribution(self, stream: str, distribution: str) -> None:
+        """``AUTO`` or ``USER_PARTITION_KEY`` (on-demand streams only)."""
+        ...
+
+    def update_stream_mode(self, stream: str, mode: str, *, warm_throughput_mibps: int | None = None) -> None: ...
 
     def delete_stream(self, stream: str) -> None: ...
 

@@ -129,10 +129,14 @@ class BotoKinesis:
     def describe_stream_summary(self, stream: str) -> StreamSummary:
         out = call_kinesis(self.client.describe_stream_summary, stream_name_of(stream), **stream_params(stream))
         s = out["StreamDescriptionSummary"]
+        warm = (s.get("WarmThroughput") or {}).get("CurrentMiBps")
         return StreamSummary(name=s["StreamName"], arn=s["StreamARN"], status=s["StreamStatus"],
                              open_shards=s.get("OpenShardCount"),
                              stream_mode=(s.get("StreamModeDetails") or {}).get("StreamMode", "PROVISIONED"),
-                             retention_hours=int(s.get("RetentionPeriodHours", 24)))
+                             retention_hours=int(s.get("RetentionPeriodHours", 24)),
+                             max_record_size_kib=int(s.get("MaxRecordSizeInKiB") or 1024),
+                             record_distribution=str(s.get("RecordDistributionStrategy") or "USER_PARTITION_KEY"),
+                             warm_throughput_mibps=None if warm is None else int(warm))
 
     def list_shards(self, stream: str) -> list[ShardInfo]:
         name = stream_name_of(stream)
@@ -174,8 +178,36 @@ class BotoKinesis:
         out = call_kinesis(self.client.put_records, stream_name_of(stream), Records=records, **stream_params(stream))
         return list(out["Records"])
 
-    def create_stream(self, stream: str, shards: int) -> None:
-        call_kinesis(self.client.create_stream, None, StreamName=stream_name_of(stream), ShardCount=shards)
+    def create_stream(self, stream: str, shards: int | None, *, on_demand: bool = False,
+                      max_record_size_kib: int | None = None, distribution: str | None = None) -> None:
+        params: dict[str, Any] = {"StreamName": stream_name_of(stream)}
+        if on_demand:
+            params["StreamModeDetails"] = {"StreamMode": "ON_DEMAND"}
+        else:
+            params["ShardCount"] = shards
+        if max_record_size_kib is not None:
+            params["MaxRecordSizeInKiB"] = max_record_size_kib
+        if distribution is not None:
+            params["RecordDistributionStrategy"] = distribution
+        call_kinesis(self.client.create_stream, None, **params)
+
+    def _arn(self, stream: str) -> str:
+        """The newer APIs take only StreamARN."""
+        return stream if is_stream_arn(stream) else self.describe_stream_summary(stream).arn
+
+    def update_max_record_size(self, stream: str, max_record_size_kib: int) -> None:
+        call_kinesis(self.client.update_max_record_size, stream_name_of(stream), StreamARN=self._arn(stream),
+                     MaxRecordSizeInKiB=max_record_size_kib)
+
+    def update_record_distribution(self, stream: str, distribution: str) -> None:
+        call_kinesis(self.client.update_stream_record_distribution_strategy, stream_name_of(stream),
+                     StreamARN=self._arn(stream), RecordDistributionStrategy=distribution)
+
+    def update_stream_mode(self, stream: str, mode: str, *, warm_throughput_mibps: int | None = None) -> None:
+        params: dict[str, Any] = {"StreamARN": self._arn(stream), "StreamModeDetails": {"StreamMode": mode}}
+        if warm_throughput_mibps is not None:
+            params["WarmThroughputMiBps"] = warm_throughput_mibps
+        call_kinesis(self.client.update_stream_mode, stream_name_of(stream), **params)
 
     def delete_stream(self, stream: str) -> None:
         call_kinesis(self.client.delete_stream, stream_name_of(stream), **stream_params(stream))

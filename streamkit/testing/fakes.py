@@ -97,6 +97,11 @@ class _Stream:
     arn: str
     shards: dict[str, _Shard]
     next_shard: int
+    mode: str = "PROVISIONED"
+    max_record_size_kib: int = 1024
+    distribution: str = "USER_PARTITION_KEY"
+    warm_throughput_mibps: int | None = None
+    placed: int = 0  # AUTO placement: records spread over the open shards in turn
 
 
 class FakeKinesis:
@@ -185,14 +190,22 @@ class FakeKinesis:
             return list(self._shard(stream, shard_id).records)
 
     # -- control plane ------------------------------------------------------------------------
-    def create_stream(self, stream: str, shards: int) -> None:
+    def create_stream(self, stream: str, shards: int | None, *, on_demand: bool = False,
+                      max_record_size_kib: int | None = None, distribution: str | None = None) -> None:
         name = stream_name_of(stream)
-        if shards < 1:
+        if on_demand:
+            shards = 4  # AWS: a new on-demand stream starts at 4 MiB/s of writes, 4 shards
+        if shards is None or shards < 1:
             raise ConfigurationError(f"ShardCount must be at least 1, got {shards}")
+        _check_record_size(max_record_size_kib or 1024)
+        if distribution == "AUTO" and not on_demand:
+            raise _invalid("RecordDistributionStrategy AUTO is supported only for on-demand streams")
         with self._lock:
             if name in self._streams:
                 raise KinesisError(f"ResourceInUseException: stream {name} exists", code="ResourceInUseException")
-            s = _Stream(name, f"arn:aws:kinesis:{self.region}:{ACCOUNT}:stream/{name}", {}, 0)
+            s = _Stream(name, f"arn:aws:kinesis:{self.region}:{ACCOUNT}:stream/{name}", {}, 0,
+                        mode="ON_DEMAND" if on_demand else "PROVISIONED", max_record_size_kib=max_record_size_kib or 1024,
+                        distribution=distribution or "USER_PARTITION_KEY")
             self._streams[name] = s
             step = (MAX_HASH_KEY + 1) // shards
             for i in range(shards):
@@ -208,7 +221,35 @@ class FakeKinesis:
         with self._lock:
             s = self._stream(stream)
             return StreamSummary(name=s.name, arn=s.arn, status="ACTIVE",
-                                 open_shards=sum(1 for sh in s.shards.values() if not sh.closed))
+                                 open_shards=sum(1 for sh in s.shards.values() if not sh.closed), stream_mode=s.mode,
+                                 max_record_size_kib=s.max_record_size_kib, record_distribution=s.distribution,
+                                 warm_throughput_mibps=s.warm_throughput_mibps)
+
+    def update_max_record_size(self, stream: str, max_record_size_kib: int) -> None:
+        self._enter("UpdateMaxRecordSize", stream=stream)
+        _check_record_size(max_record_size_kib)
+        with self._lock:
+            self._stream(stream).max_record_size_kib = max_record_size_kib
+
+    def update_record_distribution(self, stream: str, distribution: str) -> None:
+        self._enter("UpdateStreamRecordDistributionStrategy", stream=stream)
+        if distribution not in ("AUTO", "USER_PARTITION_KEY"):
+            raise KinesisError(f"ValidationException: RecordDistributionStrategy {distribution!r}",
+                               code="ValidationException")
+        with self._lock:
+            s = self._stream(stream)
+            if distribution == "AUTO" and s.mode != "ON_DEMAND":
+                raise _invalid("RecordDistributionStrategy AUTO is supported only for on-demand streams")
+            s.distribution = distribution
+
+    def update_stream_mode(self, stream: str, mode: str, *, warm_throughput_mibps: int | None = None) -> None:
+        self._enter("UpdateStreamMode", stream=stream)
+        with self._lock:
+            s = self._stream(stream)
+            if mode == "PROVISIONED" and s.distribution == "AUTO":
+                raise _invalid("a stream with RecordDistributionStrategy AUTO must stay on-demand")
+            s.mode = mode
+            s.warm_throughput_mibps = warm_throughput_mibps if mode == "ON_DEMAND" else None
 
     def list_shards(self, stream: str) -> list[ShardInfo]:
         self._enter("ListShards", stream=stream)
@@ -313,6 +354,16 @@ class FakeKinesis:
         out: list[PutEntryResult] = []
         with self._lock:
             s = self._stream(stream)
+            for n, entry in enumerate(records, start=1):  # a bad entry fails the whole call, as AWS validates
+                key = entry.get("PartitionKey")
+                if key is None and s.distribution != "AUTO":
+                    raise KinesisError(f"ValidationException: 1 validation error detected: Value null at "
+                                       f"'records.{n}.member.partitionKey' failed to satisfy constraint: Member must "
+                                       "not be null", code="ValidationException")
+                size = len(entry["Data"]) + len((key or "").encode())
+                if size > s.max_record_size_kib * 1024:
+                    raise KinesisError(f"ValidationException: record {n} is {size} bytes, over the stream's "
+                                       f"{s.max_record_size_kib} KiB maximum record size", code="ValidationException")
             smap = ShardMap(sh.info for sh in s.shards.values())
             now = self.clock.time()
             for i, entry in enumerate(records):
@@ -320,21 +371,29 @@ class FakeKinesis:
                 if code:
                     out.append({"ErrorCode": code, "ErrorMessage": f"injected {code}"})
                     continue
-                shard = smap.shard_for_key(entry["PartitionKey"], entry.get("ExplicitHashKey"))
+                if s.distribution == "AUTO":  # the service places records itself: keys are ignored
+                    shard = smap.open_shards[s.placed % len(smap.open_shards)]
+                    s.placed += 1
+                else:
+                    shard = smap.shard_for_key(entry["PartitionKey"], entry.get("ExplicitHashKey"))
                 seq = f"{next(self._seq):021d}"
                 data = entry["Data"]
                 raw = {"SequenceNumber": seq, "Data": data if isinstance(data, bytes) else str(data).encode(),
-                       "PartitionKey": entry["PartitionKey"], "ApproximateArrivalTimestamp": now}
-                if entry.get("ExplicitHashKey") is not None:
+                       "ApproximateArrivalTimestamp": now}
+                if entry.get("PartitionKey") is not None:
+                    raw["PartitionKey"] = entry["PartitionKey"]
+                if entry.get("ExplicitHashKey") is not None and s.distribution != "AUTO":
                     raw["ExplicitHashKey"] = entry["ExplicitHashKey"]
                 s.shards[shard.shard_id].records.append(raw)
                 self.written[shard.shard_id].append((seq, dict(entry)))
                 out.append({"ShardId": shard.shard_id, "SequenceNumber": seq})
         return out
 
-    def put(self, stream: str, data: bytes, partition_key: str, explicit_hash_key: str | None = None) -> str:
+    def put(self, stream: str, data: bytes, partition_key: str | None, explicit_hash_key: str | None = None) -> str:
         """One record, no faults (test set-up); its sequence number."""
-        entry: dict[str, Any] = {"Data": data, "PartitionKey": partition_key}
+        entry: dict[str, Any] = {"Data": data}
+        if partition_key is not None:
+            entry["PartitionKey"] = partition_key
         if explicit_hash_key is not None:
             entry["ExplicitHashKey"] = explicit_hash_key
         hooks = (self.entry_error, self.call_error, self.fault, self.unreachable)
@@ -368,6 +427,16 @@ class FakeKinesis:
             if fetched.next_iterator is None or not fetched.records:
                 return
             it = fetched.next_iterator
+
+
+def _invalid(message: str) -> KinesisError:
+    return KinesisError(f"InvalidArgumentException: {message}", code="InvalidArgumentException")
+
+
+def _check_record_size(kib: int) -> None:
+    if not 1024 <= kib <= 10240:
+        raise KinesisError(f"ValidationException: MaxRecordSizeInKiB must be 1024..10240, got {kib}",
+                           code="ValidationException")
 
 
 #: The earlier name (a boto3-shaped fake); the producer and every engine take a `KinesisTransport`.

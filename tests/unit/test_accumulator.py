@@ -175,7 +175,7 @@ def test_reroute_moves_records_of_a_closed_shard_in_order() -> None:
         ShardInfo(shard_id="A2", starting_hash_key=HALF // 2, ending_hash_key=HALF - 1, parent_shard_id="A"),
         ShardInfo(shard_id="B", starting_hash_key=HALF, ending_hash_key=MAX_HASH_KEY),
     ])
-    assert acc.reroute(split) == 4
+    assert acc.reroute(split) == (4, [])
     assert acc.buffered_records == 4
     sent: list[tuple[str, bytes]] = []
     while batch := acc.take_batch(0.0, flush=True):
@@ -204,7 +204,7 @@ def test_reroute_carries_records_with_and_without_futures_and_their_attempts() -
         ShardInfo(shard_id="A1", starting_hash_key=0, ending_hash_key=HALF - 1, parent_shard_id="A"),
         ShardInfo(shard_id="B", starting_hash_key=HALF, ending_hash_key=MAX_HASH_KEY),
     ])
-    assert acc.reroute(split) == 2 and acc.buffered_records == 2
+    assert acc.reroute(split) == (2, []) and acc.buffered_records == 2
     acc.seal_all()
     (again,) = acc.take_batch(0.0, flush=True)
     assert again.shard_id == "A1" and [r.data for r in decode(again.data)] == [b"0", b"1"]

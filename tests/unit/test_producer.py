@@ -45,7 +45,7 @@ def user_records(client: FakeKinesis) -> dict[str, list[tuple[str, bytes]]]:
     ((b"x", ""), "1 to 256 characters"),
     ((b"x", "k" * 257), "got 257"),
     ((b"x", 7), "must be a str"),
-    ((b"x" * (1024 * 1024), "k"), "over the 1048576-byte Kinesis record limit"),
+    ((b"x" * (1024 * 1024), "k"), "over the 1048576-byte record limit"),
     ((12, "k"), "data must be bytes or str"),
     ((b"x", "k", "-1"), "explicit hash key"),
 ])
@@ -300,7 +300,7 @@ def test_metrics_snapshot_counts_everything() -> None:
 
 
 @pytest.mark.parametrize(("kw", "message"), [({"collection_max_count": 501}, "1..500"),
-                                              ({"aggregation_max_size": 2 * 1024 * 1024}, "aggregation_max_size"),
+                                              ({"aggregation_max_size": 11 * 1024 * 1024}, "aggregation_max_size"),
                                               ({"record_ttl": 0}, "record_ttl"),
                                               ({"rate_limit": -1}, "rate_limit"),
                                               ({"buffer_full": "drop"}, "buffer_full")])
