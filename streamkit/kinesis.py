@@ -6,9 +6,9 @@ Errors are `streamkit.errors` (the adapter translated them).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+from streamkit.clock import SYSTEM_CLOCK, Clock
 from streamkit.errors import ConfigurationError, KinesisError, StreamNotFoundError
 from streamkit.hashing import ShardInfo, ShardMap
 from streamkit.transport import StreamSummary, as_kinesis
@@ -20,39 +20,42 @@ def describe_stream(client: Any, stream: str) -> StreamSummary:
     return as_kinesis(client).describe_stream_summary(stream)
 
 
-def wait_for_stream(client: Any, stream: str, *, timeout: float = 60.0, poll: float = 0.05) -> StreamSummary:
+def wait_for_stream(client: Any, stream: str, *, timeout: float = 60.0, poll: float = 0.05,
+                    clock: Clock = SYSTEM_CLOCK) -> StreamSummary:
     """Wait until the stream is ACTIVE; returns its summary."""
     transport = as_kinesis(client)
-    deadline = time.monotonic() + timeout
+    deadline = clock.monotonic() + timeout
     while True:
         summary = transport.describe_stream_summary(stream)
         if summary.status == "ACTIVE":
             return summary
-        if time.monotonic() > deadline:
+        if clock.monotonic() > deadline:
             raise KinesisError(f"stream {stream!r} still {summary.status} after {timeout:.0f} s")
-        time.sleep(poll)
+        clock.sleep(poll)
 
 
-def create_stream(client: Any, stream: str, shards: int, *, wait: bool = True) -> StreamSummary | None:
+def create_stream(client: Any, stream: str, shards: int, *, wait: bool = True,
+                  clock: Clock = SYSTEM_CLOCK) -> StreamSummary | None:
     if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
         raise ConfigurationError(f"--shards must be a whole number of at least 1, got {shards!r}")
     transport = as_kinesis(client)
     transport.create_stream(stream, shards)
-    return wait_for_stream(transport, stream) if wait else None
+    return wait_for_stream(transport, stream, clock=clock) if wait else None
 
 
-def delete_stream(client: Any, stream: str, *, wait: bool = True, timeout: float = 60.0) -> None:
+def delete_stream(client: Any, stream: str, *, wait: bool = True, timeout: float = 60.0,
+                  clock: Clock = SYSTEM_CLOCK) -> None:
     transport = as_kinesis(client)
     transport.delete_stream(stream)
     if not wait:
         return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    deadline = clock.monotonic() + timeout
+    while clock.monotonic() < deadline:
         try:
             transport.describe_stream_summary(stream)
         except StreamNotFoundError:
             return
-        time.sleep(0.05)
+        clock.sleep(0.05)
     raise KinesisError(f"stream {stream!r} still exists {timeout:.0f} s after DeleteStream")
 
 

@@ -7,13 +7,13 @@ worker that lost its lease: its renewals and checkpoints fail the condition.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from streamkit.checkpoints.base import KEEP_OWNER, NO_OWNER_CHECK
 from streamkit.checkpoints.model import Checkpoint, Lease
+from streamkit.clock import SYSTEM_CLOCK, Clock
 from streamkit.errors import CheckpointError
 
 __all__ = ["DynamoDBCheckpointStore"]
@@ -36,10 +36,11 @@ def _to_lease(item: dict[str, Any]) -> Lease:
 
 class DynamoDBCheckpointStore:
     def __init__(self, table: str, *, client: Any = None, create: bool = True,
-                 endpoint_url: str | None = None, region: str | None = None) -> None:
+                 endpoint_url: str | None = None, region: str | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
         from streamkit.aws.clients import aws_client
 
         self.table = table
+        self._clock = clock
         self._client = client or aws_client("dynamodb", endpoint_url=endpoint_url, region=region)
         if create:
             self.ensure_table()
@@ -64,12 +65,12 @@ class DynamoDBCheckpointStore:
                 raise CheckpointError(f"cannot create DynamoDB table {self.table!r}: {exc}") from exc
         except BotoCoreError as exc:
             raise CheckpointError(f"cannot reach DynamoDB to create {self.table!r}: {exc}") from exc
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        deadline = self._clock.monotonic() + timeout
+        while self._clock.monotonic() < deadline:
             status = self._call("describe_table", TableName=self.table)["Table"]["TableStatus"]
             if status == "ACTIVE":
                 return
-            time.sleep(0.05)
+            self._clock.sleep(0.05)
         raise CheckpointError(f"DynamoDB table {self.table!r} not ACTIVE after {timeout:.0f} s")
 
     def create_lease(self, namespace: str, lease: Lease) -> bool:

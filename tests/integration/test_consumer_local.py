@@ -228,3 +228,29 @@ def test_split_and_merge_mid_stream_lose_nothing_and_parents_come_before_childre
             for p in parents.get(sid, []):
                 assert p not in order[i + 1:], f"{key}: parent {p} read after child {sid}"
     assert len({sid for recs in got.values() for _d, sid in recs}) >= 4  # parents, children and the merged shard
+
+
+@pytest.mark.streamkit(shards=1)
+def test_the_reported_stop_during_retry_delivers_every_record_on_the_restart(kinesis_stream: StreamHandle,
+                                                                            tmp_path: Path) -> None:
+    """Issue 13's reproduction, as reported, against kinesalite: it used to deliver 0 of 1,000."""
+    produce(kinesis_stream, 1000, aggregation=False)
+    db = tmp_path / "c.db"
+    config = ConsumerConfig(initial_position="TRIM_HORIZON", max_attempts=10, backoff_base=1.0, lease_duration=2)
+
+    def failing(r: StreamRecord) -> None:
+        raise ConnectionError("downstream down")
+
+    first = Consumer(kinesis_stream.name, failing, application_name="app", checkpoint_store=SqliteCheckpointStore(db),
+                     client=kinesis_stream.client, config=config)
+    runner = threading.Thread(target=lambda: first.run(install_signal_handlers=False))
+    runner.start()
+    time.sleep(2.5)
+    first.stop()
+    runner.join(30)
+    time.sleep(2.5)  # the lease expires
+    got: list[bytes] = []
+    Consumer(kinesis_stream.name, lambda r: got.append(r.data), application_name="app",
+             checkpoint_store=SqliteCheckpointStore(db), client=kinesis_stream.client,
+             config=config).run(install_signal_handlers=False, stop_after_idle=2)
+    assert len(got) == 1000 and len(set(got)) == 1000
