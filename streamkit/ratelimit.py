@@ -99,9 +99,15 @@ class ShardLimiter:
             )
         return b
 
-    def admit_write(self, shard: str, nbytes: int, now: float) -> bool:
-        """One record of `nbytes` (data + partition key): both the byte and the record budget must allow it."""
+    def admit_write(self, shard: str, nbytes: int, now: float, *, burst: int = 0) -> bool:
+        """One record of `nbytes` (data + partition key): both the byte and the record budget must allow it.
+
+        `burst`: the stream's maximum record size, when above 1 MiB: the shard's byte budget is then a
+        tank of that size that refills at its sustained rate, as AWS serves large records.
+        """
         b = self._buckets(shard, now)
+        if burst > b.write_bytes.capacity:
+            b.write_bytes.capacity = burst
         b.write_bytes.refill(now)
         b.write_records.refill(now)
         if b.write_records.tokens >= 1 and b.write_bytes.tokens >= nbytes:

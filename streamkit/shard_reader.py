@@ -31,7 +31,14 @@ from typing import Any
 
 from streamkit.checkpoints.model import Checkpoint
 from streamkit.clock import SYSTEM_CLOCK, Clock
-from streamkit.errors import ExpiredIteratorError, KinesisError, ServerUnreachableError, ShardFailedError, StreamkitError
+from streamkit.errors import (
+    ExpiredIteratorError,
+    KinesisError,
+    ServerUnreachableError,
+    ShardFailedError,
+    StreamkitError,
+    ThrottledError,
+)
 from streamkit.hashing import ShardInfo
 from streamkit.retry import Backoff, Interrupted, RetryPolicy, call_with_retry
 from streamkit.transport import IteratorStart, KinesisTransport
@@ -125,6 +132,9 @@ class ReaderBase:
         self.on_error = on_error
         self.last_read: str | None = None  # sequence number of the last raw record returned
         self.failures = 0  # consecutive failed calls
+        #: Consecutive failures other than throttling. Throttling is an answer ("not so fast"), and says
+        #: nothing about what the shard holds: it neither blocks nor counts toward "caught up".
+        self.troubled = 0
         self._unanswered = 0  # consecutive calls with no answer at all
         self._unanswered_since = 0.0
         self._backoff = Backoff(base=FETCH_RETRY.base, maximum=FETCH_RETRY.maximum)
@@ -134,6 +144,8 @@ class ReaderBase:
 
     def _failed(self, attempt: int, err: BaseException, delay: float) -> None:
         self.failures += 1
+        if not isinstance(err, ThrottledError):
+            self.troubled += 1
         if isinstance(err, ServerUnreachableError):
             if self._unanswered == 0:
                 self._unanswered_since = self.clock.monotonic()
@@ -145,7 +157,7 @@ class ReaderBase:
         log.debug("shard %s: %s (failure %d); retrying in %.2f s", self.shard_id, err, self.failures, delay)
 
     def _succeeded(self) -> None:
-        self.failures = 0
+        self.failures = self.troubled = 0
         self._unanswered = 0
 
     def unanswered_for(self) -> float:

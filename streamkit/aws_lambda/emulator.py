@@ -27,7 +27,7 @@ from streamkit.checkpoints.base import NO_OWNER_CHECK, CheckpointStore
 from streamkit.checkpoints.model import LATEST, SHARD_END, TRIM_HORIZON, Checkpoint, Lease
 from streamkit.clock import SYSTEM_CLOCK, Clock
 from streamkit.destinations import as_destination
-from streamkit.errors import ConfigurationError, NoProgressError, StreamkitError
+from streamkit.errors import ConfigurationError, NoProgressError, StreamkitError, ThrottledError
 from streamkit.hashing import ShardInfo, lane_of
 from streamkit.shard_reader import ReaderSettings, ShardReader, startable
 from streamkit.transport import as_kinesis, stream_name_of
@@ -315,7 +315,7 @@ class EventSourceMapping:
         with self._shard_lock:
             shards = [sid for sid in self._lanes if sid not in self._done]
             # A shard whose last call failed is not caught up, whatever its last successful read said.
-            if any(sid not in self._caught_up or self._readers[sid].failures for sid in shards):
+            if any(sid not in self._caught_up or self._readers[sid].troubled for sid in shards):
                 return False
         return all(lane.idle() for lanes in list(self._lanes.values()) for lane in lanes)
 
@@ -445,7 +445,9 @@ class EventSourceMapping:
         self._spawn(lambda: self._poll(shard_id), f"esm-{shard_id}-poller")
 
     def _read_failed(self, shard_id: str, err: StreamkitError, failures: int) -> None:
-        if failures == 1 or failures % 20 == 0:
+        if isinstance(err, ThrottledError) and failures < 5:
+            return  # routine throttling: the reader backs off quietly
+        if failures in (1, 5) or failures % 20 == 0:
             log.warning("shard %s: GetRecords failed %d time(s) in a row (%s); retrying with backoff", shard_id,
                         failures, err)
 

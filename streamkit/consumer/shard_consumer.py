@@ -36,7 +36,7 @@ from streamkit.consumer.processor import (
 )
 from streamkit.consumer.retrieval import to_stream_records
 from streamkit.destinations import DeadLetter, Destination
-from streamkit.errors import LeaseLostError, ShardFailedError, StreamkitError
+from streamkit.errors import LeaseLostError, ShardFailedError, StreamkitError, ThrottledError
 from streamkit.hashing import ShardInfo
 from streamkit.records import StreamRecord
 from streamkit.retry import RetryPolicy
@@ -49,6 +49,8 @@ log = logging.getLogger("streamkit.consumer")
 
 #: While reads keep failing, say so once, then again every this many seconds.
 FAILURE_NOTICE_INTERVAL = 10.0
+#: Throttled reads in a row before they count as a failing shard (and are said on stderr).
+THROTTLES_WORTH_SAYING = 5
 
 
 @dataclass
@@ -170,6 +172,8 @@ class ShardConsumer:
         return records
 
     def _read_failed(self, err: StreamkitError, failures: int, delay: float) -> None:
+        if isinstance(err, ThrottledError) and failures < THROTTLES_WORTH_SAYING:
+            return  # routine: backs off quietly, and the shard's state (idle or reading) stands
         self.stats.state = "failing"
         self.stats.unanswered_for = self._reader_now.unanswered_for() if self._reader_now is not None else 0.0
         self.stats.last_error = str(err)

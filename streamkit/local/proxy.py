@@ -14,7 +14,6 @@ Run: ``python -m streamkit.local.proxy --port P --upstream http://127.0.0.1:U [-
 from __future__ import annotations
 
 import argparse
-import base64
 import http.client
 import random
 import socket
@@ -32,12 +31,18 @@ import orjson
 
 from streamkit.hashing import ShardMap, hash_key
 from streamkit.local.faults import FaultSpec, parse_fault_spec
+from streamkit.local.stream_settings import SettingsError, StreamSettingsRegistry
 from streamkit.ratelimit import KinesisLimits, ShardLimiter
 
 __all__ = ["KinesisProxy", "configure_proxy", "main", "proxy_stats"]
 
 TARGET_PREFIX = "Kinesis_20131202."
 DATA_PLANE = frozenset({"PutRecord", "PutRecords", "GetRecords", "GetShardIterator"})
+#: The 2025-26 settings calls, answered by the proxy itself (stream_settings.py).
+_UPDATES = frozenset({"UpdateMaxRecordSize", "UpdateStreamRecordDistributionStrategy", "UpdateStreamMode"})
+#: Calls whose StreamARN names something the backend has no name for: left as they are.
+_ARN_ONLY = frozenset({"RegisterStreamConsumer", "DescribeStreamConsumer", "ListStreamConsumers",
+                       "DeregisterStreamConsumer", "SubscribeToShard"})
 JSON_TYPE = "application/x-amz-json-1.1"
 ACCOUNT = "000000000000"
 _ITERATOR_MEMORY = 100_000
@@ -71,6 +76,7 @@ class ProxyState:
         self.configure(limit_scale=limit_scale, faults=faults or FaultSpec())
         self.shard_maps: dict[str, tuple[float, ShardMap]] = {}
         self.iterators: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self.settings = StreamSettingsRegistry(self.faults.seed)  # the 2025-26 stream settings (stream_settings.py)
         self._local = threading.local()
 
     def configure(self, *, limit_scale: float | None = None, faults: FaultSpec | None = None,
@@ -170,17 +176,25 @@ def handle_put_records(state: ProxyState, req: dict[str, Any], headers: dict[str
     if len(entries) > lim.put_records_max_entries:
         raise _Reply(400, "ValidationException", "1 validation error detected: Value at 'records' failed to satisfy "
                      f"constraint: Member must have length less than or equal to {lim.put_records_max_entries}")
-    sizes = []
-    for e in entries:
-        n = len(base64.b64decode(e.get("Data", ""))) + len(str(e.get("PartitionKey", "")).encode())
-        if n > lim.record_max_bytes:
-            raise _Reply(400, "ValidationException", "1 validation error detected: Value at 'records.member.data' "
-                         f"failed to satisfy constraint: Member must have length less than or equal to {lim.record_max_bytes}")
-        sizes.append(n)
-    if sum(sizes) > lim.put_records_max_bytes:
-        raise _Reply(400, "InvalidArgumentException",
-                     f"Records size exceeds {lim.put_records_max_bytes // (1024 * 1024)} MB limit")
     smap = state.shard_map(stream, headers)
+    settings = state.settings.get(stream)
+    ranges = [(sh.starting_hash_key, sh.ending_hash_key) for sh in smap.open_shards]
+    sizes = []
+    keyless: set[int] = set()
+    try:
+        admitted = []
+        for n, e in enumerate(entries, start=1):
+            entry, size, no_key = state.settings.admit_entry(stream, e, n, open_ranges=ranges)
+            admitted.append(entry)
+            sizes.append(size)
+            if no_key:
+                keyless.add(n - 1)
+    except SettingsError as err:
+        raise _Reply(err.status, err.code, err.message) from None
+    entries = admitted
+    call_limit = max(lim.put_records_max_bytes, settings.max_record_bytes)
+    if sum(sizes) > call_limit:
+        raise _Reply(400, "InvalidArgumentException", f"Records size exceeds {call_limit // (1024 * 1024)} MB limit")
     faults = state.faults
     results: list[dict[str, Any] | None] = [None] * len(entries)
     accepted: list[int] = []
@@ -197,7 +211,7 @@ def handle_put_records(state: ProxyState, req: dict[str, Any], headers: dict[str
             results[i] = {"ErrorCode": "InternalFailure", "ErrorMessage": "Internal service failure."}
         else:
             with state.lock:
-                ok = state.limiter.admit_write(_shard_key(stream, shard.shard_id), n, now)
+                ok = state.limiter.admit_write(_shard_key(stream, shard.shard_id), n, now, burst=settings.max_record_bytes)
             if ok:
                 accepted.append(i)
             else:
@@ -213,6 +227,8 @@ def handle_put_records(state: ProxyState, req: dict[str, Any], headers: dict[str
         out = orjson.loads(raw)
         for i, r in zip(accepted, out["Records"], strict=True):
             results[i] = r
+        state.settings.wrote_keyless([r["SequenceNumber"] for i, r in zip(accepted, out["Records"], strict=True)
+                                      if i in keyless and "SequenceNumber" in r])
         state.count("put_records.accepted", sum(1 for r in out["Records"] if "ErrorCode" not in r))
     failed = sum(1 for r in results if r is not None and "ErrorCode" in r)
     state.count("put_records.entries", len(entries))
@@ -222,20 +238,29 @@ def handle_put_records(state: ProxyState, req: dict[str, Any], headers: dict[str
 
 def handle_put_record(state: ProxyState, req: dict[str, Any], headers: dict[str, str], raw: bytes) -> tuple[int, bytes]:
     stream = _stream_name(req)
-    data = base64.b64decode(req.get("Data", ""))
-    n = len(data) + len(str(req.get("PartitionKey", "")).encode())
     smap = state.shard_map(stream, headers)
+    settings = state.settings.get(stream)
+    try:
+        req, n, no_key = state.settings.admit_entry(
+            stream, req, 1, open_ranges=[(sh.starting_hash_key, sh.ending_hash_key) for sh in smap.open_shards])
+    except SettingsError as err:
+        raise _Reply(err.status, err.code, err.message) from None
+    raw = orjson.dumps(req)
     ehk = req.get("ExplicitHashKey")
     shard = smap.shard_for_hash(int(ehk) if ehk is not None else hash_key(str(req.get("PartitionKey", ""))))
     if state.chance(state.faults.throttle):
         state.count("fault.throttle_call")
         raise _Reply(400, "ProvisionedThroughputExceededException", _throttle_message(shard.shard_id, stream))
     with state.lock:
-        ok = state.limiter.admit_write(_shard_key(stream, shard.shard_id), n, state.clock())
+        ok = state.limiter.admit_write(_shard_key(stream, shard.shard_id), n, state.clock(),
+                                       burst=settings.max_record_bytes)
     if not ok:
         state.count("limit.write_throttled")
         raise _Reply(400, "ProvisionedThroughputExceededException", _throttle_message(shard.shard_id, stream))
-    return state.forward(TARGET_PREFIX + "PutRecord", raw, headers)
+    status, body = state.forward(TARGET_PREFIX + "PutRecord", raw, headers)
+    if status == 200 and no_key:
+        state.settings.wrote_keyless([orjson.loads(body)["SequenceNumber"]])
+    return status, body
 
 
 def handle_get_shard_iterator(state: ProxyState, req: dict[str, Any], headers: dict[str, str], raw: bytes) -> tuple[int, bytes]:
@@ -270,8 +295,11 @@ def handle_get_records(state: ProxyState, req: dict[str, Any], headers: dict[str
             state.count("limit.read_throttled")
             raise _Reply(400, "ProvisionedThroughputExceededException", _throttle_message(owner[1], owner[0]))
     status, body = state.forward(TARGET_PREFIX + "GetRecords", raw, headers)
-    if status == 200 and owner is not None:
+    if status == 200:
         out = orjson.loads(body)
+        state.settings.restore(out.get("Records", []))
+        body = orjson.dumps(out)
+    if status == 200 and owner is not None:
         nbytes = sum(len(r.get("Data", "")) * 3 // 4 + len(r.get("PartitionKey", "").encode()) for r in out.get("Records", []))
         with state.lock:
             state.limiter.charge_read(_shard_key(*owner), nbytes, state.clock())
@@ -338,8 +366,31 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if op in DATA_PLANE:
                 self._inject_transport_faults(state)
-            req = orjson.loads(raw) if raw and op in DATA_PLANE else {}
-            if op == "PutRecords":
+            req = orjson.loads(raw) if raw else {}
+            if op in _UPDATES:
+                state.settings.update(op, req)
+                self._send(200, b"{}")
+                return
+            if "StreamARN" in req and "StreamName" not in req and op not in _ARN_ONLY:
+                req["StreamName"] = _stream_name(req)  # the backend knows names only
+                del req["StreamARN"]
+                raw = orjson.dumps(req)
+            if op == "CreateStream":
+                backend, settings = state.settings.create_request(req)
+                status, body = state.forward(target, orjson.dumps(backend), headers)
+                if status == 200:
+                    state.settings.created(backend["StreamName"], settings)
+            elif op == "DescribeStreamSummary":
+                status, body = state.forward(target, raw, headers)
+                if status == 200:
+                    out = orjson.loads(body)
+                    state.settings.describe(_stream_name(req), out["StreamDescriptionSummary"])
+                    body = orjson.dumps(out)
+            elif op == "DeleteStream":
+                status, body = state.forward(target, raw, headers)
+                if status == 200:
+                    state.settings.deleted(_stream_name(req))
+            elif op == "PutRecords":
                 status, body = handle_put_records(state, req, headers)
             elif op == "PutRecord":
                 status, body = handle_put_record(state, req, headers, raw)
@@ -351,6 +402,9 @@ class _Handler(BaseHTTPRequestHandler):
                 status, body = state.forward(target, raw, headers)
         except _Reset:
             self._reset()
+            return
+        except SettingsError as err:
+            self._error(err.status, err.code, err.message)
             return
         except _Reply as r:
             self._error(r.status, r.code, r.message)

@@ -99,10 +99,12 @@ def test_a_lease_taken_by_another_worker_stops_the_shard_without_checkpointing()
 
     class Thief(RecordProcessor):
         def process_records(self, input: ProcessRecordsInput) -> None:
-            lease = store.get_lease("app/s", input.shard_id)
-            assert lease is not None
-            store.update_lease("app/s", input.shard_id, expected_counter=lease.counter, expected_owner=lease.owner,
-                               owner="another-worker")
+            stolen = None
+            while stolen is None:  # the owner renews meanwhile: try again on the counter it left
+                lease = store.get_lease("app/s", input.shard_id)
+                assert lease is not None
+                stolen = store.update_lease("app/s", input.shard_id, expected_counter=lease.counter,
+                                            expected_owner=lease.owner, owner="another-worker")
             input.checkpointer.checkpoint()  # fenced: raises LeaseLostError
 
         def lease_lost(self, input: Any) -> None:
