@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
@@ -55,3 +56,19 @@ def test_usage_errors_exit_2_with_one_line(args: list[str]) -> None:
 def test_bad_shard_count_is_rejected_before_the_network() -> None:
     proc = run_cli("stream", "create", "x", "--shards", "0", "--endpoint-url", "http://127.0.0.1:9")
     assert proc.returncode == 2 and "at least 1" in proc.stderr
+
+
+def test_create_describe_and_update_the_2025_settings_through_the_proxy(kinesis_proxy: Any) -> None:
+    proxy = kinesis_proxy()
+    created = run_json("stream", "create", "cli-today", "--on-demand", "--max-record-size", "10MiB",
+                       "--distribution", "auto", "--endpoint-url", proxy.endpoint)
+    assert (created["stream_mode"], created["open_shards"], created["max_record_size_kib"],
+            created["record_distribution"]) == ("ON_DEMAND", 4, 10240, "AUTO")
+    updated = run_json("stream", "update", str(created["stream_arn"]), "--distribution", "user-partition-key",
+                       "--max-record-size", "2MiB", "--mode", "on-demand", "--warm-throughput", "50",
+                       "--endpoint-url", proxy.endpoint)
+    assert (updated["record_distribution"], updated["max_record_size_kib"], updated["warm_throughput_mibps"]) == \
+        ("USER_PARTITION_KEY", 2048, 50)
+    bad = run_cli("stream", "create", "cli-bad", "--shards", "1", "--distribution", "auto",
+                  "--endpoint-url", proxy.endpoint)
+    assert bad.returncode == 2 and "needs --on-demand" in bad.stderr and "Traceback" not in bad.stderr
