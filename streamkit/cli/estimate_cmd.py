@@ -60,7 +60,11 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--retention-hours", type=float, default=24.0)
     p.add_argument("--max-record-age", type=float, default=None)
     p.add_argument("--failure-rate", type=float, default=0.0)
-    p.add_argument("--mode", choices=("provisioned", "on-demand"), default="provisioned")
+    p.add_argument("--mode", choices=("provisioned", "on-demand", "on-demand-advantage"), default="provisioned")
+    p.add_argument("--warm-throughput", type=float, default=None, metavar="MIBPS",
+                   help="on-demand: the write MiB/s the stream is kept warm for (WarmThroughputMiBps)")
+    p.add_argument("--distribution", choices=("user-partition-key", "auto"), default="user-partition-key",
+                   help="auto: the service places records (no hot key, no aggregation, no order)")
     p.add_argument("--lambda-memory-mb", type=int, default=128)
     p.add_argument("--limit-scale", type=float, default=1.0, help="scale the shard limits (local validation)")
     p.add_argument("--simulate", action="store_true", help="check the formulas with a discrete-time simulation")
@@ -108,7 +112,8 @@ def build_inputs(args: argparse.Namespace) -> Any:
         parallelization_factor=args.parallelization_factor, consumers=args.consumers,
         efo_consumers=args.efo_consumers, partition_keys=keys, key_skew=args.key_skew, key_shares=shares,
         retention_hours=args.retention_hours, max_record_age=args.max_record_age, failure_rate=args.failure_rate,
-        mode=args.mode, lambda_memory_mb=args.lambda_memory_mb, limits=Limits(scale=args.limit_scale))
+        mode=args.mode, lambda_memory_mb=args.lambda_memory_mb, limits=Limits(scale=args.limit_scale),
+        warm_throughput_mibps=args.warm_throughput, distribution=args.distribution.upper().replace("-", "_"))
     return inp, measured
 
 
@@ -215,8 +220,9 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
          " / ".join(str(r["shards_needed"][k]) for k in ("write", "read", "consumer", "with_skew"))),
         ("Lambda concurrency", r["lambda_concurrency"]),
         ("latency, s", r["latency_s"]),
-        ("monthly cost, provisioned / on-demand / Lambda, USD",
-         f"{r['cost_monthly_usd']['provisioned']} / {r['cost_monthly_usd']['on_demand']} / {r['cost_monthly_usd']['lambda']}"),
+        ("monthly cost, provisioned / on-demand / Advantage / Lambda, USD",
+         f"{r['cost_monthly_usd']['provisioned']} / {r['cost_monthly_usd']['on_demand']} / "
+         f"{r['cost_monthly_usd']['on_demand_advantage']} / {r['cost_monthly_usd']['lambda']}"),
     ]
     if r["burst"]:
         rows.append(("burst backlog, records / drain s", f"{_fmt(r['burst']['backlog_records'])} / "

@@ -17,6 +17,9 @@ __all__ = ["Inputs", "Limits", "estimate", "hot_shard_share", "zipf_shares"]
 
 
 HOURS_PER_MONTH = 730
+PRICES_NOTE = ("us-east-1 list prices as published in public cost tools in 2024 (provisioned, On-demand Standard); "
+               "On-demand Advantage: at most 40% of Standard's ingest and retrieval, no stream-hour charge, per AWS's "
+               "documentation of late 2026 ('at least 60% lower'); no price list in this repository")
 AGG_OVERHEAD = 20  # magic + digest
 PER_SUBRECORD = 6  # protobuf framing of one sub-record (index, lengths), typical
 EVENT_RECORD_JSON = 530  # what the Lambda event adds around each record's base64 data
@@ -70,7 +73,11 @@ class Inputs:
     retention_hours: float = 24.0
     max_record_age: float | None = None  # seconds
     failure_rate: float = 0.0  # probability a user record fails its first processing
-    mode: Literal["provisioned", "on-demand"] = "provisioned"
+    mode: Literal["provisioned", "on-demand", "on-demand-advantage"] = "provisioned"
+    #: On-demand: write MiB/s the stream is kept warm for (On-demand Advantage's WarmThroughputMiBps).
+    warm_throughput_mibps: float | None = None
+    #: USER_PARTITION_KEY, or AUTO: the service places records (keys ignored, no KPL aggregation, no order).
+    distribution: Literal["USER_PARTITION_KEY", "AUTO"] = "USER_PARTITION_KEY"
     #: The stream's maximum record size (data + partition key), MaxRecordSizeInKiB x 1024.
     max_record_size: float = RECORD_MAX_BYTES
     lambda_memory_mb: int = 128
@@ -101,6 +108,8 @@ class Inputs:
             raise ConfigurationError("--partition-keys must be at least 1")
         if not 1024 * 1024 <= self.max_record_size <= 10 * 1024 * 1024:
             raise ConfigurationError("--max-record-size must be 1 MiB to 10 MiB (MaxRecordSizeInKiB 1024..10240)")
+        if self.distribution == "AUTO" and self.mode == "provisioned":
+            raise ConfigurationError("--distribution auto needs an on-demand --mode (AWS allows it there only)")
         if self.consumers < 0 or self.efo_consumers < 0 or self.consumers + self.efo_consumers < 1:
             raise ConfigurationError("need at least one consumer (--consumers or --efo-consumers)")
 
@@ -128,6 +137,8 @@ def hot_shard_share(shares: list[float], shards: int) -> float:
 
 
 def _aggregation(inp: Inputs) -> float:
+    if inp.distribution == "AUTO":
+        return 1.0  # no KPL aggregation on a stream that places records itself (readers drop aggregates there)
     if inp.aggregation != "auto":
         return float(inp.aggregation)
     per = inp.record_size + PER_SUBRECORD + 2
@@ -145,7 +156,10 @@ def _evaluate(inp: Inputs, shards: int) -> dict[str, Any]:
     a = _aggregation(inp)
     s_k = _kinesis_record_bytes(inp, a)  # bytes of one Kinesis record (data + key)
     bytes_per_user = s_k / a  # what one user record costs in shard bytes
-    shares = list(inp.key_shares) if inp.key_shares else zipf_shares(inp.partition_keys, inp.key_skew)
+    if inp.distribution == "AUTO":
+        shares = [1.0 / max(shards, 1)] * max(shards, 1)  # placed by the service, evenly: no key is hot
+    else:
+        shares = list(inp.key_shares) if inp.key_shares else zipf_shares(inp.partition_keys, inp.key_skew)
     p_max = shares[0]
     h = hot_shard_share(shares, shards)
     polling = inp.consumers
@@ -170,7 +184,8 @@ def _evaluate(inp: Inputs, shards: int) -> dict[str, Any]:
         "shard write records": shards * lim.write_records * a / (h * shards),
         "shard read": (mu_read / h) if polling else math.inf,
         "function time": mu_function / h,
-        "hot key": min(lim.write_bytes / bytes_per_user, lim.write_records * a, lane_rate) / p_max,
+        "hot key": math.inf if inp.distribution == "AUTO" else
+        min(lim.write_bytes / bytes_per_user, lim.write_records * a, lane_rate) / p_max,
     }
     if b < inp.batch_size:
         caps["Lambda payload cap"] = caps.pop("function time")
@@ -238,7 +253,24 @@ def estimate(inp: Inputs) -> dict[str, Any]:
         warnings.append(f"a user record of {inp.record_size + inp.key_bytes:,.0f} bytes (data + key) is over the stream's "
                         f"maximum record size of {inp.max_record_size:,.0f} bytes: Kinesis refuses it (a stream "
                         "can allow up to 10 MiB: MaxRecordSizeInKiB)")
-    if ev["hot_key_dominates"]:
+    if inp.distribution == "AUTO":
+        warnings.append("an AUTO stream keeps no order (not even per key) and takes no KPL aggregates: records "
+                        "are placed by the service, so no key can be hot")
+        if inp.aggregation != "auto" and float(inp.aggregation) > 1:
+            warnings.append("--aggregation is ignored on an AUTO stream")
+    if inp.record_size + inp.key_bytes > MIB:
+        per_shard = lim.write_bytes / (inp.record_size + inp.key_bytes)
+        warnings.append(f"records above 1 MiB draw on each shard's burst tank (up to the stream's maximum record "
+                        f"size, refilled at 1 MiB/s): sustained, a shard takes {per_shard:.2f} such records/s; AWS "
+                        "means them for under 2% of the traffic")
+    if inp.mode != "provisioned":
+        warm = max(4.0, inp.warm_throughput_mibps or 0.0)
+        ingest_mibps = rate * ev["bytes_per_user"] / MIB
+        if ingest_mibps > warm:
+            warnings.append(f"the ingest rate ({ingest_mibps:.1f} MiB/s) is above the {warm:g} MiB/s an on-demand "
+                            "stream handles without scaling (4 MiB/s at creation, or its warm throughput): expect "
+                            "throttling while it scales up (up to twice the previous peak at a time)")
+    if ev["hot_key_dominates"] and inp.distribution != "AUTO":
         warnings.append(f"one key carries {ev['p_max']:.0%} of the traffic and most of the busiest shard's: more "
                         "shards barely help (salt the key)")
     total_service = ev["mu_shard"] * shards
@@ -290,7 +322,7 @@ def estimate(inp: Inputs) -> dict[str, Any]:
         "burst": burst,
         "cost_monthly_usd": cost,
         "advice": advice,
-        "prices_note": "us-east-1 list prices as published in public cost tools in 2024",
+        "prices_note": PRICES_NOTE,
     }
 
 
@@ -303,13 +335,17 @@ def _cost(inp: Inputs, shards: int, a: float, s_k: float, b: int, cycle: float) 
     gb_in_ondemand = k_rate * math.ceil(s_k / 1024) * 1024 * seconds / 1e9
     consumers = inp.consumers + inp.efo_consumers
     on_demand = 0.04 * HOURS_PER_MONTH + gb_in_ondemand * 0.08 + gb_in_ondemand * 0.04 * consumers
+    # On-demand Advantage: no per-stream charge; ingest and retrieval "at least 60% lower" than Standard
+    # (AWS's documentation; no price list here): 40% of Standard's, an upper bound.
+    advantage = (gb_in_ondemand * 0.08 + gb_in_ondemand * 0.04 * consumers) * 0.4
     efo = inp.efo_consumers * (shards * 0.015 * HOURS_PER_MONTH + rate * s_k / a * seconds / 1e9 * 0.013)
     invocations = k_rate / b * seconds
     gb_s = invocations * cycle * inp.lambda_memory_mb / 1024
     lambda_cost = invocations / 1e6 * 0.20 + gb_s * (0.0000133334 if inp.arm64 else 0.0000166667)
+    stream = {"provisioned": provisioned + efo, "on-demand": on_demand, "on-demand-advantage": advantage}[inp.mode]
     return {"provisioned": round(provisioned + efo, 2), "on_demand": round(on_demand, 2),
-            "lambda": round(lambda_cost, 2),
-            "total": round((provisioned + efo if inp.mode == "provisioned" else on_demand) + lambda_cost, 2)}
+            "on_demand_advantage": round(advantage, 2), "lambda": round(lambda_cost, 2),
+            "total": round(stream + lambda_cost, 2)}
 
 
 def _advice(inp: Inputs, shards: int, ev: dict[str, Any]) -> list[dict[str, Any]]:

@@ -165,4 +165,32 @@ def test_a_record_over_the_streams_maximum_is_flagged() -> None:
     r = estimate(Inputs(shards=1, record_size=2 * 1024 * 1024))
     assert any("over the stream's maximum record size" in w for w in r["warnings"])
     ok = estimate(Inputs(shards=1, record_size=2 * 1024 * 1024, max_record_size=10 * 1024 * 1024))
-    assert not any("maximum record size" in w for w in ok["warnings"])
+    assert not any("over the stream's maximum record size" in w for w in ok["warnings"])
+
+
+# -- Kinesis today (issue 15) ----------------------------------------------------------------------
+def test_an_auto_stream_has_no_hot_key_no_aggregation_and_says_it_keeps_no_order() -> None:
+    skewed = dict(shards=4, record_size=100, key_skew=2.0, partition_keys=100, mode="on-demand")
+    keyed = estimate(Inputs(**skewed))  # type: ignore[arg-type]
+    auto = estimate(Inputs(**skewed, distribution="AUTO", aggregation="auto"))  # type: ignore[arg-type]
+    assert auto["sustainable_rate"] > keyed["sustainable_rate"]  # the hot key's shard binds the keyed stream
+    assert auto["limits"]["hot key"] == math.inf and auto["binding_limit"] != "hot key" and auto["aggregation"] == 1.0
+    assert any("keeps no order" in w for w in auto["warnings"])
+    with pytest.raises(ConfigurationError, match="on-demand"):
+        Inputs(shards=1, distribution="AUTO")
+
+
+def test_large_records_are_flagged_with_their_sustained_rate_per_shard() -> None:
+    r = estimate(Inputs(shards=2, record_size=4 * 1024 * 1024, max_record_size=10 * 1024 * 1024))
+    (w,) = [w for w in r["warnings"] if "burst tank" in w]
+    assert "0.25 such records/s" in w
+
+
+def test_on_demand_advantage_is_priced_below_standard_and_warm_throughput_is_checked() -> None:
+    base = dict(shards=4, record_size=1024, records_per_second=8000)
+    std = estimate(Inputs(**base, mode="on-demand"))  # type: ignore[arg-type]
+    adv = estimate(Inputs(**base, mode="on-demand-advantage", warm_throughput_mibps=20))  # type: ignore[arg-type]
+    assert adv["cost_monthly_usd"]["on_demand_advantage"] <= 0.4 * std["cost_monthly_usd"]["on_demand"]
+    assert "Advantage" in adv["prices_note"] and "2024" in adv["prices_note"]
+    assert any("without scaling" in w for w in std["warnings"])  # ~8 MiB/s over the 4 MiB/s a new stream takes
+    assert not any("without scaling" in w for w in adv["warnings"])  # kept warm for 20 MiB/s
