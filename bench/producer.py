@@ -3,6 +3,9 @@
     (a) one boto3 put_record per reading
     (b) boto3 PutRecords, 500 readings per call, no aggregation
     (c) async-kinesis's Producer with its KPL aggregation (KPLStringProcessor)
+    (d) boto3 PutRecords, 500 readings per call, on an AUTO stream (the service places records; no
+        aggregation is possible there), beside streamkit's `send()` on the same kind of stream: both
+        through the local stack's proxy, which emulates AUTO streams (limits set out of the way)
 
 streamkit runs three ways: `send()` (no future per reading, like async-kinesis's `put`, which
 returns nothing), `put()` with a future per reading that the loop keeps and checks afterwards, and
@@ -38,6 +41,7 @@ from streamkit import kinesis as sk_kinesis
 from streamkit.aggregation import MAX_RECORD_BYTES, AggregateBuilder
 from streamkit.aws.clients import aws_client
 from streamkit.local import stack as local_stack
+from streamkit.local.proxy import KinesisProxy
 
 SHARDS = 4
 SENSORS = 1000
@@ -49,6 +53,8 @@ BULK_CONFIG = ProducerConfig(rate_limit=0, record_max_buffered_time=1.0)
 SEND = "streamkit send() (aggregated)"
 PUT = "streamkit put(), a future per reading"
 BULK = "streamkit send(), 1 s buffer"
+AUTO_SEND = "streamkit send(), AUTO stream"
+AUTO_ANCHOR = "(d) PutRecords, AUTO stream"
 
 
 def readings(n: int) -> list[tuple[str, bytes]]:
@@ -164,8 +170,10 @@ def main() -> None:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     with tempfile.TemporaryDirectory(prefix="bench-producer-") as tmp:
         stack = local_stack.up(data_dir=Path(tmp), persist=False)
+        proxy = KinesisProxy(stack.kinesis_endpoint, limit_scale=1000.0).start()  # emulates AUTO; limits far away
         try:
             client = aws_client("kinesis", endpoint_url=stack.kinesis_endpoint, retries=0, max_pool_connections=32)
+            via_proxy = aws_client("kinesis", endpoint_url=proxy.endpoint, retries=0, max_pool_connections=32)
             results: dict[str, dict[str, Any]] = {}
             streams: dict[str, str] = {}
             contenders: list[tuple[str, int, Callable[[str], dict[str, Any]]]] = [
@@ -175,6 +183,8 @@ def main() -> None:
                 ("(a) put_record per reading", 1, lambda s: run_put_record(client, s, data[:args.sample_a])),
                 ("(b) PutRecords, no aggregation", 1, lambda s: run_put_records(client, s, data)),
                 ("(c) async-kinesis KPL", args.runs, lambda s: run_async_kinesis(stack.kinesis_endpoint, s, data)),
+                (AUTO_SEND, args.runs, lambda s: run_streamkit(via_proxy, s, data, STREAMKIT_CONFIG, "send")),
+                (AUTO_ANCHOR, args.runs, lambda s: run_put_records(via_proxy, s, data)),
             ]
             # Best of N, the repeated contenders interleaved so that none gets a quieter machine.
             for round_no in range(max(n for _name, n, _fn in contenders)):
@@ -182,7 +192,12 @@ def main() -> None:
                     if round_no >= runs:
                         continue
                     stream = f"bench-{len(streams)}"
-                    sk_kinesis.create_stream(client, stream, SHARDS)
+                    if name in (AUTO_SEND, AUTO_ANCHOR):  # on-demand, 4 shards, records placed by the service
+                        via_proxy.create_stream(StreamName=stream, StreamModeDetails={"StreamMode": "ON_DEMAND"},
+                                                RecordDistributionStrategy="AUTO")
+                        sk_kinesis.wait_for_stream(via_proxy, stream)
+                    else:
+                        sk_kinesis.create_stream(client, stream, SHARDS)
                     streams[f"{name}#{round_no}"] = stream
                     r = fn(stream)
                     n = args.sample_a if name.startswith("(a)") else len(data)
@@ -193,6 +208,7 @@ def main() -> None:
                         results[name] = r
             minimum = minimum_records(client, streams[f"{BULK}#0"], data)
         finally:
+            proxy.stop()
             local_stack.down(data_dir=Path(tmp))
     send, put, bulk = results[SEND], results[PUT], results[BULK]
     print(f"producer throughput, {len(data):,} readings of 100 B, {SENSORS} sensor keys, {SHARDS} shards, local kinesalite")
@@ -212,6 +228,10 @@ def main() -> None:
     print(f"Kinesis records for {len(data):,} readings: streamkit {send['kinesis_records']} (100 ms buffer), "
           f"{bulk['kinesis_records']} (1 s buffer); fewest possible with {SHARDS} shards and the 1 MiB limit, "
           f"in put order per shard: {minimum} ({(bulk['kinesis_records'] - minimum) / minimum:+.1%} with the 1 s buffer)")
+    auto, auto_anchor = results[AUTO_SEND], results[AUTO_ANCHOR]
+    print(f"On an AUTO stream (records placed by the service, no aggregation possible), both through the proxy: "
+          f"streamkit send() {auto['rate']:,.0f} rec/s, {auto['rate'] / auto_anchor['rate']:.2f}x plain PutRecords "
+          f"({auto_anchor['rate']:,.0f} rec/s), {auto['kinesis_records']:,} Kinesis records")
     print("(a) is timed on a sample and scaled per 100k; async-kinesis's KPL mode puts every aggregate under one "
           "partition key, so it uses a single shard; its put() returns nothing, like streamkit's send()")
 
