@@ -173,3 +173,19 @@ def test_keyless_records_have_no_partition_key_in_the_event_and_spread_over_lane
     run(kinesis, clock, handler, batch_size=5, parallelization_factor=3)
     records = [r for e in events for r in e["Records"]]
     assert len(records) == 40 and all("partitionKey" not in r["kinesis"] for r in records)
+
+
+def test_a_record_too_large_for_an_invoke_fails_without_reaching_the_handler_and_goes_to_on_failure(
+        tmp_path: Path) -> None:
+    clock = FakeClock(scale=0.01)
+    kinesis = FakeKinesis(clock=clock, auto_create=False)
+    kinesis.create_stream("s", 1, max_record_size_kib=10240)
+    kinesis.put("s", b"x" * (5 * 1024 * 1024), "big")  # 6.7 MB as base64 in an event: over Lambda's 6 MiB
+    kinesis.put("s", b"small", "k")
+    seen: list[int] = []
+    dead = tmp_path / "onfailure.jsonl"
+    stats = run(kinesis, clock, lambda event, context: seen.extend(len(r["kinesis"]["data"]) for r in event["Records"]),
+                max_retry_attempts=1, on_failure=f"file:{dead}")
+    (doc,) = [orjson.loads(line) for line in dead.read_text().splitlines()]
+    assert doc["KinesisBatchInfo"]["batchSize"] == 1 and doc["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert seen == [len("c21hbGw=")] and stats.records_discarded == 1  # only the small one reached the handler
