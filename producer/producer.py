@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -17,7 +18,7 @@ from producer.futures import resolve_exception, resolve_results
 from producer.metrics import ProducerMetrics
 from producer.results import FailedRecord, PutResult
 from producer.retry import RetryPolicy
-from streamkit.clock import Clock, as_clock
+from streamkit.clock import SYSTEM_CLOCK, Clock, as_clock
 from streamkit.destinations import parse_destination
 from streamkit.errors import (
     BufferFullError,
@@ -119,7 +120,8 @@ class Producer:
         # A boto3 client (its PutRecords bodies then written directly: streamkit/aws/wire.py) or any transport.
         self._transport = as_kinesis(client, retries=0, max_pool_connections=self.config.max_connections)
         self._time = as_clock(clock)  # waits and deadlines
-        self._clock = self._time.monotonic  # the hot path reads it as a plain call
+        # The hot path reads it as a plain call: the C builtin itself for the system clock.
+        self._clock = time.monotonic if self._time is SYSTEM_CLOCK else self._time.monotonic
         self._user_config = self.config
         summary = self._transport.describe_stream_summary(stream_name)
         self._auto = summary.auto_distribution
