@@ -8,6 +8,7 @@ import signal
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from streamkit.checkpoints.base import CheckpointStore
@@ -24,7 +25,10 @@ from streamkit.records import StreamRecord
 from streamkit.retry import Interrupted, RetryPolicy, call_with_retry
 from streamkit.transport import as_kinesis, stream_name_of
 
-__all__ = ["Consumer", "ShardFailedError"]
+__all__ = ["DEFAULT_CHECKPOINT_FILE", "Consumer", "ShardFailedError"]
+
+#: Where a Consumer given no checkpoint_store keeps its positions: this file in the working directory.
+DEFAULT_CHECKPOINT_FILE = "streamkit-checkpoints.db"
 
 log = logging.getLogger("streamkit.consumer")
 
@@ -64,9 +68,13 @@ class Consumer:
         if not stream or not application_name:
             raise ConfigurationError("stream and application_name must not be empty")
         if checkpoint_store is None:
-            raise ConfigurationError(
-                "Consumer needs a checkpoint_store: SqliteCheckpointStore(PATH) keeps positions across restarts, "
-                "DynamoDBCheckpointStore(TABLE) shares shards across machines, MemoryCheckpointStore() keeps none")
+            # DESIGN's default, SQLite, made explicit: a named file in the working directory, and said.
+            from streamkit.checkpoints.sqlite import SqliteCheckpointStore
+
+            log.warning("no checkpoint_store given: positions are kept in %s (pass SqliteCheckpointStore(PATH), "
+                        "DynamoDBCheckpointStore(TABLE) or MemoryCheckpointStore() to choose)",
+                        Path(DEFAULT_CHECKPOINT_FILE).resolve())
+            checkpoint_store = SqliteCheckpointStore(DEFAULT_CHECKPOINT_FILE)
         if not isinstance(checkpoint_store, CheckpointStore):
             raise ConfigurationError(f"checkpoint_store must be a CheckpointStore, got {checkpoint_store!r}")
         self.stream = stream

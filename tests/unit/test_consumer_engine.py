@@ -115,3 +115,17 @@ def test_a_lease_taken_by_another_worker_stops_the_shard_without_checkpointing()
     c.run(install_signal_handlers=False)
     lease = store.get_lease("app/s", kinesis.list_shards("s")[0].shard_id)
     assert lost and lease is not None and lease.owner == "another-worker" and lease.checkpoint.is_sentinel
+
+
+def test_with_no_store_the_default_is_a_named_sqlite_file_here_and_it_is_said(
+        tmp_path: Any, monkeypatch: Any, caplog: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    clock = FakeClock()
+    kinesis = FakeKinesis(clock=clock)
+    kinesis.put("s", b"x", "k")
+    got: list[bytes] = []
+    with caplog.at_level("WARNING", logger="streamkit.consumer"):
+        Consumer("s", lambda r: got.append(r.data), application_name="app", client=kinesis,
+                 clock=clock).run(install_signal_handlers=False, stop_after_idle=1)
+    assert got == [b"x"] and (tmp_path / "streamkit-checkpoints.db").exists()
+    assert any("no checkpoint_store given" in r.getMessage() for r in caplog.records)
