@@ -50,12 +50,6 @@ def stream_name_of(stream: str) -> str:
     return m.group(3) if m else stream
 
 
-def region_of(stream: str) -> str | None:
-    """The region of a stream ARN; None for a plain name."""
-    m = _ARN.match(stream)
-    return m.group(1) if m else None
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StreamSummary:
     """DescribeStreamSummary, as the engines use it: the stream's real limits and settings.

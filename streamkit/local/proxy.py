@@ -31,7 +31,7 @@ import orjson
 
 from streamkit.hashing import ShardMap, hash_key
 from streamkit.local.faults import FaultSpec, parse_fault_spec
-from streamkit.local.stream_settings import SettingsError, StreamSettingsRegistry
+from streamkit.local.stream_settings import SettingsError, StreamSettingsRegistry, stream_name
 from streamkit.ratelimit import KinesisLimits, ShardLimiter
 
 __all__ = ["KinesisProxy", "configure_proxy", "main", "proxy_stats"]
@@ -152,12 +152,7 @@ class ProxyState:
                 self.iterators.popitem(last=False)
 
 
-def _stream_name(req: dict[str, Any]) -> str:
-    name = req.get("StreamName")
-    if name:
-        return str(name)
-    arn = str(req.get("StreamARN", ""))
-    return arn.rsplit("/", 1)[-1]
+_stream_name = stream_name  # StreamName, or the name in StreamARN (one reading, in stream_settings.py)
 
 
 def _shard_key(stream: str, shard: str) -> str:

@@ -25,7 +25,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SettingsError", "StreamSettings", "StreamSettingsRegistry"]
+__all__ = ["SettingsError", "StreamSettings", "StreamSettingsRegistry", "stream_name"]
 
 KIB = 1024
 BACKEND_RECORD_LIMIT = 1024 * 1024  # what kinesalite itself accepts
