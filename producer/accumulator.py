@@ -348,7 +348,9 @@ class Accumulator:
 
     @property
     def idle(self) -> bool:
-        return self.buffered_records == 0
+        # Read from the queues, not the counters: a KeyboardInterrupt landing inside `add_fields` can
+        # leave a counter one record off, and a flush must still see the buffer empty once it is.
+        return not any(q.open_records or q.ready or q.in_flight for q in self._queues.values())
 
     def reroute(self, shard_map: ShardMap, *, everything: bool = False) -> tuple[int, list[Item]]:
         """Adopt a new shard map; records queued for shards that closed (or, with `everything`, all

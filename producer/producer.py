@@ -31,6 +31,10 @@ from streamkit.errors import (
 from streamkit.hashing import ShardMap, validate_explicit_hash_key, validate_partition_key
 from streamkit.transport import as_kinesis
 
+#: Seconds `with Producer(...)` gives buffered records to be written when the block ends on a
+#: KeyboardInterrupt or other BaseException; what is still unwritten then fails, reported, not dropped.
+INTERRUPT_GRACE = 2.0
+
 __all__ = ["Producer"]
 
 log = logging.getLogger("streamkit.producer")
@@ -293,8 +297,13 @@ class Producer:
     def __enter__(self) -> Producer:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            # Ctrl-C (or another BaseException) ends the block: give what is buffered a short grace,
+            # then fail the rest (RecordExpiredError, to futures and on_failure) rather than hang on.
+            self.close(timeout=INTERRUPT_GRACE)
+        else:
+            self.close()
 
     def metrics(self) -> dict[str, Any]:
         """A snapshot of counters, buffered bytes and put-to-result latency percentiles."""

@@ -6,6 +6,7 @@ import base64
 import random
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,71 @@ def test_close_timeout_fails_what_is_left_to_futures_and_on_failure() -> None:
     assert sorted(f.data for f in failed) == [b"tracked", b"untracked"]
     assert all(f.attempts >= 1 and f.error_code == "Expired" for f in failed)
     assert p.metrics()["user_records_failed"] == 2
+
+
+def _exits(block: Callable[[], None], within: float = 30.0) -> BaseException | None:
+    """Run `block` in a thread; fail the test (instead of hanging it) if it does not end."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            block()
+        except BaseException as exc:  # the test looks at what escaped
+            raised.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(within)
+    assert not t.is_alive(), "the producer did not let go of the with block"
+    return raised[0] if raised else None
+
+
+def test_ctrl_c_inside_put_leaves_no_flush_waiting_for_a_half_added_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A KeyboardInterrupt can land anywhere in the caller's thread, here in the middle of adding a
+    # record to its aggregate (counted, not yet queued). Leaving the with block then used to wait
+    # forever for that record (seen as `streamkit demo` not stopping on Ctrl-C).
+    from streamkit import aggregation
+
+    client = FakeKinesis(2)
+    real = aggregation.AggregateBuilder.try_add
+    calls = {"n": 0}
+
+    def interrupted(self: aggregation.AggregateBuilder, *a: object) -> bool:
+        calls["n"] += 1
+        if calls["n"] == 500:
+            raise KeyboardInterrupt
+        return real(self, *a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(aggregation.AggregateBuilder, "try_add", interrupted)
+    futures = []
+
+    def block() -> None:
+        with Producer("s", client=client, config=cfg()) as p:
+            for i in range(1_000):
+                futures.append(p.put(b"r%d" % i, f"k{i % 7}"))
+
+    assert isinstance(_exits(block), KeyboardInterrupt)
+    assert len(futures) == 499
+    assert all(f.result(timeout=5) for f in futures)  # every put that returned was written
+    written = {d for recs in user_records(client).values() for _k, d in recs}
+    assert {b"r%d" % i for i in range(499)} <= written
+
+
+def test_ctrl_c_with_kinesis_unreachable_fails_what_is_buffered_instead_of_hanging() -> None:
+    failed: list[FailedRecord] = []
+    client = FakeKinesis(entry_error=lambda c, i, e: "ProvisionedThroughputExceededException")
+    futures = []
+
+    def block() -> None:
+        with Producer("s", client=client, config=cfg(record_ttl=600, on_failure=failed.append)) as p:
+            futures.extend(p.put(b"r%d" % i, "k") for i in range(10))
+            raise KeyboardInterrupt
+
+    assert isinstance(_exits(block), KeyboardInterrupt)
+    for f in futures:
+        with pytest.raises(RecordExpiredError):
+            f.result(timeout=1)
+    assert len(failed) == 10  # reported, not dropped
 
 
 def test_results_report_shard_sequence_and_sub_sequence() -> None:
