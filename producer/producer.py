@@ -122,7 +122,7 @@ class Producer:
         self.stream_name = stream_name
         self.config = config or ProducerConfig()
         # A boto3 client (its PutRecords bodies then written directly: streamkit/aws/wire.py) or any transport.
-        self._transport = as_kinesis(client, retries=0, max_pool_connections=self.config.max_connections)
+        self._transport = as_kinesis(client, stream=stream_name, retries=0, max_pool_connections=self.config.max_connections)
         self._time = as_clock(clock)  # waits and deadlines
         # The hot path reads it as a plain call: the C builtin itself for the system clock.
         self._clock = time.monotonic if self._time is SYSTEM_CLOCK else self._time.monotonic

@@ -59,8 +59,8 @@ def records_of(letter: dict[str, Any], client: Any, source_stream: str | None = 
     info = letter.get("KinesisBatchInfo")
     if info is None:
         raise StreamkitError("not a dead letter: neither a payload nor a KinesisBatchInfo range")
-    transport = as_kinesis(client)
     stream = source_stream or stream_name_of(str(info["streamArn"]))
+    transport = as_kinesis(client, stream=str(info["streamArn"]))  # a new client goes to the ARN's region
     it: str | None = transport.get_shard_iterator(stream, info["shardId"], IteratorStart(
         type="AT_SEQUENCE_NUMBER", sequence_number=info["startSequenceNumber"]))
     end = int(info["endSequenceNumber"])

@@ -17,13 +17,13 @@ __all__ = ["create_stream", "delete_stream", "describe_stream", "list_shards", "
 
 
 def describe_stream(client: Any, stream: str) -> StreamSummary:
-    return as_kinesis(client).describe_stream_summary(stream)
+    return as_kinesis(client, stream=stream).describe_stream_summary(stream)
 
 
 def wait_for_stream(client: Any, stream: str, *, timeout: float = 60.0, poll: float = 0.05,
                     clock: Clock = SYSTEM_CLOCK) -> StreamSummary:
     """Wait until the stream is ACTIVE; returns its summary."""
-    transport = as_kinesis(client)
+    transport = as_kinesis(client, stream=stream)
     deadline = clock.monotonic() + timeout
     while True:
         summary = transport.describe_stream_summary(stream)
@@ -38,14 +38,14 @@ def create_stream(client: Any, stream: str, shards: int, *, wait: bool = True,
                   clock: Clock = SYSTEM_CLOCK) -> StreamSummary | None:
     if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
         raise ConfigurationError(f"--shards must be a whole number of at least 1, got {shards!r}")
-    transport = as_kinesis(client)
+    transport = as_kinesis(client, stream=stream)
     transport.create_stream(stream, shards)
     return wait_for_stream(transport, stream, clock=clock) if wait else None
 
 
 def delete_stream(client: Any, stream: str, *, wait: bool = True, timeout: float = 60.0,
                   clock: Clock = SYSTEM_CLOCK) -> None:
-    transport = as_kinesis(client)
+    transport = as_kinesis(client, stream=stream)
     transport.delete_stream(stream)
     if not wait:
         return
@@ -61,7 +61,7 @@ def delete_stream(client: Any, stream: str, *, wait: bool = True, timeout: float
 
 def list_shards(client: Any, stream: str) -> list[ShardInfo]:
     """Every shard of the stream, open and closed."""
-    return as_kinesis(client).list_shards(stream)
+    return as_kinesis(client, stream=stream).list_shards(stream)
 
 
 def shard_map(client: Any, stream: str) -> ShardMap:

@@ -34,6 +34,7 @@ __all__ = [
     "StreamSummary",
     "as_kinesis",
     "is_stream_arn",
+    "region_of",
     "stream_name_of",
 ]
 
@@ -42,6 +43,12 @@ _ARN = re.compile(r"^arn:aws[a-z-]*:kinesis:([a-z0-9-]+):(\d{12}):stream/([A-Za-
 
 def is_stream_arn(stream: str) -> bool:
     return _ARN.match(stream) is not None
+
+
+def region_of(stream: str) -> str | None:
+    """The region an ARN names (where calls for that stream must go); None for a plain name."""
+    m = _ARN.match(stream)
+    return m.group(1) if m else None
 
 
 def stream_name_of(stream: str) -> str:
@@ -153,12 +160,19 @@ class KinesisTransport(Protocol):
         ...
 
 
-def as_kinesis(client: Any = None, **client_options: Any) -> KinesisTransport:
-    """A transport for ``client=``: a transport as is, a boto3 client wrapped, None a new boto3 client."""
+def as_kinesis(client: Any = None, *, stream: str | None = None, **client_options: Any) -> KinesisTransport:
+    """A transport for ``client=``: a transport as is, a boto3 client wrapped, None a new boto3 client.
+
+    A new client for a `stream` given as an ARN goes to the ARN's region unless ``region=`` says
+    otherwise (a stream in another region or account is reached by its ARN).
+    """
     if client is not None and not _is_boto_client(client):
         return client  # type: ignore[no-any-return]
     from streamkit.aws.clients import aws_client
     from streamkit.aws.kinesis import BotoKinesis
+
+    if client is None and stream is not None and client_options.get("region") is None and region_of(stream):
+        client_options["region"] = region_of(stream)
 
     return BotoKinesis(client if client is not None else aws_client("kinesis", **client_options))
 

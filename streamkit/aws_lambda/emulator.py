@@ -265,7 +265,7 @@ class EventSourceMapping:
         self.config = config or EsmConfig()
         self.clock = clock
         self._failure_destination = None if self.config.on_failure is None else as_destination(self.config.on_failure)
-        self.transport = as_kinesis(client, retries=0, region=self.config.region)  # streamkit retries itself
+        self.transport = as_kinesis(client, stream=self.stream, retries=0, region=self.config.region)  # streamkit retries itself
         self.stopping = threading.Event()
         self.stats = EsmStats()
         self._lanes: dict[str, list[_Lane]] = {}

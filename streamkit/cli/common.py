@@ -12,6 +12,7 @@ import orjson
 from streamkit.aws.clients import aws_client
 from streamkit.errors import ConfigurationError
 from streamkit.importing import import_callable
+from streamkit.transport import region_of
 
 __all__ = [
     "CliArgumentParser",
@@ -50,7 +51,11 @@ def flag(args: argparse.Namespace, name: str, default: Any = None) -> Any:
 
 def client_for(args: argparse.Namespace, service: str = "kinesis", **kwargs: Any) -> Any:
     endpoint = flag(args, "endpoint_url") if service == "kinesis" else flag(args, f"{service}_endpoint_url")
-    return aws_client(service, endpoint_url=endpoint, region=flag(args, "region"), **kwargs)
+    region = flag(args, "region")
+    stream = flag(args, "stream") or flag(args, "name")
+    if region is None and isinstance(stream, str):
+        region = region_of(stream)  # a stream given by ARN: its region, unless --region says otherwise
+    return aws_client(service, endpoint_url=endpoint, region=region, **kwargs)
 
 
 def emit_json(obj: Any) -> None:

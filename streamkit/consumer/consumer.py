@@ -83,7 +83,7 @@ class Consumer:
         self.config = config or ConsumerConfig()
         self._factory = _as_factory(processor_factory)
         self.store = checkpoint_store
-        self.transport = as_kinesis(client, retries=0, max_pool_connections=64)  # streamkit retries itself
+        self.transport = as_kinesis(client, stream=self.stream, retries=0, max_pool_connections=64)  # streamkit retries itself
         self.namespace = f"{application_name}/{self.stream_name}"
         self.worker_id = self.config.worker_id
         self._clock = as_clock(clock)
