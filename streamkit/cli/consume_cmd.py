@@ -29,6 +29,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--on-failure", default="stop", help="stop | file:PATH | sqs:URL, after --max-attempts")
     p.add_argument("--max-attempts", type=int, default=3)
     p.add_argument("--stop-after-idle", type=float, default=None, help="stop once no records came for SECONDS")
+    p.add_argument("--lease-duration", type=float, default=10.0,
+                   help="seconds a lease lasts unrenewed: how long a crashed worker's shards wait (default 10)")
     p.set_defaults(func=cmd_consume)
 
 
@@ -52,7 +54,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     func = import_callable(args.handler)
     config = ConsumerConfig(initial_position=_initial_position(args.start), enhanced_fan_out=args.efo,
                             body=args.body, max_attempts=args.max_attempts,
-                            on_failure=args.on_failure)
+                            on_failure=args.on_failure, lease_duration=args.lease_duration)
     store = checkpoint_store(args)
     if store is None:
         from streamkit.checkpoints import MemoryCheckpointStore

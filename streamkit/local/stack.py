@@ -359,11 +359,25 @@ def _terminate_group(pid: int, *, grace: float = 5.0) -> None:
                     return
             except ChildProcessError:
                 # Not our child (started by another CLI call): poll for its exit instead.
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
+                if _exited(pid):
                     return
             time.sleep(0.05)
+
+
+def _exited(pid: int) -> bool:
+    """Whether a process that is not our child has ended: gone, or a zombie its new parent has not
+    reaped yet (some init processes reap only every second or two; a dead server is dead)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    except OSError:  # no /proc (not Linux): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def _load(data_dir: Path) -> LocalStack | None:

@@ -62,7 +62,7 @@ def test_consume_whose_server_is_killed_exits_non_zero_with_one_line(tmp_path: P
         out = tmp_path / "out.txt"
         proc = subprocess.Popen([sys.executable, "-m", "streamkit.cli.main", "consume", "--stream", "doomed",
                                  "--handler", "tests.e2e.handlers:collect", "--endpoint-url", stack.kinesis_endpoint,
-                                 "--stop-after-idle", "5"], env={**os.environ, "STREAMKIT_TEST_OUT": str(out)},
+                                 "--stop-after-idle", "3"], env={**os.environ, "STREAMKIT_TEST_OUT": str(out)},
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (out.exists() and len(out.read_text().splitlines()) == 20):
@@ -106,7 +106,7 @@ def test_a_rerun_within_the_lease_time_of_a_crash_waits_for_the_leases_and_reads
     db = tmp_path / "c.db"
     args = [sys.executable, "-m", "streamkit.cli.main", "consume", "--stream", kinesis_stream.name,
             "--handler", "tests.e2e.handlers:slow_collect", "--checkpoint", f"sqlite:{db}",
-            "--endpoint-url", kinesis_stream.stack.kinesis_endpoint]
+            "--endpoint-url", kinesis_stream.stack.kinesis_endpoint, "--lease-duration", "3"]
     env = {**os.environ, "STREAMKIT_TEST_OUT": str(tmp_path / "first.txt")}
     first = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
