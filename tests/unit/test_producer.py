@@ -8,6 +8,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,14 @@ from streamkit.errors import (
     ValidationError,
 )
 from streamkit.testing import FakeKinesis
+from tests.unit.producer_kinds import KINDS
+
+
+@pytest.fixture(params=sorted(KINDS))
+def make(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """The threaded `Producer` or the `AsyncProducer` (driven from this thread): the same test for both."""
+    return KINDS[request.param]
+
 
 FAST = dict(rate_limit=0, record_max_buffered_time=0.005, backoff_base=0.001, backoff_max=0.01)
 
@@ -51,18 +60,19 @@ def user_records(client: FakeKinesis) -> dict[str, list[tuple[str, bytes]]]:
     ((b"x", "k", "-1"), "explicit hash key"),
 ])
 @pytest.mark.parametrize("method", ["put", "send"])
-def test_bad_input_is_rejected_before_anything_is_buffered(args: tuple[object, ...], message: str, method: str) -> None:
+def test_bad_input_is_rejected_before_anything_is_buffered(args: tuple[object, ...], message: str, method: str,
+                                                            make: Callable[..., Any]) -> None:
     client = FakeKinesis()
-    with Producer("s", client=client, config=cfg()) as p:
+    with make("s", client=client, config=cfg()) as p:
         with pytest.raises(ValidationError, match=message):
             getattr(p, method)(*args)
         assert p.metrics()["buffered_records"] == 0
     assert client.calls == 0
 
 
-def test_sent_and_put_records_share_aggregates_and_keep_their_order() -> None:
+def test_sent_and_put_records_share_aggregates_and_keep_their_order(make: Callable[..., Any]) -> None:
     client = FakeKinesis(shards=1)
-    with Producer("s", client=client, config=cfg()) as p:
+    with make("s", client=client, config=cfg()) as p:
         futs = {}
         for i in range(10):
             if i % 3:
@@ -79,10 +89,10 @@ def test_sent_and_put_records_share_aggregates_and_keep_their_order() -> None:
     assert m["user_records_put"] == m["user_records_written"] == 12 and m["kinesis_records_written"] == 1
 
 
-def test_a_sent_record_that_fails_goes_to_on_failure_with_its_payload() -> None:
+def test_a_sent_record_that_fails_goes_to_on_failure_with_its_payload(make: Callable[..., Any]) -> None:
     failed: list[FailedRecord] = []
     client = FakeKinesis(entry_error=lambda c, i, e: "ValidationException")
-    with Producer("s", client=client, config=cfg(on_failure=failed.append)) as p:
+    with make("s", client=client, config=cfg(on_failure=failed.append)) as p:
         p.send(b"payload", "k", 42)
         p.flush()
         assert p.metrics()["user_records_failed"] == 1
@@ -90,10 +100,10 @@ def test_a_sent_record_that_fails_goes_to_on_failure_with_its_payload() -> None:
         [(b"payload", "k", "42", "ValidationException", 1)]
 
 
-def test_failed_records_go_to_a_file_destination_one_batch_per_kinesis_record(tmp_path: Path) -> None:
+def test_failed_records_go_to_a_file_destination_one_batch_per_kinesis_record(tmp_path: Path, make: Callable[..., Any]) -> None:
     dead = tmp_path / "dead.jsonl"
     client = FakeKinesis(entry_error=lambda c, i, e: "ValidationException")
-    with Producer("s", client=client, config=cfg(on_failure=f"file:{dead}")) as p:
+    with make("s", client=client, config=cfg(on_failure=f"file:{dead}")) as p:
         p.send(b"\x00binary", "k1")
         fut = p.put(b"text", "k1")
         p.flush()
@@ -109,18 +119,19 @@ def test_a_bad_on_failure_is_rejected_at_construction(value: object, message: st
         ProducerConfig(on_failure=value)  # type: ignore[arg-type]
 
 
-def test_a_sent_record_that_fails_with_no_on_failure_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_sent_record_that_fails_with_no_on_failure_is_logged(caplog: pytest.LogCaptureFixture,
+                                                               make: Callable[..., Any]) -> None:
     client = FakeKinesis(entry_error=lambda c, i, e: "ValidationException")
-    with Producer("s", client=client, config=cfg()) as p:
+    with make("s", client=client, config=cfg()) as p:
         p.send(b"payload", "k")
         p.flush()
     assert "1 record(s) sent without a future failed for good" in caplog.text
 
 
-def test_close_timeout_fails_what_is_left_to_futures_and_on_failure() -> None:
+def test_close_timeout_fails_what_is_left_to_futures_and_on_failure(make: Callable[..., Any]) -> None:
     failed: list[FailedRecord] = []
     client = FakeKinesis(entry_error=lambda c, i, e: "ProvisionedThroughputExceededException")
-    p = Producer("s", client=client, config=cfg(record_ttl=30, backoff_base=0.05, backoff_max=0.05,
+    p = make("s", client=client, config=cfg(record_ttl=30, backoff_base=0.05, backoff_max=0.05,
                                                 on_failure=failed.append))
     fut = p.put(b"tracked", "k1")
     p.send(b"untracked", "k2")
@@ -197,9 +208,9 @@ def test_ctrl_c_with_kinesis_unreachable_fails_what_is_buffered_instead_of_hangi
     assert len(failed) == 10  # reported, not dropped
 
 
-def test_results_report_shard_sequence_and_sub_sequence() -> None:
+def test_results_report_shard_sequence_and_sub_sequence(make: Callable[..., Any]) -> None:
     client = FakeKinesis(shards=2)
-    with Producer("s", client=client, config=cfg()) as p:
+    with make("s", client=client, config=cfg()) as p:
         futs = [p.put(b"v%d" % i, "same-key") for i in range(3)]
         p.flush()
     results = [f.result() for f in futs]
@@ -208,20 +219,20 @@ def test_results_report_shard_sequence_and_sub_sequence() -> None:
     assert all(r.attempts == 1 and r.shard_id == results[0].shard_id for r in results)
 
 
-def test_str_data_and_put_json() -> None:
+def test_str_data_and_put_json(make: Callable[..., Any]) -> None:
     client = FakeKinesis()
-    with Producer("s", client=client, config=cfg(aggregation=False)) as p:
+    with make("s", client=client, config=cfg(aggregation=False)) as p:
         p.put("héllo", "k")
         p.put_json({"a": 1}, "k")
     assert [d for _k, d in user_records(client)["shardId-000000000000"]] == ["héllo".encode(), b'{"a":1}']
 
 
-def test_only_failed_entries_are_retried_and_attempts_are_counted() -> None:
+def test_only_failed_entries_are_retried_and_attempts_are_counted(make: Callable[..., Any]) -> None:
     def throttle_first_attempt_of_odd_keys(call: int, i: int, entry: dict[str, object]) -> str | None:
         return "ProvisionedThroughputExceededException" if call == 1 and str(entry["PartitionKey"])[-1] in "13579" else None
 
     client = FakeKinesis(entry_error=throttle_first_attempt_of_odd_keys)
-    with Producer("s", client=client, config=cfg(aggregation=False, ordered=False)) as p:
+    with make("s", client=client, config=cfg(aggregation=False, ordered=False)) as p:
         futs = {k: p.put(b"x", k) for k in (f"k{i}" for i in range(10))}
         p.flush()
         metrics = p.metrics()
@@ -230,21 +241,21 @@ def test_only_failed_entries_are_retried_and_attempts_are_counted() -> None:
     assert metrics["retries"] == 5 and metrics["throttles"] == 5
 
 
-def test_transport_errors_retry_the_whole_call() -> None:
+def test_transport_errors_retry_the_whole_call(make: Callable[..., Any]) -> None:
     def reset_twice(call: int) -> BaseException | None:
         return ServerUnreachableError("connection reset", code="ConnectionClosedError") if call <= 2 else None
 
     client = FakeKinesis(call_error=reset_twice)
-    with Producer("s", client=client, config=cfg()) as p:
+    with make("s", client=client, config=cfg()) as p:
         fut = p.put(b"x", "k")
         assert fut.result(timeout=5).attempts == 3
         assert p.metrics()["put_call_errors"] == 2
 
 
-def test_a_non_retryable_error_fails_the_record_at_once_with_its_payload_to_on_failure() -> None:
+def test_a_non_retryable_error_fails_the_record_at_once_with_its_payload_to_on_failure(make: Callable[..., Any]) -> None:
     failed: list[FailedRecord] = []
     client = FakeKinesis(entry_error=lambda c, i, e: "ValidationException")
-    with Producer("s", client=client, config=cfg(on_failure=failed.append)) as p:
+    with make("s", client=client, config=cfg(on_failure=failed.append)) as p:
         fut = p.put(b"payload", "k", "42")
         with pytest.raises(KinesisError, match="ValidationException"):
             fut.result(timeout=5)
@@ -253,10 +264,10 @@ def test_a_non_retryable_error_fails_the_record_at_once_with_its_payload_to_on_f
     assert failed[0].error_code == "ValidationException" and failed[0].attempts == 1
 
 
-def test_a_record_always_throttled_fails_at_its_ttl_and_is_handed_to_on_failure() -> None:
+def test_a_record_always_throttled_fails_at_its_ttl_and_is_handed_to_on_failure(make: Callable[..., Any]) -> None:
     failed: list[FailedRecord] = []
     client = FakeKinesis(entry_error=lambda c, i, e: "ProvisionedThroughputExceededException")
-    with Producer("s", client=client, config=cfg(record_ttl=0.2, on_failure=failed.append)) as p:
+    with make("s", client=client, config=cfg(record_ttl=0.2, on_failure=failed.append)) as p:
         fut = p.put(b"x", "k")
         with pytest.raises(RecordExpiredError, match=r"record_ttl=0\.2"):
             fut.result(timeout=5)
@@ -264,10 +275,10 @@ def test_a_record_always_throttled_fails_at_its_ttl_and_is_handed_to_on_failure(
     assert client.calls > 1 and len(failed) == 1 and failed[0].attempts == client.calls
 
 
-def test_whole_call_client_errors_that_are_not_retryable_fail_every_record() -> None:
+def test_whole_call_client_errors_that_are_not_retryable_fail_every_record(make: Callable[..., Any]) -> None:
     err = KinesisError("AccessDeniedException: no", code="AccessDeniedException", retryable=False)
     client = FakeKinesis(call_error=lambda call: err)
-    with Producer("s", client=client, config=cfg()) as p:
+    with make("s", client=client, config=cfg()) as p:
         futs = [p.put(b"x", f"k{i}") for i in range(3)]
         for f in futs:
             with pytest.raises(KinesisError, match="AccessDenied"):
@@ -275,7 +286,7 @@ def test_whole_call_client_errors_that_are_not_retryable_fail_every_record() -> 
     assert client.calls == 1
 
 
-def test_per_key_order_survives_random_throttling() -> None:
+def test_per_key_order_survives_random_throttling(make: Callable[..., Any]) -> None:
     rng = random.Random(7)
     lock = threading.Lock()
 
@@ -285,7 +296,7 @@ def test_per_key_order_survives_random_throttling() -> None:
 
     for aggregation in (True, False):
         client = FakeKinesis(shards=3, entry_error=flaky)
-        with Producer("s", client=client, config=cfg(aggregation=aggregation, aggregation_max_size=2000,
+        with make("s", client=client, config=cfg(aggregation=aggregation, aggregation_max_size=2000,
                                                      max_connections=4)) as p:
             for i in range(600):
                 p.put(b"%d" % i, f"key-{i % 17}")
@@ -297,9 +308,9 @@ def test_per_key_order_survives_random_throttling() -> None:
         assert all(v == sorted(v) for v in per_key.values())
 
 
-def test_puts_from_many_threads_all_arrive() -> None:
+def test_puts_from_many_threads_all_arrive(make: Callable[..., Any]) -> None:
     client = FakeKinesis(shards=4)
-    with Producer("s", client=client, config=cfg()) as p:
+    with make("s", client=client, config=cfg()) as p:
         def work(t: int) -> None:
             for i in range(500):
                 p.put(b"%d-%d" % (t, i), f"t{t}-k{i % 10}")
@@ -312,10 +323,10 @@ def test_puts_from_many_threads_all_arrive() -> None:
     assert len(got) == len(set(got)) == 4000
 
 
-def test_buffer_full_raises_when_configured_to() -> None:
+def test_buffer_full_raises_when_configured_to(make: Callable[..., Any]) -> None:
     gate = threading.Event()
     client = FakeKinesis(call_error=lambda call: gate.wait(5) and None)
-    p = Producer("s", client=client, config=cfg(max_buffered_bytes=2 * 1024 * 1024, buffer_full="raise",
+    p = make("s", client=client, config=cfg(max_buffered_bytes=2 * 1024 * 1024, buffer_full="raise",
                                                 max_record_size=1024 * 1024))
     try:
         p.put(b"x" * 1_000_000, "a")
@@ -327,10 +338,10 @@ def test_buffer_full_raises_when_configured_to() -> None:
         p.close()
 
 
-def test_buffer_full_blocks_until_room_or_timeout() -> None:
+def test_buffer_full_blocks_until_room_or_timeout(make: Callable[..., Any]) -> None:
     gate = threading.Event()
     client = FakeKinesis(call_error=lambda call: gate.wait(5) and None)
-    p = Producer("s", client=client, config=cfg(max_buffered_bytes=2 * 1024 * 1024, put_timeout=0.2))
+    p = make("s", client=client, config=cfg(max_buffered_bytes=2 * 1024 * 1024, put_timeout=0.2))
     try:
         p.put(b"x" * 1_000_000, "a")
         p.put(b"x" * 1_000_000, "b")
@@ -344,17 +355,17 @@ def test_buffer_full_blocks_until_room_or_timeout() -> None:
         p.close()
 
 
-def test_put_after_close_raises_and_close_is_idempotent() -> None:
-    p = Producer("s", client=FakeKinesis(), config=cfg())
+def test_put_after_close_raises_and_close_is_idempotent(make: Callable[..., Any]) -> None:
+    p = make("s", client=FakeKinesis(), config=cfg())
     p.close()
     p.close()
     with pytest.raises(StreamkitError, match="closed"):
         p.put(b"x", "k")
 
 
-def test_metrics_snapshot_counts_everything() -> None:
+def test_metrics_snapshot_counts_everything(make: Callable[..., Any]) -> None:
     client = FakeKinesis(shards=2)
-    with Producer("s", client=client, config=cfg()) as p:
+    with make("s", client=client, config=cfg(record_max_buffered_time=5.0)) as p:  # flush() seals
         for i in range(100):
             p.put(b"m", f"k{i}")
         p.flush()
@@ -375,10 +386,10 @@ def test_bad_configuration_is_rejected_at_construction(kw: dict[str, object], me
         ProducerConfig(**kw)  # type: ignore[arg-type]
 
 
-def test_a_split_under_a_running_producer_reroutes_and_loses_nothing_in_order_per_key() -> None:
+def test_a_split_under_a_running_producer_reroutes_and_loses_nothing_in_order_per_key(make: Callable[..., Any]) -> None:
     client = FakeKinesis(shards=1)
     parent = client.list_shards("s")[0].shard_id
-    with Producer("s", client=client, config=cfg()) as p:
+    with make("s", client=client, config=cfg()) as p:
         first = [p.put(b"a%d" % i, f"k{i % 8}") for i in range(200)]
         p.flush()
         client.split_shard("s", parent)  # the producer's shard map is now stale
