@@ -3,13 +3,15 @@
     (a) one boto3 put_record per reading
     (b) boto3 PutRecords, 500 readings per call, no aggregation
     (c) async-kinesis's Producer with its KPL aggregation (KPLStringProcessor)
+    (e) aiokpl's asyncio Producer (KPL aggregation), each put_record's outcome awaited at the end
     (d) boto3 PutRecords, 500 readings per call, on an AUTO stream (the service places records; no
         aggregation is possible there), beside streamkit's `send()` on the same kind of stream: both
         through the local stack's proxy, which emulates AUTO streams (limits set out of the way)
 
-streamkit runs three ways: `send()` (no future per reading, like async-kinesis's `put`, which
-returns nothing), `put()` with a future per reading that the loop keeps and checks afterwards, and
-`send()` with aggregates allowed to wait 1 s to fill. Each run writes the same 100-byte sensor
+streamkit runs four ways: `send()` (no future per reading, like async-kinesis's `put`, which
+returns nothing), `put()` with a future per reading that the loop keeps and checks afterwards,
+`AsyncProducer`'s `await send()` from an asyncio loop, and `send()` with aggregates allowed to wait
+1 s to fill. Each run writes the same 100-byte sensor
 readings to a fresh 4-shard stream on one kinesalite and is read back to check every reading
 arrived. streamkit and async-kinesis are timed best of --runs (default 3, alternating), (a) and (b)
 once. Prints user records/s, the ratio of streamkit's `send()` and `put()` rows to each anchor, and
@@ -33,10 +35,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kinesis import Producer as AsyncProducer
+from aiokpl import Config as AiokplConfig
+from aiokpl import Producer as AiokplProducer
+from kinesis import Producer as AsyncKinesisProducer
 from kinesis.processors import KPLStringProcessor
 
-from producer import Producer, ProducerConfig
+from producer import AsyncProducer, Producer, ProducerConfig
 from streamkit import kinesis as sk_kinesis
 from streamkit.aggregation import MAX_RECORD_BYTES, AggregateBuilder
 from streamkit.aws.clients import aws_client
@@ -54,6 +58,8 @@ SEND = "streamkit send() (aggregated)"
 PUT = "streamkit put(), a future per reading"
 BULK = "streamkit send(), 1 s buffer"
 AUTO_SEND = "streamkit send(), AUTO stream"
+ASYNC_SEND = "streamkit AsyncProducer await send()"
+AIOKPL = "(e) aiokpl put_record (asyncio)"
 AUTO_ANCHOR = "(d) PutRecords, AUTO stream"
 
 
@@ -123,6 +129,40 @@ def run_streamkit(client: Any, stream: str, data: list[tuple[str, bytes]], confi
     return {"seconds": elapsed, "calls": m["put_calls"], "kinesis_records": m["kinesis_records_written"]}
 
 
+def run_async_producer(client: Any, stream: str, data: list[tuple[str, bytes]]) -> dict[str, Any]:
+    async def go() -> tuple[float, dict[str, Any]]:
+        t0 = time.perf_counter()
+        async with AsyncProducer(stream, client=client, config=STREAMKIT_CONFIG) as p:
+            send = p.send
+            for key, body in data:
+                await send(body, key)
+            await p.flush()
+            elapsed = time.perf_counter() - t0
+        return elapsed, p.metrics()
+
+    elapsed, m = asyncio.run(go())
+    assert m["user_records_failed"] == 0 and m["user_records_written"] == len(data), m
+    return {"seconds": elapsed, "calls": m["put_calls"], "kinesis_records": m["kinesis_records_written"]}
+
+
+def run_aiokpl(endpoint: str, stream: str, data: list[tuple[str, bytes]]) -> dict[str, Any]:
+    # Pacing lifted as for streamkit (kinesalite enforces no shard limits); otherwise its defaults.
+    config = AiokplConfig(region="us-east-1", endpoint_url=endpoint, verify_ssl=False, aws_access_key_id="local",
+                          aws_secret_access_key="local", rate_limit_records_per_sec_per_shard=1e9,
+                          rate_limit_bytes_per_sec_per_shard=1e12)
+
+    async def go() -> float:
+        t0 = time.perf_counter()
+        async with AiokplProducer(config) as p:
+            outcomes = [await p.put_record(stream=stream, partition_key=key, data=body) for key, body in data]
+            await p.flush()
+            for o in outcomes:
+                await o.wait()
+        return time.perf_counter() - t0
+
+    return {"seconds": asyncio.run(go()), "calls": None, "kinesis_records": None}
+
+
 def run_put_record(client: Any, stream: str, data: list[tuple[str, bytes]]) -> dict[str, Any]:
     t0 = time.perf_counter()
     for key, body in data:
@@ -147,7 +187,7 @@ def run_async_kinesis(endpoint: str, stream: str, data: list[tuple[str, bytes]])
 
     async def go() -> float:
         t0 = time.perf_counter()
-        async with AsyncProducer(stream, endpoint_url=endpoint, region_name="us-east-1",
+        async with AsyncKinesisProducer(stream, endpoint_url=endpoint, region_name="us-east-1",
                                  processor=KPLStringProcessor(), put_rate_limit_per_shard=1_000_000,
                                  put_bandwidth_limit_per_shard=1_000_000) as p:
             for text in texts:
@@ -179,10 +219,12 @@ def main() -> None:
             contenders: list[tuple[str, int, Callable[[str], dict[str, Any]]]] = [
                 (SEND, args.runs, lambda s: run_streamkit(client, s, data, STREAMKIT_CONFIG, "send")),
                 (PUT, args.runs, lambda s: run_streamkit(client, s, data, STREAMKIT_CONFIG, "put")),
+                (ASYNC_SEND, args.runs, lambda s: run_async_producer(client, s, data)),
                 (BULK, 1, lambda s: run_streamkit(client, s, data, BULK_CONFIG, "send")),
                 ("(a) put_record per reading", 1, lambda s: run_put_record(client, s, data[:args.sample_a])),
                 ("(b) PutRecords, no aggregation", 1, lambda s: run_put_records(client, s, data)),
                 ("(c) async-kinesis KPL", args.runs, lambda s: run_async_kinesis(stack.kinesis_endpoint, s, data)),
+                (AIOKPL, 1, lambda s: run_aiokpl(stack.kinesis_endpoint, s, data)),
                 (AUTO_SEND, args.runs, lambda s: run_streamkit(via_proxy, s, data, STREAMKIT_CONFIG, "send")),
                 (AUTO_ANCHOR, args.runs, lambda s: run_put_records(via_proxy, s, data)),
             ]
@@ -228,6 +270,9 @@ def main() -> None:
     print(f"Kinesis records for {len(data):,} readings: streamkit {send['kinesis_records']} (100 ms buffer), "
           f"{bulk['kinesis_records']} (1 s buffer); fewest possible with {SHARDS} shards and the 1 MiB limit, "
           f"in put order per shard: {minimum} ({(bulk['kinesis_records'] - minimum) / minimum:+.1%} with the 1 s buffer)")
+    aio, aiokpl = results[ASYNC_SEND], results[AIOKPL]
+    print(f"asyncio: AsyncProducer await send() {aio['rate']:,.0f} rec/s = {aio['rate'] / send['rate']:.2f}x the threaded "
+          f"send() and {aio['rate'] / aiokpl['rate']:.1f}x aiokpl ({aiokpl['rate']:,.0f} rec/s, awaiting every outcome)")
     auto, auto_anchor = results[AUTO_SEND], results[AUTO_ANCHOR]
     print(f"On an AUTO stream (records placed by the service, no aggregation possible), both through the proxy: "
           f"streamkit send() {auto['rate']:,.0f} rec/s, {auto['rate'] / auto_anchor['rate']:.2f}x plain PutRecords "

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from streamkit.aio import blocking
 from streamkit.destinations import sqs_batches
 from streamkit.errors import StreamkitError
 from streamkit.lazy_client import LazyClient
@@ -42,12 +43,16 @@ class Target(Protocol):
 
 
 class LocalTarget:
-    """Runs `worker(record)` in a thread pool: for local runs, tests and benchmarks."""
+    """Runs `worker(record)` in a thread pool: for local runs, tests and benchmarks.
+
+    `worker` may be ``async def``: each lane's records are then awaited one after another on
+    `streamkit.aio`'s event loop, at most `workers` lanes at once (order per key kept in ``per-key`` mode).
+    """
 
     preserves_order = True  # deliver() runs the worker on each record in turn and returns when done
 
     def __init__(self, worker: Callable[[StreamRecord], Any], *, workers: int = 8) -> None:
-        self.worker = worker
+        self.worker = blocking(worker)
         self.capacity = workers
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="dispatch-worker")
 

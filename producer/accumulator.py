@@ -72,7 +72,9 @@ class Entry:
     """One Kinesis record to send: an aggregate of `records`, or one plain record."""
 
     shard_id: str
-    data: bytes
+    #: The Kinesis record's bytes, or (an aggregate) the builder that makes them: built on first use,
+    #: in the sending thread, so sealing under the producer's lock (and in a caller's put) stays cheap.
+    payload: bytes | AggregateBuilder
     partition_key: str | None
     explicit_hash_key: str | None
     records: list[Item]
@@ -86,6 +88,13 @@ class Entry:
     attempts: int = 0
     last_error: str = ""
     last_code: str = ""
+
+    @property
+    def data(self) -> bytes:
+        p = self.payload
+        if isinstance(p, AggregateBuilder):
+            p = self.payload = p.build()
+        return p
 
     def to_api(self) -> dict[str, Any]:
         out: dict[str, Any] = {"Data": self.data}
@@ -182,7 +191,7 @@ class Accumulator:
 
     def _plain(self, shard_id: str, item: Item) -> Entry:
         data, key, ehk, put_mono, size, _ = rec_of(item)
-        return Entry(shard_id=shard_id, data=data, partition_key=key, explicit_hash_key=ehk, records=[item],
+        return Entry(shard_id=shard_id, payload=data, partition_key=key, explicit_hash_key=ehk, records=[item],
                      aggregated=False, size=size, oldest=put_mono, user_bytes=size, keys=frozenset((key,)))
 
     def _seal(self, q: _ShardQueue, *, full: bool = False) -> None:
@@ -197,7 +206,7 @@ class Accumulator:
         # Route the aggregate by an explicit hash key inside its shard: the first record's own one,
         # else the hash of its key (which predicted this shard).
         ehk = b.explicit_hash_key if b.explicit_hash_key is not None else str(hash_key(b.partition_key))
-        q.ready.append(Entry(shard_id=q.shard_id, data=b.build(), partition_key=b.partition_key, explicit_hash_key=ehk,
+        q.ready.append(Entry(shard_id=q.shard_id, payload=b, partition_key=b.partition_key, explicit_hash_key=ehk,
                              records=recs, aggregated=True, size=b.record_size, oldest=q.open_since,
                              user_bytes=q.open_bytes, keys=b.partition_keys(), full=full))
 

@@ -34,6 +34,9 @@ __all__ = ["YIELD_AFTER", "AsyncProducer"]
 #: (an ``await asyncio.sleep(0)``), so a long burst never holds up the loop's other tasks.
 YIELD_AFTER = 0.001
 
+#: `send` calls between two looks at the clock (for `YIELD_AFTER`): a look costs more than a count.
+_CHECK_EVERY = 32
+
 #: How often a caller held back by a full buffer looks again (seconds; doubling up to the maximum).
 _ROOM_POLL, _ROOM_POLL_MAX = 0.001, 0.02
 
@@ -64,6 +67,9 @@ class AsyncProducer:
         self._producer: Producer | None = None
         self._starting: asyncio.Lock | None = None
         self._yield_at = 0.0  # monotonic time by which the loop is handed back
+        self._left = 0  # sends before the next look at the clock; 0 until started
+        self._acc: Any = None  # the started producer's accumulator and send, read on the hot path
+        self._send: Any = None
         self._full_at = 0  # buffered bytes from which a record may not fit: then look before adding
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -76,6 +82,7 @@ class AsyncProducer:
                 if self._producer is None:
                     p = await asyncio.to_thread(Producer, self.stream_name, **self._args)
                     self._full_at = p.config.max_buffered_bytes - p._max_record_size
+                    self._acc, self._send = p._acc, p.send
                     self._producer = p
         return self
 
@@ -135,11 +142,15 @@ class AsyncProducer:
 
     async def send(self, data: Data, partition_key: str | None, explicit_hash_key: str | int | None = None) -> None:
         """Buffer one record without waiting for it to be written (`Producer.send`: failures go to on_failure)."""
-        p = self._producer
-        if p is None or p._acc.buffered_bytes > self._full_at or _now() >= self._yield_at:
-            await self._admit(_size(data, partition_key))
-            p = self._producer
-        p.send(data, partition_key, explicit_hash_key)  # type: ignore[union-attr]
+        # Per record, only a count and a look at the buffer: room for the largest record means the
+        # threaded send cannot block. Every _CHECK_EVERY calls (and before the first) `_admit` looks
+        # at the clock, hands the loop back when due, and waits for room if the buffer is full.
+        self._left -= 1
+        if self._left > 0 and self._acc.buffered_bytes <= self._full_at:
+            self._send(data, partition_key, explicit_hash_key)
+            return
+        await self._admit(_size(data, partition_key))
+        self._send(data, partition_key, explicit_hash_key)
 
     async def put_json(self, obj: Any, partition_key: str | None, explicit_hash_key: str | int | None = None) -> PutResult:
         return await self.put(orjson.dumps(obj), partition_key, explicit_hash_key)
@@ -157,6 +168,7 @@ class AsyncProducer:
             await self.start()
         p = self._producer
         assert p is not None
+        self._left = _CHECK_EVERY
         if _now() >= self._yield_at:
             await asyncio.sleep(0)
             self._yield_at = _now() + YIELD_AFTER

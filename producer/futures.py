@@ -107,11 +107,25 @@ class RecordFuture(Future[Any]):
         return False
 
 
+def _no_futures(items: Sequence[object]) -> bool:
+    """True when every item is a record sent without a future (a tuple): nothing to resolve.
+
+    The scan runs in C (``map(type, ...)`` into a set), not a Python loop over every record: a
+    sender thread resolving an aggregate of thousands of `send` records holds the GIL that much less.
+    """
+    return set(map(type, items)) == _ONLY_TUPLES
+
+
+_ONLY_TUPLES = {tuple}
+
+
 def resolve_results(futures: Sequence[object], factory: Callable[[Any, int], Any]) -> None:
     """Resolve each future to ``factory(future, index)``, built only if the result is read.
 
     Items that are not `RecordFuture`s (records sent without one) are skipped; they keep their index.
     """
+    if _no_futures(futures):
+        return
     slow: list[tuple[int, RecordFuture]] = []
     with _LAZY:
         for i, fut in enumerate(futures):

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
+from streamkit.aio import blocking
 from streamkit.aws_lambda.events import BatchResponse, parse_event
 from streamkit.checkpoints.base import NO_OWNER_CHECK, CheckpointStore
 from streamkit.checkpoints.model import Checkpoint, Lease
@@ -264,9 +265,13 @@ def kinesis_handler(func: Callable[[Any], Any] | None = None, /, *, body: Body =
                              time_margin_ms=time_margin_ms, report_batch_item_failures=report_batch_item_failures)
 
     def wrap(f: Callable[[Any], Any]) -> Callable[[Mapping[str, Any], Any], BatchResponse]:
+        # An `async def` handler is awaited on streamkit.aio's loop, kept across invocations; the
+        # Lambda handler itself stays a plain function, as Lambda's Python runtime calls it.
+        call = blocking(f)
+
         @functools.wraps(f)
         def handler(event: Mapping[str, Any], context: Any = None) -> BatchResponse:
-            return process_event(event, context, f, options)
+            return process_event(event, context, call, options)
 
         handler.streamkit_options = options  # type: ignore[attr-defined]
         return handler

@@ -11,12 +11,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from streamkit.aio import blocking_methods
 from streamkit.checkpoints.base import CheckpointStore
 from streamkit.checkpoints.model import AT_TIMESTAMP, LATEST, SHARD_END, TRIM_HORIZON, Checkpoint, Lease
 from streamkit.clock import Clock, as_clock
 from streamkit.consumer.config import ConsumerConfig
 from streamkit.consumer.leases import LeaseHolder, LeaseObserver, plan_takes, take_lease
-from streamkit.consumer.processor import FunctionProcessor, RecordProcessor
+from streamkit.consumer.processor import LIFECYCLE, FunctionProcessor, RecordProcessor
 from streamkit.consumer.shard_consumer import ShardConsumer, ShardStats
 from streamkit.destinations import Destination, as_destination
 from streamkit.errors import ConfigurationError, NoProgressError, ShardFailedError, StreamkitError
@@ -36,7 +37,8 @@ log = logging.getLogger("streamkit.consumer")
 def _as_factory(processor_factory: Any) -> Callable[[], RecordProcessor]:
     """A RecordProcessor subclass, a zero-argument factory, or a plain per-record function."""
     if isinstance(processor_factory, type) and issubclass(processor_factory, RecordProcessor):
-        return processor_factory
+        cls = processor_factory
+        return lambda: blocking_methods(cls(), LIFECYCLE)  # async def methods run on streamkit.aio's loop
     if isinstance(processor_factory, RecordProcessor):
         raise ConfigurationError("pass a processor class or factory, not an instance (one is made per shard)")
     if not callable(processor_factory):
@@ -47,9 +49,9 @@ def _as_factory(processor_factory: Any) -> Callable[[], RecordProcessor]:
     except (TypeError, ValueError):
         params = []
     if params:
-        func: Callable[[StreamRecord], Any] = processor_factory
+        func: Callable[[StreamRecord], Any] = processor_factory  # FunctionProcessor awaits an async def
         return lambda: FunctionProcessor(func)
-    return processor_factory  # type: ignore[no-any-return]
+    return lambda: blocking_methods(processor_factory(), LIFECYCLE)  # async def methods: the same
 
 
 class Consumer:

@@ -12,12 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from streamkit.aio import is_async, shared_loop
 from streamkit.records import StreamRecord
 
 if TYPE_CHECKING:
     from streamkit.consumer.checkpointer import Checkpointer
 
 __all__ = [
+    "LIFECYCLE",
     "FunctionProcessor",
     "InitializationInput",
     "LeaseLostInput",
@@ -96,8 +98,16 @@ class ProcessingStopped(Exception):
         self.index = index
 
 
+#: The lifecycle methods the consumer calls; each may be ``async def`` (run on `streamkit.aio`'s loop).
+LIFECYCLE = ("initialize", "process_records", "lease_lost", "shard_ended", "shutdown_requested")
+
+
 class RecordProcessor:
-    """Subclass and override what you need; one instance serves one shard at a time."""
+    """Subclass and override what you need; one instance serves one shard at a time.
+
+    Any method may be ``async def``: it is then awaited on the event loop `streamkit.aio` keeps (its
+    checkpointer calls stay plain calls), in the same order and with the same retries.
+    """
 
     def initialize(self, input: InitializationInput) -> None:
         return None
@@ -115,6 +125,11 @@ class RecordProcessor:
         return None
 
 
+#: Where a function processor stopped in a batch: None (every record done), or (index, the error
+#: raised there, or None when the consumer asked it to stop).
+_Stop = tuple[int, Exception | None] | None
+
+
 class FunctionProcessor(RecordProcessor):
     """Adapts a per-record function: calls it in order, checkpoints after every batch and at shard end.
 
@@ -124,22 +139,49 @@ class FunctionProcessor(RecordProcessor):
 
     def __init__(self, func: Callable[[StreamRecord], Any]) -> None:
         self.func = func
+        self._async = is_async(func)
 
     def process_records(self, input: ProcessRecordsInput) -> None:
-        func = self.func
         records = input.records
-        should_stop = input.should_stop
+        # An async function: the whole batch is one coroutine on streamkit.aio's loop (one hand-over
+        # per batch, not per record); checkpoints are written back here, off the loop.
+        if self._async:
+            stopped = shared_loop.run(self._each_async(records, input.should_stop))
+        else:
+            stopped = self._each(records, input.should_stop)
+        if stopped is not None:
+            i, exc = stopped
+            if exc is None:
+                raise ProcessingStopped(i)
+            if i:
+                input.checkpointer.checkpoint(records[i - 1])
+            raise RecordFailed(i, exc) from exc
+        if records:
+            input.checkpointer.checkpoint()
+
+    def _each(self, records: Sequence[StreamRecord], should_stop: Callable[[], bool]) -> _Stop:
+        """Call the function on each record; where and why it stopped (no exception: asked to stop)."""
+        func = self.func
         for i, record in enumerate(records):
             if should_stop():
-                raise ProcessingStopped(i)
+                return i, None
             try:
                 func(record)
             except Exception as exc:
-                if i:
-                    input.checkpointer.checkpoint(records[i - 1])
-                raise RecordFailed(i, exc) from exc
-        if records:
-            input.checkpointer.checkpoint()
+                return i, exc
+        return None
+
+    async def _each_async(self, records: Sequence[StreamRecord], should_stop: Callable[[], bool]) -> _Stop:
+        """`_each` for an ``async def`` function."""
+        func = self.func
+        for i, record in enumerate(records):
+            if should_stop():
+                return i, None
+            try:
+                await func(record)
+            except Exception as exc:
+                return i, exc
+        return None
 
     def shutdown_requested(self, input: ShutdownRequestedInput) -> None:
         input.checkpointer.checkpoint()
