@@ -1,5 +1,7 @@
 """What only the asyncio producer has: an event loop that keeps running, awaited backpressure, cancellation.
 
+tests/realtime: no servers, but the real clock (the event loop's timers are what is measured here).
+
 The producer's behaviour itself (validation, aggregation, retries, TTL, order, on_failure) is tested for
 both producers by the parametrised tests in test_producer.py.
 """

@@ -1,5 +1,7 @@
 """`async def` handlers wherever a handler is accepted: consumer, RecordProcessor, Lambda wrapper, dispatcher.
 
+tests/realtime: no servers, but the real clock (handlers await real timers, to show they overlap).
+
 They run on streamkit.aio's one event loop, concurrently across shards and lanes, in order within each.
 """
 
