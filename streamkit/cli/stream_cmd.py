@@ -11,6 +11,9 @@ from streamkit.errors import ConfigurationError
 from streamkit.transport import as_kinesis
 
 
+#: botocore retries for the admin calls: a throttled call is retried; a dead endpoint is said in ~2 s.
+ADMIN_RETRIES = 2
+
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("stream", help="create, describe, update or delete a stream", parents=parents)
     ssub = p.add_subparsers(dest="stream_command", required=True, metavar="create|describe|update|delete")
@@ -94,7 +97,7 @@ def _strategy(text: str | None) -> str | None:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    client = client_for(args)
+    client = client_for(args, retries=ADMIN_RETRIES)
     if args.distribution == "auto" and not args.on_demand:
         raise ConfigurationError("--distribution auto needs --on-demand (AWS allows it on on-demand streams only)")
     shards = 1 if args.shards is None and not args.on_demand else args.shards
@@ -112,7 +115,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 def cmd_update(args: argparse.Namespace) -> int:
     if args.max_record_size is None and args.distribution is None and args.mode is None:
         raise ConfigurationError("nothing to update: give --max-record-size, --distribution or --mode")
-    transport = as_kinesis(client_for(args))
+    transport = as_kinesis(client_for(args, retries=ADMIN_RETRIES))
     if args.mode is not None:
         transport.update_stream_mode(args.name, args.mode.upper().replace("-", "_"),
                                      warm_throughput_mibps=args.warm_throughput)
@@ -126,13 +129,13 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    desc = _describe(client_for(args), args.name)
+    desc = _describe(client_for(args, retries=ADMIN_RETRIES), args.name)
     emit_json(desc) if flag(args, "json") else _print(desc)
     return 0
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    kinesis.delete_stream(client_for(args), args.name)
+    kinesis.delete_stream(client_for(args, retries=ADMIN_RETRIES), args.name)
     if flag(args, "json"):
         emit_json({"deleted": args.name})
     else:

@@ -143,7 +143,7 @@ class _LiveConsumer:
                                  checkpoint_store=self.store, client=client,
                                  config=ConsumerConfig(idle_poll_interval=0.1, min_poll_interval=0.1))
         self.runner = threading.Thread(target=self.consumer.run,
-                                       kwargs={"install_signal_handlers": False, "stop_after_idle": 1.5})
+                                       kwargs={"install_signal_handlers": False, "stop_after_idle": 1.0})
         self.sampler = threading.Thread(target=self._sample, daemon=True)
 
     def start(self) -> None:
@@ -224,7 +224,7 @@ def _lambda(report: Report, client: Any, stream: str) -> None:
     stats = EventSourceMapping(stream, check_temperature, client=client,
                                config=EsmConfig(batch_size=500, starting_position="TRIM_HORIZON",
                                                 report_batch_item_failures=True,
-                                                parallelization_factor=2)).run(stop_after_idle=1.5)
+                                                parallelization_factor=2)).run(stop_after_idle=1.0)
     letters = [orjson.loads(line) for line in dead.read_text().splitlines()] if dead.exists() else []
     kinesis.create_stream(client, "sensor-readings-replay", 1)
     replayed = replay(f"file:{dead}", "sensor-readings-replay", client=client)

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
+from typing import IO
 
 from streamkit.records import StreamRecord
 
+_files: dict[str, IO[str]] = {}
+_lock = threading.Lock()
+
 
 def _out(line: str) -> None:
-    with open(os.environ["STREAMKIT_TEST_OUT"], "a") as fh:
+    # One handle per file for the process, line-buffered: every line is written at once (a SIGKILLed
+    # worker loses none), without an open and close per record.
+    path = os.environ["STREAMKIT_TEST_OUT"]
+    with _lock:
+        fh = _files.get(path)
+        if fh is None:
+            fh = _files[path] = open(path, "a", buffering=1)  # noqa: SIM115 - kept open for the process
         fh.write(line + "\n")
 
 

@@ -71,7 +71,7 @@ def test_sigkilled_consumer_resumes_from_its_checkpoints_and_loses_nothing(kines
             f"crash-app/{kinesis_stream.name}")})
         store.close()
     final = subprocess.run([*base, "--log", str(tmp_path / "final.log"), "--worker-id", "final",
-                            "--stop-after-idle", "3"], timeout=240, check=False)
+                            "--stop-after-idle", "1.5"], timeout=240, check=False)
     assert final.returncode == 0
     assert kills >= 5
 
