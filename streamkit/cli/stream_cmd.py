@@ -10,9 +10,9 @@ from streamkit.cli.common import client_for, emit_json, flag
 from streamkit.errors import ConfigurationError
 from streamkit.transport import as_kinesis
 
-
 #: botocore retries for the admin calls: a throttled call is retried; a dead endpoint is said in ~2 s.
 ADMIN_RETRIES = 2
+
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("stream", help="create, describe, update or delete a stream", parents=parents)
