@@ -43,6 +43,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="streamkit-demo-") as tmp_name:
         tmp = Path(tmp_name)
+        _stop_for_sure_on_ctrl_c(tmp / "stack", args.output)
         report.stage("1. local stack")
         stack = _stack(tmp, args.limit_scale)
         try:
@@ -59,6 +60,51 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         report.say(f"\n[bold green]done in {report.figures['total_seconds']} s[/] - report: {path}")
     return 0
+
+
+#: Seconds Ctrl-C gives the demo to stop by itself (stages interrupted, servers stopped) before it is
+#: stopped outright.
+CTRL_C_GRACE = 8.0
+
+
+def _stop_for_sure_on_ctrl_c(stack_dir: Path, output: Path) -> None:
+    """Ctrl-C stops the demo: it interrupts the running stage (KeyboardInterrupt, as usual), and if the
+    demo has not ended `CTRL_C_GRACE` s later (or at a second Ctrl-C) the servers it started are
+    stopped and it exits with 130. Where every thread was then goes to a file in the output folder,
+    for a bug report: that is a hang of the demo's own, not something to wait out."""
+    import faulthandler
+    import os
+    import shutil
+    import signal
+    import sys
+
+    from streamkit.local import stack as local_stack
+
+    interrupted = threading.Event()
+
+    def hard_stop() -> None:
+        try:
+            with open(output / "interrupt-stacks.txt", "w") as fh:
+                faulthandler.dump_traceback(fh, all_threads=True)
+            sys.stderr.write(f"streamkit: the demo did not stop within {CTRL_C_GRACE:.0f} s of Ctrl-C; stopped "
+                             f"its servers (threads' stacks in {output / 'interrupt-stacks.txt'})\n")
+        finally:
+            local_stack.down(data_dir=stack_dir)
+            shutil.rmtree(stack_dir.parent, ignore_errors=True)  # the demo's temporary folder
+            os._exit(130)
+
+    def watchdog() -> None:
+        time.sleep(CTRL_C_GRACE)  # a daemon thread: ending the demo in time ends it too
+        hard_stop()
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if interrupted.is_set():
+            hard_stop()  # a second Ctrl-C
+        interrupted.set()
+        threading.Thread(target=watchdog, name="demo-ctrl-c", daemon=True).start()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
 
 
 def _run_stages(args: argparse.Namespace, report: Report, stack: Any) -> None:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -32,9 +33,9 @@ def local_servers() -> set[int]:
 
 def test_sigint_during_the_demo_leaves_no_server_running(tmp_path: Path) -> None:
     before = local_servers()
+    stderr = (tmp_path / "stderr.txt").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "streamkit.cli.main", "demo", "--duration", "30", "--output",
-                             str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ})
+                             str(tmp_path)], stdout=subprocess.DEVNULL, stderr=stderr, env={**os.environ})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(local_servers() - before) < 3:
         time.sleep(0.1)
@@ -43,6 +44,13 @@ def test_sigint_during_the_demo_leaves_no_server_running(tmp_path: Path) -> None
     time.sleep(1.0)  # into the publishing stage
     proc.send_signal(signal.SIGINT)
     proc.wait(15)  # promptly: the consumer thread is stopped, not left retrying a dead endpoint
+    stderr.close()
+    said = (tmp_path / "stderr.txt").read_text()
+    stacks = tmp_path / "interrupt-stacks.txt"
+    if stacks.exists():
+        # The contract held (it stopped, and stopped its servers), but only by the demo's watchdog,
+        # 8 s after Ctrl-C: a stage that did not let go. Said in the run's output, with every stack.
+        warnings.warn(f"the demo needed its Ctrl-C watchdog:\n{said}\n{stacks.read_text()}", stacklevel=1)
     assert proc.returncode != 0
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and started & local_servers():
