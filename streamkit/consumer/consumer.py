@@ -210,7 +210,12 @@ class Consumer:
         try:
             for h in holders:
                 if not h.lost.is_set() and not h.renew():
-                    log.warning("lost the lease on %s (taken by another worker)", h.shard_id)
+                    if self._stopping.is_set():
+                        # Stopping: the shard's consumer may just have released it (checkpointed and
+                        # let go) between the list above and this renewal; nothing was lost.
+                        log.debug("lease on %s no longer ours while stopping", h.shard_id)
+                    else:
+                        log.warning("lost the lease on %s (taken by another worker)", h.shard_id)
             leases = self.store.list_leases(self.namespace)
         except StreamkitError as exc:
             if not exc.retryable:
