@@ -41,11 +41,11 @@ def test_the_event_loop_keeps_running_at_100k_puts_per_second() -> None:
         async with AsyncProducer("s", client=FakeKinesis(8), config=ProducerConfig(rate_limit=0)) as p:
             monitor = asyncio.create_task(_loop_lags(lags, stop))
             t0, n = time.perf_counter(), 0
-            # 1.5 s at 100k/s, in bursts of 5,000 records every 50 ms: a burst takes longer than
-            # 10 ms, so the loop stays responsive only if the producer hands it back within bursts.
-            for tick in range(30):
-                await asyncio.sleep(max(0.0, t0 + tick * 0.05 - time.perf_counter()))
-                for _ in range(5_000):
+            # 1.6 s at 100k/s, in bursts of 10,000 records every 100 ms: a burst takes some 60 ms of
+            # the loop's time, so the loop stays responsive only if the producer hands it back within it.
+            for tick in range(16):
+                await asyncio.sleep(max(0.0, t0 + tick * 0.1 - time.perf_counter()))
+                for _ in range(10_000):
                     await p.send(b"x" * 100, f"sensor-{n % 5_000}")
                     n += 1
             stop.set()
@@ -60,16 +60,18 @@ def test_the_event_loop_keeps_running_at_100k_puts_per_second() -> None:
         lags, sent, written = asyncio.run(main())
     finally:
         gc.unfreeze()
-    assert written == sent == 150_000
+    assert written == sent == 160_000
     lags.sort()
-    p95, p99, worst = lags[int(len(lags) * 0.95)], lags[int(len(lags) * 0.99)], lags[-1]
-    # The timer ran hundreds of times: 95% of them within 10 ms of due, and never 100 ms late. The rest
-    # of the tail (p99 measured 6-14 ms on a 2-core machine) is the sender threads' turns at the GIL and
-    # the garbage collector, not the producer holding the loop: a put that blocked it (a full buffer
-    # waited on in the loop's thread, a network call) would show here as seconds.
-    print(f"loop lag p95 {p95 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, max {worst * 1e3:.1f} ms")
-    assert len(lags) > 300
-    assert p95 < 0.010 and worst < 0.100, f"loop lag p95 {p95 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f}, max {worst * 1e3:.1f}"
+    p90, p95, p99 = (lags[int(len(lags) * q)] for q in (0.90, 0.95, 0.99))
+    worst = lags[-1]
+    # The timer ran hundreds of times: 90% of them within 10 ms of due, 99% within 30 ms. The tail
+    # (on a 2-core machine p95 measured 3-8 ms, p99 6-14 ms) is the sender threads' turns at the GIL and
+    # the garbage collector. A producer that held the loop for a whole burst shows p99 near 60 ms; one
+    # that blocked it (a full buffer waited on in the loop's thread, a network call), seconds.
+    print(f"loop lag p90 {p90 * 1e3:.1f} ms, p95 {p95 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, max {worst * 1e3:.1f} ms")
+    assert len(lags) > 200
+    assert p90 < 0.010 and p99 < 0.030, (f"loop lag p90 {p90 * 1e3:.1f} ms, p95 {p95 * 1e3:.1f}, "
+                                         f"p99 {p99 * 1e3:.1f}, max {worst * 1e3:.1f}")
 
 
 def test_backpressure_is_an_await_the_loop_runs_meanwhile_and_nothing_is_lost() -> None:

@@ -72,7 +72,7 @@ def test_bad_input_is_rejected_before_anything_is_buffered(args: tuple[object, .
 
 def test_sent_and_put_records_share_aggregates_and_keep_their_order(make: Callable[..., Any]) -> None:
     client = FakeKinesis(shards=1)
-    with make("s", client=client, config=cfg()) as p:
+    with make("s", client=client, config=cfg(record_max_buffered_time=5.0)) as p:  # one aggregate: flush() seals
         futs = {}
         for i in range(10):
             if i % 3:
@@ -210,7 +210,7 @@ def test_ctrl_c_with_kinesis_unreachable_fails_what_is_buffered_instead_of_hangi
 
 def test_results_report_shard_sequence_and_sub_sequence(make: Callable[..., Any]) -> None:
     client = FakeKinesis(shards=2)
-    with make("s", client=client, config=cfg()) as p:
+    with make("s", client=client, config=cfg(record_max_buffered_time=5.0)) as p:  # one aggregate: flush() seals
         futs = [p.put(b"v%d" % i, "same-key") for i in range(3)]
         p.flush()
     results = [f.result() for f in futs]
@@ -232,7 +232,8 @@ def test_only_failed_entries_are_retried_and_attempts_are_counted(make: Callable
         return "ProvisionedThroughputExceededException" if call == 1 and str(entry["PartitionKey"])[-1] in "13579" else None
 
     client = FakeKinesis(entry_error=throttle_first_attempt_of_odd_keys)
-    with make("s", client=client, config=cfg(aggregation=False, ordered=False)) as p:
+    # All ten in the first call, whatever the time between puts (flush() sends them).
+    with make("s", client=client, config=cfg(aggregation=False, ordered=False, record_max_buffered_time=5.0)) as p:
         futs = {k: p.put(b"x", k) for k in (f"k{i}" for i in range(10))}
         p.flush()
         metrics = p.metrics()
