@@ -14,6 +14,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
+from producer.admission import DrainRate, nominal_rates, pacing_cap
 from producer.config import ProducerConfig
 from producer.futures import PENDING, RecordFuture
 from streamkit.aggregation import AggregateBuilder
@@ -85,6 +86,7 @@ class Entry:
     keys: AbstractSet[str | None]  # the records' partition keys (an aggregate's: its builder's key table)
     full: bool = False  # an aggregate sealed because the next record did not fit: waiting cannot grow it
     not_before: float = 0.0
+    sent_at: float = 0.0  # when its last attempt went out
     attempts: int = 0
     last_error: str = ""
     last_code: str = ""
@@ -116,6 +118,14 @@ class _ShardQueue:
     in_flight: int = 0
     records_bucket: TokenBucket | None = None
     bytes_bucket: TokenBucket | None = None
+    #: User bytes of every record of this shard not yet resolved (open, ready or in flight), and what
+    #: admission lets it hold (`producer.admission`); `drain` measures what the shard accepts.
+    held_bytes: int = 0
+    budget: float = float("inf")
+    drain: DrainRate | None = None
+    #: When the shard last accepted a record (or its first record came): a shard that accepts nothing
+    #: for `record_ttl` is stuck, and only then may records expire before their first attempt.
+    progress_at: float | None = None
 
 
 class Accumulator:
@@ -129,6 +139,9 @@ class Accumulator:
         self.placed_by_service = placed_by_service
         self.pace_scale = max(1, len(shard_map.open_shards)) if placed_by_service else 1
         self._queues: dict[str, _ShardQueue] = {}
+        #: Admission by drain time (off with buffer_full="expire"); an AUTO stream's warm throughput.
+        self.admission = config.buffer_full != "expire"
+        self.warm_mibps: float | None = None
         self.buffered_bytes = 0
         self.buffered_records = 0
         self._route: dict[str, _ShardQueue] = {}  # partition key -> its shard's queue, for the current map
@@ -145,25 +158,83 @@ class Accumulator:
         q = self._queues.get(shard_id)
         if q is None:
             q = self._queues[shard_id] = _ShardQueue(shard_id)
+            if self.admission:
+                cfg = self.config
+                nb, nr = nominal_rates(cfg.rate_limit, shards=self.pace_scale,
+                                       warm_mibps=self.warm_mibps if self.placed_by_service else None)
+                q.drain = DrainRate(nominal_bytes=nb, nominal_records=nr, shards=self.pace_scale,
+                                    cap=pacing_cap(cfg.rate_limit, shards=self.pace_scale),
+                                    bytes_per_record=cfg.aggregation_max_size if cfg.aggregation else 0.0)
+                q.budget = q.drain.budget(0.0, cfg.ttl)
         return q
 
+    def queue_for(self, key: str | None, ehk: str | None) -> _ShardQueue:
+        """The queue a record of this key (and explicit hash key) goes to."""
+        if self.placed_by_service:
+            return self._queue(AUTO_PLACED)
+        if ehk is None:
+            return self._route.get(key) or self._route_key(key)  # type: ignore[arg-type]
+        return self._queue(self.shard_map.shard_for_key(key, ehk).shard_id)  # type: ignore[arg-type]
+
+    @staticmethod
+    def has_room(q: _ShardQueue, size: int) -> bool:
+        """Admission: a record of `size` fits in its shard's drain budget (an empty shard takes any record)."""
+        return q.held_bytes + size <= q.budget or q.held_bytes == 0
+
+    def observe(self, e: Entry, now: float, *, accepted: bool, throttled: bool) -> None:
+        """An attempt of `e` came back; the shard's measured rate and admission budget follow."""
+        q = self._queues.get(e.shard_id)
+        if q is None or q.drain is None:
+            return
+        q.drain.observe(now, e.user_bytes if accepted else 0, e.size, throttled=throttled, sent=e.sent_at)
+        if accepted:
+            q.progress_at = now
+        q.budget = q.drain.budget(now, self.config.ttl)
+
+    def making_progress(self, e: Entry, now: float) -> bool:
+        """Admission is on and `e`'s shard accepted a record within the last `record_ttl` (it is not stuck)."""
+        q = self._queues.get(e.shard_id)
+        return (self.admission and q is not None and q.progress_at is not None
+                and now - q.progress_at < self.config.ttl)
+
+    def throttled_retry_at(self, e: Entry, now: float) -> float | None:
+        """When a throttled `e` fits its shard's last second of accepted writes again (`DrainRate.room_at`)."""
+        q = self._queues.get(e.shard_id)
+        if q is None or q.drain is None:
+            return None
+        return q.drain.room_at(now, e.size)
+
+    def drain_seconds(self, now: float) -> dict[str, float]:
+        """Per shard queue holding records: seconds they take to drain at its accepted rate (admission's view)."""
+        return {sid: q.held_bytes / q.drain.rate(now) for sid, q in self._queues.items()
+                if q.drain is not None and q.held_bytes}
+
     def add(self, item: Item) -> bool:
-        """Route one user record to its shard's open aggregate, sealing it when full.
+        """Route one user record to its shard's open aggregate, sealing it when full; admitted whatever
+        the shard holds (records moving between queues, or admitted already by `has_room`).
 
         True when the sender has something new to consider (a new aggregate was started, so a new
         flush deadline exists, or one was sealed and is ready to go).
         """
         data, key, ehk, put_mono, size, _ = rec_of(item)
-        return self.add_fields(item, data, key, ehk, put_mono, size)
+        return self.add_fields(item, data, key, ehk, put_mono, size, admitted=True)  # type: ignore[return-value]
 
-    def add_fields(self, item: Item, data: bytes, key: str | None, ehk: str | None, put_mono: float, size: int) -> bool:
-        """`add` with the record's fields already at hand (the producer's per-record path)."""
+    def add_fields(self, item: Item, data: bytes, key: str | None, ehk: str | None, put_mono: float, size: int,
+                   admitted: bool = False) -> bool | None:
+        """`add` with the record's fields already at hand (the producer's per-record path).
+
+        None, adding nothing, when the record's shard has no room (`has_room`) and it was not `admitted`.
+        """
         if self.placed_by_service:  # (aggregation is off there too: a keyless record meets no builder)
             q = self._queue(AUTO_PLACED)
         elif ehk is None:
             q = self._route.get(key) or self._route_key(key)  # type: ignore[arg-type]  # keyed off AUTO streams
         else:
             q = self._queue(self.shard_map.shard_for_key(key, ehk).shard_id)  # type: ignore[arg-type]
+        held = q.held_bytes
+        if held + size > q.budget and held and not admitted:
+            return None
+        q.held_bytes = held + size
         self.buffered_bytes += size
         self.buffered_records += 1
         b = q.builder
@@ -174,6 +245,8 @@ class Accumulator:
             return False
         if not self.config.aggregation:
             q.ready.append(self._plain(q.shard_id, item))
+            if q.drain is not None and q.drain.sealed(size):
+                q.budget = q.drain.budget(put_mono, self.config.ttl)
             return len(q.ready) == 1
         self._seal(q, full=True)  # full (or none open yet): start a new aggregate with this record
         b = q.builder = AggregateBuilder(self.config.aggregation_max_size)
@@ -183,6 +256,8 @@ class Accumulator:
             # Too big to aggregate but within the record limit: it goes alone, as a plain record.
             q.builder = None
             q.ready.append(self._plain(q.shard_id, item))
+            if q.drain is not None:
+                q.drain.sealed(size)
             return True
         q.open_records.append(item)
         q.open_bytes = size
@@ -199,6 +274,8 @@ class Accumulator:
         q.builder, q.open_records = None, []
         if b is None or not recs:
             return
+        if q.drain is not None:
+            q.drain.sealed(q.open_bytes)
         if len(recs) == 1:
             q.ready.append(self._plain(q.shard_id, recs[0]))
             return
@@ -239,6 +316,12 @@ class Accumulator:
             q.records_bucket = TokenBucket.full(1000 * rate * self.pace_scale, now)
             q.bytes_bucket = TokenBucket.full(MIB * rate * self.pace_scale, now, min_capacity=self.config.record_limit)
         wait = max(q.records_bucket.wait_time(1, now), q.bytes_bucket.wait_time(e.size, now))
+        d = q.drain
+        if wait <= 0 and d is not None and d.throttled_lately(now):
+            # The shard throttled lately: send only what fits its last second of accepted writes.
+            fits = d.room_at(now, e.size)
+            if fits is not None:
+                wait = fits - now
         if wait <= 0 and take:
             q.records_bucket.tokens -= 1
             q.bytes_bucket.tokens -= e.size
@@ -322,7 +405,9 @@ class Accumulator:
     # -- completion ----------------------------------------------------------------------------
     def finished(self, e: Entry) -> None:
         """An entry is out of flight for good (written, or failed for good); its records leave the buffer."""
-        self._queues[e.shard_id].in_flight -= 1
+        q = self._queues[e.shard_id]
+        q.in_flight -= 1
+        q.held_bytes -= e.user_bytes
         self.buffered_bytes -= e.user_bytes
         self.buffered_records -= len(e.records)
 
@@ -340,14 +425,25 @@ class Accumulator:
         self.buffered_records -= len(e.records)
 
     def expire(self, now: float, ttl: float) -> list[Entry]:
-        """Remove queued entries whose oldest record is past its TTL (in-flight ones are left alone)."""
+        """Remove queued entries whose oldest record is past its TTL (in-flight ones are left alone).
+
+        With admission by drain time, an entry not yet tried stays (it is written late rather than never
+        tried: admission let it in on a rate the shard did not keep) unless its shard is stuck, having
+        accepted nothing for a TTL: throttled without end, or a server that does not answer.
+        """
         out: list[Entry] = []
         for q in self._queues.values():
+            if not q.ready:
+                continue
+            if q.progress_at is None:
+                q.progress_at = q.ready[0].oldest
+            stuck = not self.admission or now - q.progress_at >= ttl  # (making_progress, for a queue)
             keep: deque[Entry] = deque()
             for e in q.ready:
-                (out if now - e.oldest >= ttl else keep).append(e)
+                (out if now - e.oldest >= ttl and (e.attempts or stuck) else keep).append(e)
             q.ready = keep
         for e in out:
+            self._queues[e.shard_id].held_bytes -= e.user_bytes
             self.dropped(e)
         return out
 
@@ -398,9 +494,12 @@ class Accumulator:
         for q in self._queues.values():
             for e in q.ready:
                 out.extend(_carry_attempts(item, e.attempts) for item in e.records)
+                q.held_bytes -= e.user_bytes
             out.extend(q.open_records)
+            q.held_bytes -= sum(rec_of(item)[4] for item in q.open_records)
             q.ready.clear()
             q.open_records = []
+            q.open_bytes = 0
             q.builder = None
         self.buffered_bytes -= sum(rec_of(item)[4] for item in out)
         self.buffered_records -= len(out)

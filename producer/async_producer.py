@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import orjson
 
 from producer.config import ProducerConfig
-from producer.producer import INTERRUPT_GRACE, Producer
+from producer.producer import INTERRUPT_GRACE, Producer, WouldBlock
 from producer.results import PutResult
 from streamkit.clock import Clock
 from streamkit.errors import BufferFullError, ConfigurationError
@@ -70,7 +71,6 @@ class AsyncProducer:
         self._left = 0  # sends before the next look at the clock; 0 until started
         self._acc: Any = None  # the started producer's accumulator and send, read on the hot path
         self._send: Any = None
-        self._full_at = 0  # buffered bytes from which a record may not fit: then look before adding
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> AsyncProducer:
@@ -81,7 +81,7 @@ class AsyncProducer:
             async with self._starting:
                 if self._producer is None:
                     p = await asyncio.to_thread(Producer, self.stream_name, **self._args)
-                    self._full_at = p.config.max_buffered_bytes - p._max_record_size
+                    p._no_block_thread = threading.get_ident()  # this loop's thread: WouldBlock, not a wait
                     self._acc, self._send = p._acc, p.send
                     self._producer = p
         return self
@@ -136,21 +136,35 @@ class AsyncProducer:
 
         Many records in flight at once without a task each: ``futures = [await p.put_future(d, k) ...]``.
         """
-        await self._admit(_size(data, partition_key))
-        future = self._producer.put(data, partition_key, explicit_hash_key)  # type: ignore[union-attr]
-        return asyncio.wrap_future(future)
+        await self._admit()
+        while True:
+            try:
+                future = self._producer.put(data, partition_key, explicit_hash_key)  # type: ignore[union-attr]
+                return asyncio.wrap_future(future)
+            except WouldBlock as held:
+                await self._wait_for_room(held)
 
     async def send(self, data: Data, partition_key: str | None, explicit_hash_key: str | int | None = None) -> None:
         """Buffer one record without waiting for it to be written (`Producer.send`: failures go to on_failure)."""
-        # Per record, only a count and a look at the buffer: room for the largest record means the
-        # threaded send cannot block. Every _CHECK_EVERY calls (and before the first) `_admit` looks
-        # at the clock, hands the loop back when due, and waits for room if the buffer is full.
+        # Per record, only a count and the threaded send, which never blocks this loop's thread: where it
+        # would wait (a full buffer, a shard holding as much as it drains in half the TTL) it raises
+        # WouldBlock instead, and the wait is an await here. Every _CHECK_EVERY calls (and before the
+        # first) `_admit` looks at the clock and hands the loop back when due.
         self._left -= 1
-        if self._left > 0 and self._acc.buffered_bytes <= self._full_at:
-            self._send(data, partition_key, explicit_hash_key)
-            return
-        await self._admit(_size(data, partition_key))
-        self._send(data, partition_key, explicit_hash_key)
+        if self._left > 0:
+            try:
+                self._send(data, partition_key, explicit_hash_key)
+                return
+            except WouldBlock as held:
+                await self._wait_for_room(held)
+        else:
+            await self._admit()
+        while True:
+            try:
+                self._send(data, partition_key, explicit_hash_key)
+                return
+            except WouldBlock as held:
+                await self._wait_for_room(held)
 
     async def put_json(self, obj: Any, partition_key: str | None, explicit_hash_key: str | int | None = None) -> PutResult:
         return await self.put(orjson.dumps(obj), partition_key, explicit_hash_key)
@@ -158,37 +172,31 @@ class AsyncProducer:
     async def send_json(self, obj: Any, partition_key: str | None, explicit_hash_key: str | int | None = None) -> None:
         await self.send(orjson.dumps(obj), partition_key, explicit_hash_key)
 
-    async def _admit(self, size: int) -> None:
-        """Before a record is added: started, the loop handed back now and then, and room in the buffer.
-
-        Only this loop's thread adds records and the sender only ever frees room, so once room for the
-        record is seen, the threaded `put`/`send` that follows does not block.
-        """
+    async def _admit(self) -> None:
+        """Before a record is added: started, and the loop handed back when it is due."""
         if self._producer is None:
             await self.start()
-        p = self._producer
-        assert p is not None
         self._left = _CHECK_EVERY
         if _now() >= self._yield_at:
             await asyncio.sleep(0)
             self._yield_at = _now() + YIELD_AFTER
-        limit = p.config.max_buffered_bytes
-        if p._acc.buffered_bytes + size <= limit or p.config.buffer_full == "raise" or p._closing:
-            return  # room; or the threaded call raises at once (BufferFullError, closed)
+
+    async def _wait_for_room(self, held: WouldBlock) -> None:
+        """The threaded producer would have blocked: sleep on the loop until it has room, or `put_timeout`."""
+        p = self._producer
+        assert p is not None
         deadline = p._clock() + float(p.config.put_timeout)  # type: ignore[arg-type]
         pause = _ROOM_POLL
-        while p._acc.buffered_bytes + size > limit and not p._closing:
-            if p._clock() >= deadline:
-                raise BufferFullError(f"producer buffer stayed full for {p.config.put_timeout} s "
-                                      f"({p._acc.buffered_bytes} of {limit} bytes)")
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, _ROOM_POLL_MAX)
-
-
-def _size(data: object, key: object) -> int:
-    """What a record counts against the buffer (data + key bytes); 0 for what `put` will refuse anyway."""
-    try:
-        n = len(data.encode("utf-8")) if isinstance(data, str) else len(data)  # type: ignore[arg-type]
-        return n + (len(key.encode("utf-8")) if isinstance(key, str) else 0)
-    except TypeError:
-        return 0
+        with p._lock:
+            p._note_wait(+1)
+        started = p._clock()
+        try:
+            while not p._room_now(held.item, held.size):
+                if p._clock() >= deadline:
+                    raise BufferFullError(f"no room for put_timeout={p.config.put_timeout} s (it stayed full): {held}")
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, _ROOM_POLL_MAX)
+        finally:
+            with p._lock:
+                p._note_wait(-1, p._clock() - started)
+        self._left = _CHECK_EVERY

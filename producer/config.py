@@ -50,6 +50,10 @@ class ProducerConfig:
     #: Flush a record at the latest this long after it was put.
     record_max_buffered_time: Seconds = 0.1
     #: Give up on a record this long after it was put; its future then fails with RecordExpiredError.
+    #: Admission keeps a record's wait for its first attempt within half of it. A record whose shard
+    #: keeps accepting records (throttled only because it is busy) is written late rather than given
+    #: up: it expires once its shard has accepted nothing for this long, or on errors other than
+    #: throttling. With ``buffer_full="expire"``: strictly this long after the put.
     record_ttl: Seconds = 30.0
     #: Per-shard pacing as a multiple of the shard limits (1 MiB/s, 1,000 records/s); 0 turns it off.
     rate_limit: float = 1.5
@@ -60,7 +64,12 @@ class ProducerConfig:
     max_connections: int = 16
     #: Bound on buffered user-record bytes; `put` then blocks (`put_timeout`) or raises BufferFullError.
     max_buffered_bytes: int = 256 * 1024 * 1024
-    buffer_full: Literal["block", "raise"] = "block"
+    #: When a record would not fit, or would wait past half of `record_ttl` before its first attempt
+    #: (its shard already holds that much of what it accepts: admission by drain time, see
+    #: `producer.admission`): "block" `put`/`send` until it fits (at most `put_timeout`, then
+    #: BufferFullError), "raise" BufferFullError at once, or "expire": no admission by drain time,
+    #: only the byte bound (which blocks); records may then expire in the buffer before any attempt.
+    buffer_full: Literal["block", "raise", "expire"] = "block"
     put_timeout: Seconds = 60.0
     #: Backoff between attempts: full jitter on an exponential base (tenacity's wait_random_exponential).
     backoff_base: Seconds = 0.1
@@ -105,8 +114,9 @@ class ProducerConfig:
         elif self.on_failure is not None and not callable(self.on_failure) and not hasattr(self.on_failure, "send_json"):
             raise ConfigurationError(f"ProducerConfig.on_failure must be a callable, a destination or "
                                      f"'file:PATH' / 'sqs:URL', got {self.on_failure!r}")
-        if self.buffer_full not in ("block", "raise"):
-            raise ConfigurationError(f"ProducerConfig.buffer_full must be 'block' or 'raise', got {self.buffer_full!r}")
+        if self.buffer_full not in ("block", "raise", "expire"):
+            raise ConfigurationError(f"ProducerConfig.buffer_full must be 'block', 'raise' or 'expire', "
+                                     f"got {self.buffer_full!r}")
 
     def for_stream(self, max_record_bytes: int, *, auto: bool) -> ProducerConfig:
         """This configuration with the stream's limits filled in (and, on an AUTO stream, no aggregation and

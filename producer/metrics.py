@@ -23,13 +23,17 @@ class ProducerMetrics:
     retries: int = 0
     throttles: int = 0
     reshards_detected: int = 0
+    #: Puts held back (buffer bound or admission by drain time), and the seconds they waited in all.
+    admission_waits: int = 0
+    admission_wait_s: float = 0.0
     bytes_written: int = 0
     #: The stream's RecordDistributionStrategy as last read, and whether records are aggregated for it.
     record_distribution: str = "USER_PARTITION_KEY"
     aggregating: bool = True
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=20_000))
 
-    def snapshot(self, *, buffered_bytes: int, buffered_records: int) -> dict[str, Any]:
+    def snapshot(self, *, buffered_bytes: int, buffered_records: int, held_back: bool = False,
+                 drain_seconds: dict[str, float] | None = None) -> dict[str, Any]:
         lat = sorted(self.latencies)
 
         def pct(p: float) -> float | None:
@@ -46,6 +50,11 @@ class ProducerMetrics:
             "retries": self.retries,
             "throttles": self.throttles,
             "reshards_detected": self.reshards_detected,
+            "admission_waits": self.admission_waits,
+            "admission_wait_s": round(self.admission_wait_s, 3),
+            # A caller is waiting in put/send now; per shard, seconds its held records take to drain.
+            "held_back": held_back,
+            "drain_seconds": {k: round(v, 2) for k, v in sorted((drain_seconds or {}).items())},
             "bytes_written": self.bytes_written,
             "record_distribution": self.record_distribution,
             "aggregating": self.aggregating,

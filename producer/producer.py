@@ -35,9 +35,17 @@ from streamkit.transport import as_kinesis
 #: KeyboardInterrupt or other BaseException; what is still unwritten then fails, reported, not dropped.
 INTERRUPT_GRACE = 2.0
 
-__all__ = ["Producer"]
+__all__ = ["Producer", "WouldBlock"]
 
 log = logging.getLogger("streamkit.producer")
+
+
+class WouldBlock(BufferFullError):
+    """Raised instead of waiting for room, in the one thread that must not block (an AsyncProducer's loop)."""
+
+    def __init__(self, message: str, item: Item, size: int) -> None:
+        super().__init__(message)
+        self.item, self.size = item, size
 
 
 class _Outcomes:
@@ -135,6 +143,7 @@ class Producer:
                                   rng=rng)
         self._acc = Accumulator(self.config, ShardMap(self._transport.list_shards(stream_name)),
                                 placed_by_service=self._auto)
+        self._acc.warm_mibps = summary.warm_throughput_mibps
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         # A record's wall-clock put time, without a second clock read per put.
@@ -147,6 +156,8 @@ class Producer:
         self._detour = False  # closing or resharding: put takes its slow path
         self._closed = False
         self._calls_in_flight = 0
+        self._waiting = 0  # callers held back in put/send (buffer bound or admission by drain time)
+        self._no_block_thread: int | None = None  # an AsyncProducer's loop thread: WouldBlock instead of a wait
         self._reshard_pending = False
         self._metrics = ProducerMetrics()
         self._note_distribution(summary.record_distribution)
@@ -222,15 +233,19 @@ class Producer:
         with self._lock:
             if self._detour or self._acc.buffered_bytes + size > self._max_buffered:
                 self._enqueue_slow(item, size)
-            elif self._acc.add_fields(item, data, key, ehk, now, size):
-                self._cond.notify_all()
+            else:
+                added = self._acc.add_fields(item, data, key, ehk, now, size)
+                if added:
+                    self._cond.notify_all()
+                elif added is None:  # its shard holds as much as it drains in a share of record_ttl
+                    self._enqueue_slow(item, size)
 
     def _enqueue_slow(self, item: Item, size: int) -> None:
-        """`_enqueue` under the lock when closing, resharding or the buffer is full."""
+        """`_enqueue` under the lock when closing, resharding, or the buffer or the record's shard is full."""
         if self._closing:
             raise StreamkitError("the producer is closed")
-        if self._acc.buffered_bytes + size > self._max_buffered:
-            self._wait_for_room(size)
+        if not self._has_room(item, size):
+            self._wait_for_room(item, size)
         if self._reshard_pending:
             self._held.append(item)  # routed once the new shard map is in
             self._acc.buffered_bytes += size
@@ -312,7 +327,14 @@ class Producer:
             # Every record put is written, failed, or still buffered.
             m.user_records_put = m.user_records_written + m.user_records_failed + self._acc.buffered_records + len(self._held)
             return self._metrics.snapshot(buffered_bytes=self._acc.buffered_bytes,
-                                          buffered_records=self._acc.buffered_records + len(self._held))
+                                          buffered_records=self._acc.buffered_records + len(self._held),
+                                          held_back=self._waiting > 0,
+                                          drain_seconds=self._acc.drain_seconds(self._clock()))
+
+    @property
+    def held_back_seconds(self) -> float:
+        """Seconds callers have waited in `put`/`send` for room (the buffer bound, or admission by drain time)."""
+        return self._metrics.admission_wait_s
 
     @property
     def shard_map(self) -> ShardMap:
@@ -322,19 +344,54 @@ class Producer:
     def _buffered(self) -> int:
         return self._acc.buffered_bytes
 
-    def _has_room(self, size: int) -> bool:
-        return self._buffered() + size <= self.config.max_buffered_bytes
+    def _has_room(self, item: Item, size: int) -> bool:
+        """Under the lock: the buffer bound, and admission by drain time (`producer.admission`), admit it."""
+        if self._buffered() + size > self.config.max_buffered_bytes:
+            return False
+        if self._reshard_pending:
+            return True  # held until the new shard map is in; admission looks again then
+        _data, key, ehk, _t, _size, _n = rec_of(item)
+        return self._acc.has_room(self._acc.queue_for(key, ehk), size)
 
-    def _wait_for_room(self, size: int) -> None:
+    def _why_full(self, item: Item, size: int) -> str:
+        if self._buffered() + size > self.config.max_buffered_bytes:
+            return f"producer buffer full ({self._buffered()} of {self.config.max_buffered_bytes} bytes)"
+        _data, key, ehk, _t, _size, _n = rec_of(item)
+        q = self._acc.queue_for(key, ehk)
+        seconds = self._acc.drain_seconds(self._clock()).get(q.shard_id, 0.0)
+        return (f"shard {q.shard_id} holds {q.held_bytes} bytes, ~{seconds:.1f} s of what it accepts: a record put now "
+                f"could wait past half its record_ttl ({self.config.ttl} s) before its first attempt")
+
+    def _wait_for_room(self, item: Item, size: int) -> None:
         if self.config.buffer_full == "raise":
-            raise BufferFullError(f"producer buffer full ({self._buffered()} of {self.config.max_buffered_bytes} bytes)")
-        deadline = self._clock() + float(self.config.put_timeout)  # type: ignore[arg-type]
-        while not self._has_room(size):
-            left = deadline - self._clock()
-            if left <= 0 or self._closing:
-                raise BufferFullError(f"producer buffer stayed full for {self.config.put_timeout} s "
-                                      f"({self._buffered()} of {self.config.max_buffered_bytes} bytes)")
-            self._cond.wait(left)
+            raise BufferFullError(self._why_full(item, size))
+        if self._no_block_thread == threading.get_ident():
+            raise WouldBlock(self._why_full(item, size), item, size)
+        start = self._clock()
+        deadline = start + float(self.config.put_timeout)  # type: ignore[arg-type]
+        self._note_wait(+1)
+        try:
+            while not self._has_room(item, size):
+                left = deadline - self._clock()
+                if left <= 0 or self._closing:
+                    raise BufferFullError(f"no room for put_timeout={self.config.put_timeout} s (it stayed full): "
+                                          f"{self._why_full(item, size)}")
+                self._cond.wait(left)
+        finally:
+            self._note_wait(-1, self._clock() - start)
+
+    def _note_wait(self, change: int, seconds: float = 0.0) -> None:
+        """A caller starts (+1) or stops (-1, after `seconds`) being held back. Under the lock."""
+        self._waiting += change
+        if change > 0:
+            self._metrics.admission_waits += 1
+        self._metrics.admission_wait_s += seconds
+
+    def _room_now(self, item: Item, size: int) -> bool:
+        """`_has_room`, taking the lock (for an AsyncProducer polling from its loop); True when closing
+        (the put then raises at once)."""
+        with self._lock:
+            return self._closing or self._has_room(item, size)
 
     # -- worker --------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -413,6 +470,7 @@ class Producer:
                 self._max_record_size = self.config.record_limit
                 self._acc.config = self.config
                 self._acc.placed_by_service = self._auto
+                self._acc.warm_mibps = summary.warm_throughput_mibps
                 self._note_distribution(summary.record_distribution)
             moved, unroutable = self._acc.reroute(new_map, everything=switched)
             held, self._held = self._held, []
@@ -449,6 +507,9 @@ class Producer:
         counted = False
         try:
             try:
+                sent = self._clock()
+                for e in batch:
+                    e.sent_at = sent
                 out: list[dict[str, Any]] | None = self._transport.put_records(self.stream_name,
                                                                                [e.to_api() for e in batch])
                 error: StreamkitError | None = None
@@ -480,8 +541,10 @@ class Producer:
                     for e, r in reversed(list(zip(batch, out, strict=True))):
                         if "ErrorCode" in r:
                             code = r["ErrorCode"]
-                            if code == "ProvisionedThroughputExceededException":
+                            throttled = code == "ProvisionedThroughputExceededException"
+                            if throttled:
                                 self._metrics.throttles += 1
+                            self._acc.observe(e, now, accepted=False, throttled=throttled)
                             self._after_failure(outcomes, e, now, f"{code}: {r.get('ErrorMessage', '')}", code,
                                                 self._retry.retryable(code))
                         else:
@@ -502,6 +565,7 @@ class Producer:
         if shard_id != e.shard_id and not self._reshard_pending and not self._auto:
             log.info("record predicted for %s landed in %s: refreshing the shard map", e.shard_id, shard_id)
             self._reshard_pending = self._detour = True
+        self._acc.observe(e, now, accepted=True, throttled=False)
         self._acc.finished(e)
         m = self._metrics
         recs = e.records
@@ -524,7 +588,17 @@ class Producer:
     def _after_failure(self, outcomes: _Outcomes, e: Entry, now: float, error: str, code: str, retryable: bool) -> None:
         if retryable:
             delay = self._retry.backoff(e.attempts)
-            if self._retry.within_ttl(now, delay, e.oldest, self.config.ttl):
+            throttled = code == "ProvisionedThroughputExceededException"
+            if throttled:
+                # Throttled by this producer's own writes: go again when the shard's second has room for
+                # it (a few ms late), not a random backoff later; else (another writer?) the backoff.
+                fits = self._acc.throttled_retry_at(e, now)
+                if fits is not None:
+                    delay = min(max(0.0, fits - now), float(self.config.backoff_max))  # type: ignore[arg-type]
+            # Past its TTL a throttled record still goes again while its shard accepts records: it was
+            # admitted on a rate the shard did not keep, and is written late rather than given up.
+            if self._retry.within_ttl(now, delay, e.oldest, self.config.ttl) or \
+                    (throttled and self._acc.making_progress(e, now)):
                 self._metrics.retries += 1
                 self._acc.retry_later(e, now + delay, error, code)
                 return

@@ -24,6 +24,9 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--no-aggregate", action="store_true", help="one Kinesis record per reading")
     p.add_argument("--on-bad-line", choices=("skip", "fail"), default="skip",
                    help="a line that is not a JSON object with the key field: report and skip, or stop")
+    p.add_argument("--record-ttl", type=float, default=30.0, metavar="SECONDS",
+                   help="give up on a reading not written this long after it was read (default 30); the publisher "
+                        "is held back when a shard holds half of that of what it accepts")
     p.add_argument("--on-failure", metavar="DEST",
                    help="file:PATH or sqs:QUEUE_URL: where readings that could not be written go, payload included")
     p.set_defaults(func=cmd_produce)
@@ -51,23 +54,35 @@ def cmd_produce(args: argparse.Namespace) -> int:
     else:
         readings = simulated_readings(args.sensors, args.rate, args.duration)
         total = int(args.rate * args.duration)
-    config = ProducerConfig(aggregation=not args.no_aggregate, on_failure=args.on_failure)
+    config = ProducerConfig(aggregation=not args.no_aggregate, on_failure=args.on_failure, record_ttl=args.record_ttl)
     client = client_for(args, retries=0)
     show_progress = not flag(args, "json") and sys.stderr.isatty() and has_rich()
+    said_held = False
+
+    def held_line(seconds: float) -> None:  # without the live view: said once, when it starts
+        nonlocal said_held
+        if not said_held and not flag(args, "json"):
+            said_held = True
+            print_err(f"streamkit: held back: {args.stream}'s shards accept less than offered; publishing at "
+                      "their rate so that no reading expires unsent")
+
     if show_progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        with Progress(TextColumn("publishing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       transient=True) as bar:
-            task = bar.add_task("put", total=total)
+            task = bar.add_task("publishing", total=total)
             summary = publish(args.stream, readings, client=client, config=config,
-                              progress=lambda n: bar.advance(task, n), bad_lines=bad)
+                              progress=lambda n: bar.advance(task, n), bad_lines=bad,
+                              held=lambda s: bar.update(task, description=f"publishing, held back {s:.1f} s "
+                                                                          "(the shards are full)"))
     else:
-        summary = publish(args.stream, readings, client=client, config=config, bad_lines=bad)
+        summary = publish(args.stream, readings, client=client, config=config, bad_lines=bad, held=held_line)
     if flag(args, "json"):
         emit_json(summary.to_json())
     else:
         print(f"published {summary.user_records:,} readings as {summary.kinesis_records:,} Kinesis records in "
               f"{summary.put_calls:,} PutRecords calls ({summary.bytes:,} bytes) in {summary.seconds:.2f} s; "
-              f"failed {summary.failed}, retried {summary.retried}, bad lines {summary.bad_lines}")
+              f"failed {summary.failed}, retried {summary.retried}, bad lines {summary.bad_lines}"
+              + (f"; held back {summary.held_back_s:.1f} s by the shards' rate" if summary.held_back_s else ""))
     return 1 if summary.failed else 0

@@ -173,7 +173,7 @@ class StreamSettingsRegistry:
             out["ExplicitHashKey"] = str(self._rng.randint(lo, hi))
             if key is None:
                 out["PartitionKey"] = KEYLESS
-        if len(data) > BACKEND_RECORD_LIMIT - 256:
+        if size > BACKEND_RECORD_LIMIT:  # larger than the backend takes: kept here, a token there
             token = _TOKEN_PREFIX + str(next(self._ids)).encode()
             with self._lock:
                 self._large[token] = data

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from streamkit.testing import StreamHandle
+from streamkit.testing import ProxyHandle, StreamHandle
 from tests.e2e.helpers import run_cli, run_json
 from tests.integration.helpers import read_stream
 
@@ -80,3 +81,20 @@ def test_no_aggregate_writes_one_kinesis_record_per_reading(kinesis_stream: Stre
 def test_missing_file_is_a_usage_error() -> None:
     proc = run_cli("produce", "--stream", "s", "--file", "/nonexistent.jsonl", "--endpoint-url", "http://127.0.0.1:9")
     assert proc.returncode == 2 and "no such file" in proc.stderr
+
+
+@pytest.mark.streamkit(shards=1)
+def test_a_publisher_offering_more_than_the_shard_takes_is_held_back_says_so_and_loses_nothing(
+        kinesis_stream: StreamHandle, kinesis_proxy: Callable[..., ProxyHandle], tmp_path: Path) -> None:
+    proxy = kinesis_proxy(limit_scale=0.5)  # 512 KiB/s (after a first MiB of burst)
+    f = tmp_path / "r.jsonl"
+    n = 24_000  # ~3 MB: several seconds of the shard's rate, with a 5 s TTL
+    f.write_text("".join(f'{{"sensor_id": "s{i % 40:02d}", "seq": {i}, "pad": "{"x" * 80}"}}\n' for i in range(n)))
+    proc = run_cli("produce", "--stream", kinesis_stream.name, "--file", str(f), "--record-ttl", "5",
+                   "--endpoint-url", proxy.endpoint)
+    assert proc.returncode == 0, proc.stderr
+    assert "held back" in proc.stderr and "shards accept less than offered" in proc.stderr
+    assert "failed 0" in proc.stdout and "held back" in proc.stdout
+    got = sum(len(recs) for recs in read_stream(kinesis_stream.client, kinesis_stream.name).values())
+    assert got == n
+    assert proxy.stats().get("limit.write_throttled", 0) > 0
