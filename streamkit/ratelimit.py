@@ -24,6 +24,7 @@ class KinesisLimits:
     put_records_max_bytes: int = limits.PUT_RECORDS_MAX_BYTES
     record_max_bytes: int = limits.RECORD_MAX_BYTES
     get_records_max_limit: int = limits.GET_RECORDS_MAX_RECORDS
+    get_records_max_bytes: int = limits.GET_RECORDS_MAX_BYTES
 
     def scaled(self, rate: float) -> float:
         return rate * self.scale
@@ -77,6 +78,7 @@ class _ShardBuckets:
     write_records: TokenBucket
     read_calls: TokenBucket
     read_bytes: TokenBucket
+    reads_refused_until: float = 0.0
 
 
 @dataclass
@@ -119,9 +121,14 @@ class ShardLimiter:
     def admit_read_call(self, shard: str, now: float) -> bool:
         """A GetRecords call: refused past 5 calls/s, or while an earlier large read is still being paid off."""
         b = self._buckets(shard, now)
-        if b.read_bytes.in_debt(now):
+        if b.read_bytes.in_debt(now) or now < b.reads_refused_until:
             return False
         return b.read_calls.try_take(1, now)
+
+    def penalise_reads(self, shard: str, now: float, until: float) -> None:
+        """Refuse the shard's GetRecords calls until `until` (after one that returned the 10 MiB maximum)."""
+        b = self._buckets(shard, now)
+        b.reads_refused_until = max(b.reads_refused_until, until)
 
     def charge_read(self, shard: str, nbytes: int, now: float) -> None:
         self._buckets(shard, now).read_bytes.charge(nbytes, now)

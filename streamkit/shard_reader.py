@@ -9,6 +9,10 @@
   telling `on_error` each time so the caller can say so; others are raised;
 - pacing: at least `min_poll_interval` between calls (5 calls/s per shard), `idle_poll_interval` after a
   read that found the shard caught up;
+- bounded memory: what a call returns is held until the caller asks for the next batch, so the reader
+  sizes each call's ``Limit`` to keep it near `max_fetch_bytes` (`FetchLimit`): it starts small, grows
+  while responses stay under the cap, and is cut in proportion when one comes back larger (a server
+  that ignores AWS's 10 MiB per call, or a stream of 10 MiB records);
 - `stop` (an Event) ends the generator at the next pause.
 
 A `Batch` says whether it was a *confirmed-empty* read (`caught_up`: no records and nothing behind):
@@ -40,10 +44,12 @@ from streamkit.errors import (
     ThrottledError,
 )
 from streamkit.hashing import ShardInfo
+from streamkit.limits import MIB, RECORD_MAX_BYTES
 from streamkit.retry import Backoff, Interrupted, RetryPolicy, call_with_retry
 from streamkit.transport import IteratorStart, KinesisTransport
 
-__all__ = ["Batch", "ReaderBase", "ReaderSettings", "ShardReader", "foreign_checkpoint_error", "start_of", "startable"]
+__all__ = ["MAX_FETCH_BYTES", "Batch", "FetchLimit", "ReaderBase", "ReaderSettings", "ShardReader", "fetched_bytes",
+           "foreign_checkpoint_error", "start_of", "startable"]
 
 log = logging.getLogger("streamkit.reader")
 
@@ -53,12 +59,52 @@ FETCH_RETRY = RetryPolicy(base=0.1, maximum=5.0)
 UNANSWERED_CALLS = 5
 
 
+#: Bytes (data + partition keys) one shard's reader holds fetched but not yet processed, by default:
+#: two seconds of a shard's read limit (2 MiB/s). A reader polls up to 5 times a second, so calls of
+#: this size can read 10 MiB/s, five times what a shard serves: the cap never slows a reader on AWS,
+#: and it keeps a 4-shard consumer's fetched-but-unprocessed records to ~120 MiB of RSS
+#: (bench/consumer_memory.py), against a server that returns a whole stream per call if asked.
+MAX_FETCH_BYTES = 4 * MIB
+
+
 @dataclass(frozen=True, kw_only=True)
 class ReaderSettings:
     max_records: int = 10_000
     min_poll_interval: float = 0.2
     idle_poll_interval: float = 1.0
     retry: RetryPolicy = FETCH_RETRY
+    max_fetch_bytes: int = MAX_FETCH_BYTES
+    #: Limit of the first call (None: what `max_fetch_bytes` holds of records of the default 1 MiB maximum).
+    first_limit: int | None = None
+
+
+def fetched_bytes(records: list[dict[str, Any]]) -> int:
+    """What GetRecords records weigh as Kinesis counts them: data + partition key."""
+    return sum(len(r["Data"]) + len(r.get("PartitionKey") or "") for r in records)
+
+
+class FetchLimit:
+    """The ``Limit`` of a shard's next GetRecords call, sized so that a response stays near `cap` bytes.
+
+    The first call asks for `first` records (default: as many of the default maximum size, 1 MiB, as
+    the cap holds); after a full response under half the cap the limit grows towards what the cap
+    holds of records that size (at most 10x a call, up to `max_records`: records may not all be the
+    size of the first ones); a response over the cap cuts it to the count that would have fitted.
+    """
+
+    def __init__(self, cap: int, max_records: int, first: int | None = None) -> None:
+        self.cap = cap
+        self.max_records = max_records
+        self.limit = max(1, min(max_records, first if first is not None else cap // RECORD_MAX_BYTES))
+
+    def after(self, count: int, nbytes: int) -> None:
+        if count == 0:
+            return
+        fits = max(1, int(self.cap * count / max(1, nbytes)))
+        if nbytes > self.cap:
+            self.limit = min(self.limit, fits)
+        elif count >= self.limit and nbytes <= self.cap // 2:
+            self.limit = max(self.limit, min(self.max_records, fits, self.limit * 10))
 
 
 @dataclass(slots=True)
@@ -185,6 +231,7 @@ class ShardReader(ReaderBase):
         super().__init__(transport, stream, shard_id, start, stop=stop, clock=clock, on_error=on_error)
         self.settings = settings or ReaderSettings()
         self._backoff = Backoff(base=self.settings.retry.base, maximum=self.settings.retry.maximum)
+        self.fetch_limit = FetchLimit(self.settings.max_fetch_bytes, self.settings.max_records, self.settings.first_limit)
 
     def _iterator(self, cp: Checkpoint) -> tuple[str, tuple[str, int] | None]:
         start, after = start_of(cp)
@@ -214,7 +261,7 @@ class ShardReader(ReaderBase):
                 return
             last_call = self.clock.monotonic()
             try:
-                fetched = self.transport.get_records(iterator, s.max_records)
+                fetched = self.transport.get_records(iterator, self.fetch_limit.limit)
             except ExpiredIteratorError:
                 log.info("iterator for %s expired; resuming after the last record read", self.shard_id)
                 try:
@@ -233,6 +280,7 @@ class ShardReader(ReaderBase):
             self._succeeded()
             if fetched.records:
                 self.last_read = str(fetched.records[-1]["SequenceNumber"])
+                self.fetch_limit.after(len(fetched.records), fetched_bytes(fetched.records))
             ended = fetched.next_iterator is None
             caught_up = not fetched.records and not ended and (fetched.millis_behind_latest or 0) == 0
             yield Batch(records=fetched.records, millis_behind_latest=fetched.millis_behind_latest, caught_up=caught_up,

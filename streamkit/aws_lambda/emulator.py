@@ -19,7 +19,7 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from streamkit.aws_lambda.esm_core import (
@@ -263,6 +263,8 @@ class EventSourceMapping:
         self.checkpoint_store = checkpoint_store
         self.handler = handler
         self.config = config or EsmConfig()
+        # The first GetRecords of a shard asks for one batch per lane (more as the records' size allows).
+        self._polling = replace(_POLLING, first_limit=min(10_000, self.config.batch_size * self.config.parallelization_factor))
         self.clock = clock
         self._failure_destination = None if self.config.on_failure is None else as_destination(self.config.on_failure)
         self.transport = as_kinesis(client, stream=self.stream, retries=0, region=self.config.region)  # streamkit retries itself
@@ -449,7 +451,7 @@ class EventSourceMapping:
         self._lanes[shard_id] = lanes
         self._active[shard_id] = 0
         self._readers[shard_id] = ShardReader(self.transport, self.stream, shard_id, self._start_position(shard_id),
-                                              stop=self.stopping, clock=self.clock, settings=_POLLING,
+                                              stop=self.stopping, clock=self.clock, settings=self._polling,
                                               on_error=lambda err, n, delay: self._read_failed(shard_id, err, n))
         for lane in lanes:
             self._spawn(lane.run, f"esm-{shard_id}-lane{lane.index}")
@@ -507,10 +509,15 @@ class EventSourceMapping:
                     self._caught_up.add(shard_id)
                 else:
                     self._caught_up.discard(shard_id)
-            # Lambda keeps a bounded backlog in flight; do not read far ahead of the slowest lane.
-            while not self.stopping.is_set() and \
-                    sum(len(lane.pending) for lane in lanes) > 4 * self.config.batch_size * len(lanes):
+            # Lambda keeps a bounded backlog in flight; do not read far ahead of the slowest lane, in
+            # records or in bytes (what one fetch may hold: the reader's max_fetch_bytes).
+            while not self.stopping.is_set() and self._backlog_full(lanes):
                 self.clock.wait(self.stopping, 0.05)
+
+    def _backlog_full(self, lanes: list[_Lane]) -> bool:
+        if sum(len(lane.pending) for lane in lanes) > 4 * self.config.batch_size * len(lanes):
+            return True
+        return sum(len(r.raw["Data"]) for lane in lanes for r in lane.pending) > self._polling.max_fetch_bytes
 
     # -- invocations -------------------------------------------------------------------------------
     def build_event(self, lane: _Lane, batch: list[PendingRecord], *, final: bool) -> dict[str, Any]:

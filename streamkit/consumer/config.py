@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from streamkit.errors import ConfigurationError
+from streamkit.shard_reader import MAX_FETCH_BYTES
 from streamkit.validation import check_fields
 
 __all__ = ["ConsumerConfig"]
@@ -31,6 +32,10 @@ class ConsumerConfig:
     initial_position: Literal["TRIM_HORIZON", "LATEST"] | datetime | float = "TRIM_HORIZON"
     #: GetRecords Limit (at most 10,000).
     max_records: int = 10_000
+    #: Per shard, bytes (data + keys) fetched and not yet processed, at most about this much: each
+    #: GetRecords Limit is sized to it (streamkit.shard_reader.FetchLimit). Default 4 MiB: two seconds
+    #: of a shard's 2 MiB/s read limit, so it never slows a reader; lower it for many shards per worker.
+    max_fetch_bytes: int = MAX_FETCH_BYTES
     #: Wait between polls of a shard that is caught up (AWS's event source mapping polls once a second).
     idle_poll_interval: float | timedelta = 1.0
     #: Shortest gap between two GetRecords calls on one shard: 0.2 s keeps within 5 calls/s.
@@ -78,6 +83,8 @@ class ConsumerConfig:
                                      f"({self.backoff_base})")
         if not 1 <= self.max_records <= 10_000:
             raise ConfigurationError(f"ConsumerConfig.max_records must be 1..10000, got {self.max_records}")
+        if self.max_fetch_bytes < 1024:
+            raise ConfigurationError(f"ConsumerConfig.max_fetch_bytes must be at least 1024, got {self.max_fetch_bytes}")
         if self.max_attempts < 1:
             raise ConfigurationError(f"ConsumerConfig.max_attempts must be >= 1, got {self.max_attempts}")
         if float(self.renew_interval) >= float(self.lease_duration):  # type: ignore[arg-type]

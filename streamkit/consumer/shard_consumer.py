@@ -128,7 +128,7 @@ class ShardConsumer:
 
             return EfoReader(self.transport, self.stream, self.efo_consumer_arn, self.shard_id, start,
                              stop=self.stopping, clock=self.clock, on_error=self._read_failed)
-        settings = ReaderSettings(max_records=self.config.max_records,
+        settings = ReaderSettings(max_records=self.config.max_records, max_fetch_bytes=self.config.max_fetch_bytes,
                                   min_poll_interval=self.config.f("min_poll_interval"),
                                   idle_poll_interval=self.config.f("idle_poll_interval"))
         return ShardReader(self.transport, self.stream, self.shard_id, start, stop=self.stopping, clock=self.clock,

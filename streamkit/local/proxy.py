@@ -37,6 +37,8 @@ from streamkit.ratelimit import KinesisLimits, ShardLimiter
 __all__ = ["KinesisProxy", "configure_proxy", "main", "proxy_stats"]
 
 TARGET_PREFIX = "Kinesis_20131202."
+#: Seconds a shard refuses GetRecords after a call that returned 10 MiB (AWS's GetRecords reference).
+GET_RECORDS_PENALTY = 5.0
 DATA_PLANE = frozenset({"PutRecord", "PutRecords", "GetRecords", "GetShardIterator"})
 #: The 2025-26 settings calls, answered by the proxy itself (stream_settings.py).
 _UPDATES = frozenset({"UpdateMaxRecordSize", "UpdateStreamRecordDistributionStrategy", "UpdateStreamMode"})
@@ -293,14 +295,49 @@ def handle_get_records(state: ProxyState, req: dict[str, Any], headers: dict[str
     if status == 200:
         out = orjson.loads(body)
         state.settings.restore(out.get("Records", []))
+        capped = owner is not None and _cap_response(state, out, owner, headers)
         body = orjson.dumps(out)
     if status == 200 and owner is not None:
-        nbytes = sum(len(r.get("Data", "")) * 3 // 4 + len(r.get("PartitionKey", "").encode()) for r in out.get("Records", []))
+        nbytes = sum(_record_bytes(r) for r in out.get("Records", []))
         with state.lock:
             state.limiter.charge_read(_shard_key(*owner), nbytes, state.clock())
+            if capped or nbytes >= lim.get_records_max_bytes:
+                # AWS: "If a call returns 10 MiB, subsequent calls made within the next 5 seconds throw
+                # ProvisionedThroughputExceededException."
+                now = state.clock()
+                state.limiter.penalise_reads(_shard_key(*owner), now, now + GET_RECORDS_PENALTY)
         state.remember_iterator(out.get("NextShardIterator"), owner[0], owner[1])
         state.count("get_records.records", len(out.get("Records", [])))
     return status, body
+
+
+def _record_bytes(r: dict[str, Any]) -> int:
+    return len(r.get("Data", "")) * 3 // 4 + len(r.get("PartitionKey", "").encode())
+
+
+def _cap_response(state: ProxyState, out: dict[str, Any], owner: tuple[str, str], headers: dict[str, str]) -> bool:
+    """Cut a GetRecords response to AWS's 10 MiB per call (the local servers return up to Limit records,
+    whatever their size), continuing after the last record kept; True if it was cut."""
+    records = out.get("Records") or []
+    cap = state.limiter.limits.get_records_max_bytes
+    total = keep = 0
+    for r in records:
+        total += _record_bytes(r)
+        if total > cap and keep:
+            break
+        keep += 1
+    if keep == len(records):
+        return False
+    stream, shard = owner
+    req = {"StreamName": stream, "ShardId": shard, "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+           "StartingSequenceNumber": records[keep - 1]["SequenceNumber"]}
+    status, raw = state.forward(TARGET_PREFIX + "GetShardIterator", orjson.dumps(req), headers)
+    if status != 200:
+        return False  # (the full response then: better too much than a record skipped)
+    out["Records"] = records[:keep]
+    out["NextShardIterator"] = orjson.loads(raw)["ShardIterator"]
+    state.count("get_records.capped")
+    return True
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -197,3 +197,30 @@ def test_expired_iterators_and_added_latency(kinesis_stream: StreamHandle, kines
     assert within(expired, n, 0.3), expired
     assert elapsed >= n * 0.020  # every call waited at least the minimum added latency
     assert proxy.stats()["fault.expired"] == expired
+
+
+@pytest.mark.streamkit(shards=1)
+def test_get_records_returns_at_most_10_mib_then_refuses_the_shard_for_5_seconds(
+        kinesis_stream: StreamHandle, kinesis_proxy: ProxyFactory) -> None:
+    blob = b"x" * (1024 * 1024 - 10)
+    for i in range(14):  # 14 MiB in the shard: kinesalite itself would return all of it in one call
+        kinesis_stream.client.put_record(StreamName=kinesis_stream.name, PartitionKey=f"k{i}", Data=blob)
+    proxy = kinesis_proxy()
+    client = proxy.client()
+    it = client.get_shard_iterator(StreamName=kinesis_stream.name, ShardId="shardId-000000000000",
+                                   ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    t0 = time.monotonic()
+    first = client.get_records(ShardIterator=it)
+    assert len(first["Records"]) == 10 and [r["PartitionKey"] for r in first["Records"]] == [f"k{i}" for i in range(10)]
+    with pytest.raises(client.exceptions.ProvisionedThroughputExceededException):
+        client.get_records(ShardIterator=first["NextShardIterator"])
+    while True:  # the next call succeeds about 5 s after the 10 MiB one, and carries on after its last record
+        try:
+            rest = client.get_records(ShardIterator=first["NextShardIterator"])
+            break
+        except client.exceptions.ProvisionedThroughputExceededException:
+            assert time.monotonic() - t0 < 8
+            time.sleep(0.1)
+    assert time.monotonic() - t0 >= 5.0  # (t0 is before the 10 MiB call reached the proxy)
+    assert [r["PartitionKey"] for r in rest["Records"]] == [f"k{i}" for i in range(10, 14)]
+    assert proxy.stats().get("get_records.capped") == 1
