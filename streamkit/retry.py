@@ -25,9 +25,9 @@ from typing import Any, TypeVar
 import tenacity
 
 from streamkit.clock import SYSTEM_CLOCK, Clock
-from streamkit.errors import ConfigurationError, StreamkitError
+from streamkit.errors import ConfigurationError, NoProgressError, StreamkitError
 
-__all__ = ["Backoff", "Interrupted", "RetryPolicy", "call_with_retry", "is_retryable"]
+__all__ = ["Backoff", "Interrupted", "RetryPolicy", "call_until_answered", "call_with_retry", "is_retryable"]
 
 T = TypeVar("T")
 
@@ -136,3 +136,29 @@ def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, *, clock: Clock = 
                                       retry=tenacity.retry_if_exception(lambda e: not isinstance(e, Interrupted)),
                                       reraise=True)
     return retrying(fn)  # type: ignore[no-any-return]
+
+
+#: The pauses of `call_until_answered`: from 0.2 s up to 5 s.
+UNANSWERED_RETRY = RetryPolicy(base=0.2, maximum=5.0)
+
+
+def call_until_answered(fn: Callable[[], T], *, what: str, warn: Callable[[str], None], clock: Clock = SYSTEM_CLOCK,
+                        stop: threading.Event | None = None, give_up_after: float | None = None) -> T:
+    """``fn()`` retried while the servers do not answer (retryable errors), each failure said through
+    `warn` ("cannot <what> yet ..."): a server restarting is waited for, not fatal.
+
+    `Interrupted` once `stop` is set; `NoProgressError` after `give_up_after` seconds of failures
+    (None: until stopped). A non-retryable error is raised at once.
+    """
+    policy = RetryPolicy(base=UNANSWERED_RETRY.base, maximum=UNANSWERED_RETRY.maximum, max_elapsed=give_up_after)
+
+    def on_retry(attempt: int, err: BaseException, delay: float) -> None:
+        warn(f"cannot {what} yet (attempt {attempt}): {err}; retrying in {delay:.1f} s")
+
+    try:
+        return call_with_retry(fn, policy, clock=clock, stop=stop, on_retry=on_retry)
+    except StreamkitError as exc:
+        if exc.retryable and give_up_after is not None:
+            raise NoProgressError(f"no answer from the servers for {give_up_after:g} s (stop_after_idle): "
+                                  f"{exc}") from exc
+        raise

@@ -36,6 +36,7 @@ from streamkit.clock import SYSTEM_CLOCK, Clock
 from streamkit.destinations import as_destination
 from streamkit.errors import ConfigurationError, NoProgressError, StreamkitError, ThrottledError
 from streamkit.hashing import ShardInfo, lane_of
+from streamkit.retry import Interrupted, call_until_answered
 from streamkit.shard_reader import ReaderSettings, ShardReader, startable
 from streamkit.transport import as_kinesis, stream_name_of
 from streamkit.validation import check_fields
@@ -302,9 +303,16 @@ class EventSourceMapping:
         `stop_after_idle`, that many seconds in which Kinesis did not answer, or every invocation failed, raise
         `NoProgressError`: a run that keeps failing is not idle, and does not end silently.
         """
-        self._arn = self.transport.describe_stream_summary(self.stream).arn
-        self._refresh_shards(initial=True)
+        def start() -> None:
+            self._arn = self.transport.describe_stream_summary(self.stream).arn
+            self._refresh_shards(initial=True)
+
         try:
+            try:
+                call_until_answered(start, what=f"start on {self.stream}", warn=log.warning, clock=self.clock,
+                                    stop=self.stopping, give_up_after=stop_after_idle)
+            except Interrupted:
+                return self.stats
             while not self.clock.wait(self.stopping, 0.1):
                 if self._errors:
                     break
@@ -400,7 +408,11 @@ class EventSourceMapping:
         if self.stopping.is_set():
             return
         log.info("shard %s finished; starting the children that are ready", shard_id)
-        self._refresh_shards(ended=shard_id)
+        try:
+            call_until_answered(lambda: self._refresh_shards(ended=shard_id), what=f"list the shards of {self.stream}",
+                                warn=log.warning, clock=self.clock, stop=self.stopping)
+        except Interrupted:
+            return
 
     # -- positions -------------------------------------------------------------------------------
     def _load_lease(self, shard_id: str) -> Lease:
@@ -435,8 +447,16 @@ class EventSourceMapping:
             return
         with self._shard_lock:
             seq = self._progress[shard_id].finish(records)
-            if seq is not None:
+            if seq is None:
+                return
+            try:
                 self._save_position(shard_id, Checkpoint(seq))
+            except StreamkitError as exc:
+                if not exc.retryable:
+                    raise
+                # The store does not answer (restarting?): the next finished batch stores a later position,
+                # which covers this one; a crash meanwhile redelivers from the last one stored.
+                log.warning("could not store the position of %s (%s); storing a later one next time", shard_id, exc)
 
     def _start_position(self, shard_id: str) -> Checkpoint:
         stored = self._leases.get(shard_id)

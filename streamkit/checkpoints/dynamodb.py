@@ -49,7 +49,7 @@ class DynamoDBCheckpointStore:
         try:
             return getattr(self._client, op)(**kwargs)
         except (ClientError, BotoCoreError) as exc:
-            raise CheckpointError(f"DynamoDB {op} on table {self.table!r} failed: {exc}") from exc
+            raise _store_error(f"DynamoDB {op} on table {self.table!r} failed", exc) from exc
 
     def ensure_table(self, timeout: float = 60.0) -> None:
         """Create the lease table (on-demand billing) if it does not exist, and wait until it is ACTIVE."""
@@ -95,9 +95,9 @@ class DynamoDBCheckpointStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
-            raise CheckpointError(f"DynamoDB PutItem on {self.table!r} failed: {exc}") from exc
+            raise _store_error(f"DynamoDB PutItem on {self.table!r} failed", exc) from exc
         except BotoCoreError as exc:
-            raise CheckpointError(f"DynamoDB PutItem on {self.table!r} failed: {exc}") from exc
+            raise _store_error(f"DynamoDB PutItem on {self.table!r} failed", exc) from exc
 
     def get_lease(self, namespace: str, shard_id: str) -> Lease | None:
         out = self._call("get_item", TableName=self.table, Key={"leaseKey": {"S": namespace + _SEP + shard_id}},
@@ -166,10 +166,22 @@ class DynamoDBCheckpointStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return None
-            raise CheckpointError(f"DynamoDB UpdateItem on {self.table!r} failed: {exc}") from exc
+            raise _store_error(f"DynamoDB UpdateItem on {self.table!r} failed", exc) from exc
         except BotoCoreError as exc:
-            raise CheckpointError(f"DynamoDB UpdateItem on {self.table!r} failed: {exc}") from exc
+            raise _store_error(f"DynamoDB UpdateItem on {self.table!r} failed", exc) from exc
         return _to_lease(out["Attributes"])
 
     def delete_lease(self, namespace: str, shard_id: str) -> None:
         self._call("delete_item", TableName=self.table, Key={"leaseKey": {"S": namespace + _SEP + shard_id}})
+
+
+#: DynamoDB error codes worth another try: throttling and the service's own failures.
+_RETRYABLE_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+                              "InternalServerError", "ServiceUnavailable"})
+
+
+def _store_error(what: str, exc: ClientError | BotoCoreError) -> CheckpointError:
+    """A failed DynamoDB call as a CheckpointError; retryable when the server did not answer (a refused
+    or reset connection, a timeout: BotoCoreError), throttled, or failed on its side."""
+    retryable = not isinstance(exc, ClientError) or exc.response.get("Error", {}).get("Code") in _RETRYABLE_CODES
+    return CheckpointError(f"{what}: {exc}", retryable=retryable)

@@ -44,11 +44,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                        region=flag(args, "region") or "us-east-1")
     esm = EventSourceMapping(args.stream, handler, client=client_for(args, retries=0), config=config,
                              checkpoint_store=checkpoint_store(args))
-    try:
+    from streamkit.signals import stopping_on_signals
+
+    with stopping_on_signals(esm.stop):  # SIGTERM or Ctrl-C: finish the batches in flight, then the summary
         stats = esm.run(stop_after_idle=args.stop_after_idle)
-    except KeyboardInterrupt:
-        esm.stop()
-        stats = esm.stats
     if flag(args, "json"):
         emit_json(stats.to_json())
     else:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import signal
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -23,7 +22,8 @@ from streamkit.destinations import Destination, as_destination
 from streamkit.errors import ConfigurationError, NoProgressError, ShardFailedError, StreamkitError
 from streamkit.hashing import ShardInfo
 from streamkit.records import StreamRecord
-from streamkit.retry import Interrupted, RetryPolicy, call_with_retry
+from streamkit.retry import Interrupted, call_until_answered
+from streamkit.signals import stopping_on_signals
 from streamkit.transport import as_kinesis, stream_name_of
 
 __all__ = ["DEFAULT_CHECKPOINT_FILE", "Consumer", "ShardFailedError"]
@@ -115,7 +115,12 @@ class Consumer:
         unreachable) raise `NoProgressError` instead.
         Raises `ShardFailedError` if a shard had to stop (records kept failing with on_failure="stop").
         """
-        previous = self._install_signals() if install_signal_handlers else {}
+        with stopping_on_signals(self.stop, install=install_signal_handlers):
+            self._run(stop_after_idle)
+        if self._errors:
+            raise self._errors[0]
+
+    def _run(self, stop_after_idle: float | None) -> None:
         try:
             if not self._start(stop_after_idle):
                 return
@@ -148,10 +153,6 @@ class Consumer:
                 self._wake.clear()
         finally:
             self._shutdown()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        if self._errors:
-            raise self._errors[0]
 
     def stop(self) -> None:
         """Ask every shard to finish its batch, call shutdown_requested, and release its lease."""
@@ -176,11 +177,6 @@ class Consumer:
 
         False if a stop came first; `NoProgressError` after `stop_after_idle` seconds of failures.
         """
-        policy = RetryPolicy(base=0.2, maximum=5.0, max_elapsed=stop_after_idle)
-
-        def on_retry(attempt: int, err: BaseException, delay: float) -> None:
-            log.warning("cannot start on %s yet (attempt %d): %s; retrying in %.1f s", self.stream, attempt, err, delay)
-
         def start() -> None:
             self._stream_arn = self.transport.describe_stream_summary(self.stream).arn
             if self.config.enhanced_fan_out and self._efo_arn is None:
@@ -191,14 +187,10 @@ class Consumer:
             self._sync_shards()
 
         try:
-            call_with_retry(start, policy, clock=self._clock, stop=self._stopping, on_retry=on_retry)
+            call_until_answered(start, what=f"start on {self.stream}", warn=log.warning, clock=self._clock,
+                                stop=self._stopping, give_up_after=stop_after_idle)
         except Interrupted:
             return False
-        except StreamkitError as exc:
-            if exc.retryable and stop_after_idle is not None:
-                raise NoProgressError(f"no answer from the servers for {stop_after_idle:g} s (stop_after_idle): "
-                                      f"{exc}") from exc
-            raise
         self.started.set()
         return True
 
@@ -383,12 +375,3 @@ class Consumer:
                 log.warning("shard %s did not finish within shutdown_grace; releasing its lease", sc.shard_id)
                 sc.holder.release()
         self._reap()
-
-    def _install_signals(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        previous: dict[int, Any] = {}
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.getsignal(sig)
-            signal.signal(sig, lambda signum, frame: self.stop())
-        return previous

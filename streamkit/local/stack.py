@@ -17,14 +17,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from streamkit.errors import ConfigurationError, LocalStackError
 from streamkit.local.npm import NodePackages, ensure_installed
 
-__all__ = ["BACKENDS", "LocalStack", "ProcessInfo", "default_data_dir", "down", "status", "up"]
+__all__ = ["BACKENDS", "LocalStack", "ProcessInfo", "default_data_dir", "down", "kill_server", "restart_server", "status", "up"]
 
 Backend = Literal["kinesalite", "kinesis-mock"]
 BACKENDS: tuple[Backend, ...] = ("kinesalite", "kinesis-mock")
@@ -94,8 +94,11 @@ def wait_for_port(port: int, *, timeout: float, proc: subprocess.Popen[bytes] | 
     raise LocalStackError(f"nothing answered on {LOOPBACK}:{port} within {timeout:.0f} s")
 
 
-def port_in_use(port: int) -> bool:
+def port_in_use(port: int, *, reuse: bool = False) -> bool:
+    """Something listens on 127.0.0.1:`port` (`reuse`: as a server that sets SO_REUSEADDR sees it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        if reuse:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((LOOPBACK, port))
         except OSError:
@@ -229,6 +232,14 @@ def _kinesis_command(
     return [packages.node, *preload, str(packages.kinesis_local)], env, str(packages.kinesis_local)
 
 
+def _dynalite_command(packages: NodePackages, port: int, data_dir: Path, persist: bool) -> list[str]:
+    cmd = [packages.node, "--require", str(packages.preload), str(packages.dynalite), "--host", LOOPBACK,
+           "--port", str(port), "--createTableMs", "20", "--deleteTableMs", "20", "--updateTableMs", "20"]
+    if persist:
+        cmd += ["--path", str(data_dir / "dynalite")]
+    return cmd
+
+
 def up(
     *,
     backend: Backend = "kinesalite",
@@ -288,10 +299,7 @@ def up(
         started.append((kproc, ProcessInfo(name=backend, pid=kproc.pid, port=kport, marker=marker)))
 
         dport = dynamodb_port or free_port()
-        dcmd = [packages.node, "--require", str(packages.preload), str(packages.dynalite), "--host", LOOPBACK,
-                "--port", str(dport), "--createTableMs", "20", "--deleteTableMs", "20", "--updateTableMs", "20"]
-        if persist:
-            dcmd += ["--path", str(data_dir / "dynalite")]
+        dcmd = _dynalite_command(packages, dport, data_dir, persist)
         dproc = _spawn("dynalite", dcmd, env=dict(os.environ), log_dir=logs, cwd=data_dir)
         started.append((dproc, ProcessInfo(name="dynalite", pid=dproc.pid, port=dport, marker=str(packages.dynalite))))
 
@@ -452,3 +460,73 @@ def down(*, data_dir: Path | None = None) -> list[ProcessInfo]:
             stopped.append(info)
     (data_dir / STATE_FILE).unlink(missing_ok=True)
     return stopped
+
+
+# -- crashing and restarting one server (fault tests, bench/soak.py) -----------------------------------
+def _server(stack: LocalStack, name: str) -> ProcessInfo:
+    for p in stack.processes:
+        if p.name == name and name in (stack.backend, "dynalite"):
+            return p
+    raise ConfigurationError(f"no server {name!r} in this stack (it has {stack.backend} and dynalite)")
+
+
+def kill_server(name: str, *, data_dir: Path | None = None) -> None:
+    """SIGKILL one server of the stack (its Kinesis server or dynalite), as a crash would end it.
+
+    The stack's state still lists it: `restart_server` starts it again; `down` stops the rest.
+    """
+    data_dir = (data_dir or default_data_dir()).resolve()
+    stack = _load(data_dir)
+    if stack is None:
+        raise LocalStackError(f"no local stack runs from {data_dir}")
+    info = _server(stack, name)
+    if not _pid_runs(info.pid, info.marker):
+        return
+    try:
+        os.killpg(info.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(info.pid, os.WNOHANG)[0] == info.pid:
+                return
+        except ChildProcessError:
+            if _exited(info.pid):
+                return
+        time.sleep(0.02)
+
+
+def restart_server(name: str, *, data_dir: Path | None = None, timeout: float = 60.0) -> LocalStack:
+    """Start a server `kill_server` ended (or that died) again, on its port and with its data: a
+    persisted stack (the default) keeps every record and table item it had acknowledged."""
+    data_dir = (data_dir or default_data_dir()).resolve()
+    stack = _load(data_dir)
+    if stack is None:
+        raise LocalStackError(f"no local stack runs from {data_dir}")
+    info = _server(stack, name)
+    if _pid_runs(info.pid, info.marker):
+        raise LocalStackError(f"{name} (pid {info.pid}) still runs; kill_server it first")
+    packages = ensure_installed()
+    logs = data_dir / "logs"
+    if name == "dynalite":
+        cmd, env, kind = _dynalite_command(packages, info.port, data_dir, (data_dir / "dynalite").exists()), \
+            dict(os.environ), "dynamodb"
+    else:
+        persist = (data_dir / ("kinesalite" if name == "kinesalite" else "kinesis-mock")).exists()
+        cmd, env, _marker = _kinesis_command(packages, stack.backend, info.port, data_dir, persist)
+        kind = "kinesis"
+    deadline = time.monotonic() + timeout
+    while port_in_use(info.port, reuse=True):  # (connections of the dead server linger in TIME_WAIT)
+        if time.monotonic() > deadline:
+            raise LocalStackError(f"port {info.port} of {name} stays in use")
+        time.sleep(0.05)
+    proc = _spawn(name, cmd, env=env, log_dir=logs, cwd=data_dir)
+    wait_until_answers(f"http://{LOOPBACK}:{info.port}", kind, timeout=timeout, proc=proc,  # type: ignore[arg-type]
+                       log=logs / f"{name}.log")
+    processes = [replace(p, pid=proc.pid) if p is info else p for p in stack.processes]
+    stack = replace(stack, processes=processes)
+    tmp = data_dir / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(stack.to_json(), indent=2))
+    tmp.replace(data_dir / STATE_FILE)
+    return stack
