@@ -101,7 +101,7 @@ class DrainRate:
                 self.margin = min(MARGIN_MAX, self.margin * 2)
             self.last_throttle = now
         else:
-            self.margin = max(MARGIN_MIN, self.margin * 0.95)
+            self.margin = max(MARGIN_MIN, self.margin * 0.8)
         horizon = now - WINDOW
         events = self.events
         while events and events[0][0] < horizon:

@@ -507,11 +507,11 @@ class Producer:
         counted = False
         try:
             try:
+                entries = [e.to_api() for e in batch]  # (an aggregate's bytes are built here)
                 sent = self._clock()
                 for e in batch:
                     e.sent_at = sent
-                out: list[dict[str, Any]] | None = self._transport.put_records(self.stream_name,
-                                                                               [e.to_api() for e in batch])
+                out: list[dict[str, Any]] | None = self._transport.put_records(self.stream_name, entries)
                 error: StreamkitError | None = None
             except StreamkitError as exc:
                 out, error = None, exc

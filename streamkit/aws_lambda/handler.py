@@ -26,6 +26,7 @@ from streamkit.destinations import DeadLetter, Destination, as_destination
 from streamkit.errors import BatchFailedError, BodyDecodeError, ConfigurationError
 from streamkit.records import StreamRecord
 from streamkit.retry import Backoff, RetryPolicy
+from streamkit.transport import stream_name_of
 
 __all__ = ["HandlerOptions", "kinesis_handler", "process_event"]
 
@@ -49,6 +50,8 @@ class HandlerOptions:
     #: raises `BatchFailedError` instead, so Lambda retries the batch.
     report_batch_item_failures: bool = True
     clock: Clock = SYSTEM_CLOCK
+    #: A `streamkit.metrics.Metrics` (flushed at the end of every invocation), or None.
+    metrics: Any = None
 
     def __post_init__(self) -> None:
         if self.body not in ("json", "text", "bytes"):
@@ -110,29 +113,66 @@ class _Progress:
         log.warning("could not save progress for %s after 5 attempts", shard)
 
 
+class _Tally:
+    """What one invocation did with its records, for the metrics."""
+
+    __slots__ = ("dead", "failed", "processed", "retried")
+
+    def __init__(self) -> None:
+        self.processed = self.failed = self.dead = self.retried = 0
+
+
 def process_event(event: Mapping[str, Any], context: Any, func: Callable[[Any], Any],
                   options: HandlerOptions) -> BatchResponse:
     """The wrapper's logic as a plain function (the decorator is a thin layer over it)."""
     broken: dict[int, str] = {}
     records = parse_event(event, body=options.body, broken=broken)
+    tally = _Tally()
+    try:
+        return _process_event(records, context, func, options, broken, tally)
+    finally:
+        if options.metrics is not None and options.metrics.enabled and records:
+            _publish(options, records, tally)
+
+
+def _process_event(records: list[StreamRecord], context: Any, func: Callable[[Any], Any], options: HandlerOptions,
+                   broken: dict[int, str], tally: _Tally) -> BatchResponse:
     progress = _Progress(options.progress_store) if options.progress_store is not None else None
     backoff = options.policy.backoff()
     if options.batch:
-        return _process_batch(records, context, func, options, backoff)
+        return _process_batch(records, context, func, options, backoff, tally)
     if progress is None and not broken:
         # The common path: no progress store. Records that succeed cost one call in a try block.
         for i, record in enumerate(records):
             try:
                 func(record)
             except Exception as exc:
-                return _process_from(records, i, context, func, options, backoff, progress, exc, broken)
+                tally.processed = i
+                return _process_from(records, i, context, func, options, backoff, progress, exc, broken, tally)
+        tally.processed = len(records)
         return {"batchItemFailures": []}
-    return _process_from(records, 0, context, func, options, backoff, progress, None, broken)
+    return _process_from(records, 0, context, func, options, backoff, progress, None, broken, tally)
+
+
+def _publish(options: HandlerOptions, records: list[StreamRecord], tally: _Tally) -> None:
+    """The invocation's figures, flushed now: a Lambda container may be frozen until the next event."""
+    arn = records[0].event_source_arn or ""
+    scope = options.metrics.scope(stream_name_of(arn) if arn else "", "ProcessRecords")
+    shard = records[0].shard_id
+    scope.count("RecordsProcessed", tally.processed, shard=shard)
+    scope.count("RecordsFailed", tally.failed, shard=shard)
+    scope.count("RecordsDeadLettered", tally.dead, shard=shard)
+    scope.count("RecordsRetried", tally.retried, shard=shard)
+    arrival = records[-1].approximate_arrival_timestamp
+    if arrival is not None:
+        scope.gauge("IteratorAgeMilliseconds", max(0.0, (options.clock.time() - arrival) * 1000), shard=shard,
+                    unit="Milliseconds")
+    scope.flush()
 
 
 def _process_from(records: list[StreamRecord], start: int, context: Any, func: Callable[[Any], Any],
                   options: HandlerOptions, backoff: Backoff, progress: _Progress | None,
-                  first_error: BaseException | None, broken: dict[int, str]) -> BatchResponse:
+                  first_error: BaseException | None, broken: dict[int, str], tally: _Tally) -> BatchResponse:
     """The general loop from `records[start]`; `first_error`: its first attempt already failed so."""
     skip_through: dict[str, Checkpoint | None] = {}
     prev: StreamRecord | None = records[start - 1] if start else None
@@ -152,12 +192,15 @@ def _process_from(records: list[StreamRecord], start: int, context: Any, func: C
         else:
             error, attempts = _attempt(record, context, func, options, backoff, first_error)
         first_error = None
+        tally.retried += attempts - 1
         if error is None:
+            tally.processed += 1
             prev = record
             continue
         if options.on_failure is not None:
             options.on_failure.send([DeadLetter(record=record, error=_describe(error), attempts=attempts,
                                                 stream_arn=record.event_source_arn)])
+            tally.dead += 1
             log.error("record %s/%s of %s failed %d time(s) and was sent to %r: %s", record.sequence_number,
                       record.sub_sequence_number, record.shard_id, attempts, options.on_failure, _describe(error))
             prev = record
@@ -165,6 +208,7 @@ def _process_from(records: list[StreamRecord], start: int, context: Any, func: C
         # Report it: Lambda checkpoints before this sequence number and redelivers from it.
         if progress is not None and prev is not None and prev.sequence_number == record.sequence_number:
             progress.save(prev)  # the sub-records before it in this aggregate are done
+        tally.failed += 1
         log.error("record %s/%s of %s failed %d time(s); reporting it as the batch's first failure: %s",
                   record.sequence_number, record.sub_sequence_number, record.shard_id, attempts, _describe(error))
         return _report(options, record, error)
@@ -218,7 +262,7 @@ def _attempt(record: StreamRecord, context: Any, func: Callable[[Any], Any], opt
 
 
 def _process_batch(records: list[StreamRecord], context: Any, func: Callable[[Any], Any], options: HandlerOptions,
-                   backoff: Backoff) -> BatchResponse:
+                   backoff: Backoff, tally: _Tally) -> BatchResponse:
     if not records:
         return {"batchItemFailures": []}
     attempt = 0
@@ -226,17 +270,30 @@ def _process_batch(records: list[StreamRecord], context: Any, func: Callable[[An
         attempt += 1
         try:
             func(records)
+            tally.processed = len(records)
             return {"batchItemFailures": []}
         except Exception as exc:
             delay = _next_delay(options, backoff, attempt, exc, context)
             if delay is not None:
+                tally.retried += len(records)
                 options.clock.sleep(delay)
                 continue
             if options.on_failure is not None:
                 options.on_failure.send([DeadLetter(record=r, error=_describe(exc), attempts=attempt,
                                                     stream_arn=r.event_source_arn) for r in records])
+                tally.dead = len(records)
                 return {"batchItemFailures": []}
+            tally.failed = len(records)
             return _report(options, records[0], exc)
+
+
+def _handler_metrics(metrics: Any) -> Any:
+    """A recorder for the wrapper: a spec makes one without a background thread (flushed per invocation)."""
+    if metrics is None or not isinstance(metrics, str):
+        return metrics
+    from streamkit.metrics import Metrics
+
+    return Metrics(metrics, background=False)
 
 
 @overload
@@ -247,22 +304,26 @@ def kinesis_handler(func: Callable[[StreamRecord], Any], /) -> Callable[[Mapping
 def kinesis_handler(*, body: Body = "bytes", max_attempts: int = 3, on_failure: Any = None, batch: bool = False,
                     progress_store: CheckpointStore | None = None, backoff_base: float = 0.05,
                     backoff_max: float = 2.0, time_margin_ms: int = 1000, report_batch_item_failures: bool = True,
+                    metrics: Any = None,
                     ) -> Callable[[Callable[[Any], Any]], Callable[[Mapping[str, Any], Any], BatchResponse]]: ...
 
 
 def kinesis_handler(func: Callable[[Any], Any] | None = None, /, *, body: Body = "bytes", max_attempts: int = 3,
                     on_failure: Any = None, batch: bool = False, progress_store: CheckpointStore | None = None,
                     backoff_base: float = 0.05, backoff_max: float = 2.0, time_margin_ms: int = 1000,
-                    report_batch_item_failures: bool = True) -> Any:
+                    report_batch_item_failures: bool = True, metrics: Any = None) -> Any:
     """Decorator: ``@kinesis_handler`` or ``@kinesis_handler(body="json", on_failure="sqs:URL")``.
 
     `on_failure`: a destination (``"sqs:QUEUE_URL"``, ``"file:PATH"``, a callable taking a list of
     `DeadLetter`, or a Destination). Its AWS client is made once per container, on first use.
+    `metrics`: a `streamkit.metrics.Metrics` or a spec ("emf": EMF to stdout, metrics at no API cost
+    in Lambda; "cloudwatch", "none"); flushed at the end of every invocation.
     """
     options = HandlerOptions(body=body, max_attempts=max_attempts,
                              on_failure=None if on_failure is None else as_destination(on_failure), batch=batch,
                              progress_store=progress_store, backoff_base=backoff_base, backoff_max=backoff_max,
-                             time_margin_ms=time_margin_ms, report_batch_item_failures=report_batch_item_failures)
+                             time_margin_ms=time_margin_ms, report_batch_item_failures=report_batch_item_failures,
+                             metrics=_handler_metrics(metrics))
 
     def wrap(f: Callable[[Any], Any]) -> Callable[[Mapping[str, Any], Any], BatchResponse]:
         # An `async def` handler is awaited on streamkit.aio's loop, kept across invocations; the

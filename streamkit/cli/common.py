@@ -91,3 +91,22 @@ def checkpoint_store(args: argparse.Namespace) -> Any:
 
         return DynamoDBCheckpointStore(rest, client=client_for(args, "dynamodb"))
     raise ConfigurationError(f"--checkpoint {spec!r}: use sqlite:PATH or dynamodb:TABLE")
+
+
+def add_metrics_options(p: argparse.ArgumentParser) -> None:
+    """--metrics SPEC, --metrics-level, --metrics-namespace (streamkit.metrics)."""
+    from streamkit.metrics.spec import SPEC_HELP
+
+    p.add_argument("--metrics", default=None, metavar="SPEC", help=f"publish metrics: {SPEC_HELP}")
+    p.add_argument("--metrics-level", choices=("none", "summary", "detailed"), default=None,
+                   help="summary: per stream; detailed: per shard (default: detailed for prometheus, else summary)")
+    p.add_argument("--metrics-namespace", default="streamkit", help="CloudWatch namespace (default streamkit)")
+
+
+def metrics_from_args(args: argparse.Namespace) -> Any:
+    """The recorder the options ask for, or None."""
+    if not getattr(args, "metrics", None):
+        return None
+    from streamkit.metrics import Metrics
+
+    return Metrics(args.metrics, namespace=args.metrics_namespace, level=args.metrics_level)

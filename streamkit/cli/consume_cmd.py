@@ -9,7 +9,17 @@ import time
 from datetime import datetime
 from typing import Any
 
-from streamkit.cli.common import checkpoint_store, client_for, emit_json, flag, has_rich, import_callable, print_err
+from streamkit.cli.common import (
+    add_metrics_options,
+    checkpoint_store,
+    client_for,
+    emit_json,
+    flag,
+    has_rich,
+    import_callable,
+    metrics_from_args,
+    print_err,
+)
 from streamkit.errors import ConfigurationError
 
 
@@ -18,6 +28,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                        parents=parents)
     p.add_argument("--stream", required=True)
     p.add_argument("--handler", required=True, help="package.module:function, called with each StreamRecord")
+    add_metrics_options(p)
     p.add_argument("--checkpoint", default=None,
                    help="sqlite:PATH or dynamodb:TABLE to keep positions across runs (default: in memory only)")
     p.add_argument("--dynamodb-endpoint-url", default=None, help="DynamoDB endpoint (default: $AWS_ENDPOINT_URL_DYNAMODB)")
@@ -62,14 +73,19 @@ def cmd_consume(args: argparse.Namespace) -> int:
         print_err("streamkit: positions are kept in memory only: a rerun starts again from --from "
                   "(--checkpoint sqlite:PATH keeps them)")
         store = MemoryCheckpointStore()
+    metrics = metrics_from_args(args)
     consumer = Consumer(args.stream, func, application_name=args.app, checkpoint_store=store,
-                        client=client_for(args, retries=0), config=config)
+                        client=client_for(args, retries=0), config=config, metrics=metrics)
     t0 = time.monotonic()
     live = not flag(args, "json") and sys.stdout.isatty() and has_rich()
-    if live:
-        _run_with_live_view(consumer, args.stop_after_idle)
-    else:
-        consumer.run(stop_after_idle=args.stop_after_idle)
+    try:
+        if live:
+            _run_with_live_view(consumer, args.stop_after_idle)
+        else:
+            consumer.run(stop_after_idle=args.stop_after_idle)
+    finally:
+        if metrics is not None:
+            metrics.close()
     summary = {
         "stream": args.stream,
         "application": args.app,

@@ -66,7 +66,11 @@ class Consumer:
 
     def __init__(self, stream: str, processor_factory: Any, *, application_name: str,
                  checkpoint_store: CheckpointStore | None = None, client: Any = None,
-                 config: ConsumerConfig | None = None, clock: Clock | Callable[[], float] | None = None) -> None:
+                 config: ConsumerConfig | None = None, clock: Clock | Callable[[], float] | None = None,
+                 metrics: Any = None) -> None:
+        """`metrics`: a `streamkit.metrics.Metrics` or a spec ("emf", "emf:PATH", "cloudwatch",
+        "prometheus:PORT"): RecordsProcessed, ProcessingTime, MillisBehindLatest, IteratorAgeMilliseconds,
+        RecordsDeadLettered per shard, LeasesHeld and LeasesTaken for the worker."""
         if not stream or not application_name:
             raise ConfigurationError("stream and application_name must not be empty")
         if checkpoint_store is None:
@@ -87,6 +91,10 @@ class Consumer:
         self.store = checkpoint_store
         self.transport = as_kinesis(client, stream=self.stream, retries=0, max_pool_connections=64)  # streamkit retries itself
         self.namespace = f"{application_name}/{self.stream_name}"
+        from streamkit.metrics import as_metrics
+
+        self._metrics, self._own_metrics = as_metrics(metrics)
+        self.metrics = self._metrics.scope(self.stream_name, "ProcessRecords")
         self.worker_id = self.config.worker_id
         self._clock = as_clock(clock)
         self._observer = LeaseObserver(self._clock.monotonic)
@@ -115,8 +123,14 @@ class Consumer:
         unreachable) raise `NoProgressError` instead.
         Raises `ShardFailedError` if a shard had to stop (records kept failing with on_failure="stop").
         """
-        with stopping_on_signals(self.stop, install=install_signal_handlers):
-            self._run(stop_after_idle)
+        try:
+            with stopping_on_signals(self.stop, install=install_signal_handlers):
+                self._run(stop_after_idle)
+        finally:
+            if self._own_metrics:
+                self._metrics.close()
+            else:
+                self._metrics.flush()
         if self._errors:
             raise self._errors[0]
 
@@ -215,6 +229,8 @@ class Consumer:
             log.warning("the checkpoint store did not answer (%s); retrying", exc)
             return
         self._observer.observe(leases)
+        with self._lock:
+            self.metrics.gauge("LeasesHeld", sum(1 for sc, _t in self._shards.values() if not sc.finished.is_set()))
         duration = self.config.f("lease_duration")
         self._next_expiry = self._observer.next_expiry(leases, self.worker_id, duration)
         plan = plan_takes(leases, self.worker_id, lambda lease: self._observer.expired(lease, duration),
@@ -254,13 +270,14 @@ class Consumer:
         if holder is None:
             return  # another worker got there first
         log.info("worker %s took %s (checkpoint %s)", self.worker_id, lease.shard_id, holder.lease.checkpoint)
+        self.metrics.count("LeasesTaken")
         self._launch(holder)
 
     def _launch(self, holder: LeaseHolder) -> None:
         sc = ShardConsumer(transport=self.transport, stream=self.stream, stream_arn=self._stream_arn,
                            holder=holder, processor=self._factory(), config=self.config, stopping=self._stopping,
                            on_shard_end=self._on_shard_end, destination=self._destination,
-                           clock=self._clock, efo_consumer_arn=self._efo_arn)
+                           clock=self._clock, efo_consumer_arn=self._efo_arn, metrics=self.metrics)
         t = threading.Thread(target=sc.run, name=f"shard-{holder.shard_id}", daemon=True)
         with self._lock:
             self._shards[holder.shard_id] = (sc, t)

@@ -18,6 +18,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from streamkit.checkpoints.model import Checkpoint
 from streamkit.clock import SYSTEM_CLOCK, Clock
@@ -82,7 +83,10 @@ class ShardConsumer:
     def __init__(self, *, transport: KinesisTransport, stream: str, stream_arn: str | None, holder: LeaseHolder,
                  processor: RecordProcessor, config: ConsumerConfig, stopping: threading.Event,
                  on_shard_end: Callable[[str, list[ShardInfo]], None], destination: Destination | None,
-                 clock: Clock = SYSTEM_CLOCK, efo_consumer_arn: str | None = None) -> None:
+                 clock: Clock = SYSTEM_CLOCK, efo_consumer_arn: str | None = None, metrics: Any = None) -> None:
+        from streamkit.metrics import NO_METRICS
+
+        self.metrics = metrics if metrics is not None else NO_METRICS.scope(stream, "ProcessRecords")
         self.transport = transport
         self.stream = stream
         self.stream_arn = stream_arn
@@ -192,6 +196,14 @@ class ShardConsumer:
         """
         remaining = records
         attempts = _Attempts()
+        m = self.metrics
+        if m.enabled:
+            m.gauge("MillisBehindLatest", millis_behind or 0, shard=self.shard_id, unit="Milliseconds")
+            arrival = records[-1].approximate_arrival_timestamp
+            if arrival is not None:
+                m.gauge("IteratorAgeMilliseconds", max(0.0, (self.clock.time() - arrival) * 1000), shard=self.shard_id,
+                        unit="Milliseconds")
+        started = self.clock.monotonic()
         while remaining:
             done_before = self.checkpointer.last_delivered
             self.checkpointer.last_delivered = remaining[-1]  # the processor may checkpoint inside the batch
@@ -200,7 +212,7 @@ class ShardConsumer:
                                                                    millis_behind_latest=millis_behind,
                                                                    shard_id=self.shard_id,
                                                                    should_stop=self.stopping.is_set))
-                self._count(remaining)
+                self._count(remaining, started)
                 return
             except LeaseLostError:
                 raise
@@ -244,16 +256,21 @@ class ShardConsumer:
                    for r in failed]
         self.destination.send(letters)  # raises if the destination cannot take them: nothing moves on
         self.stats.dead_lettered += len(failed)
+        self.metrics.count("RecordsDeadLettered", len(failed), shard=self.shard_id)
         log.error("shard %s: %d record(s) from %s sent to %r after %d attempts: %r", self.shard_id, len(failed),
                   failed[0].position, self.destination, attempts, cause)
         self.checkpointer.last_delivered = failed[-1]
         self.checkpointer.checkpoint(failed[-1])  # the shard moves on past them
 
-    def _count(self, done: list[StreamRecord]) -> None:
+    def _count(self, done: list[StreamRecord], started: float | None = None) -> None:
         if done:
             self.stats.records += len(done)
             self.stats.batches += 1
-            self.stats.last_activity = self.clock.monotonic()
+            self.stats.last_activity = now = self.clock.monotonic()
+            if self.metrics.enabled:
+                self.metrics.count("RecordsProcessed", len(done), shard=self.shard_id)
+                if started is not None:
+                    self.metrics.timing("ProcessingTime", (now - started) * 1000, shard=self.shard_id)
 
     # -- endings ---------------------------------------------------------------------------------
     def _shard_end(self, children: list[ShardInfo]) -> None:

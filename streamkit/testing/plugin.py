@@ -116,15 +116,14 @@ def kinesis_proxy(local_stack: LocalStack) -> Iterator[Callable[..., ProxyHandle
 @pytest.fixture(scope="session")
 def sqs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A local SQS server (moto's server mode) on 127.0.0.1 for the session."""
-    import shutil
     import subprocess
     import sys
 
     from streamkit.local.stack import free_port, wait_for_port
 
     port = free_port()
-    server = shutil.which("moto_server") or ""
-    cmd = [server] if server else [sys.executable, "-m", "moto.server"]
+    # The moto this environment pins (dev extra), not whichever moto_server comes first on PATH.
+    cmd = [sys.executable, "-m", "moto.server"]
     log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([*cmd, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -98,10 +98,10 @@ def test_servers_killed_and_restarted_under_a_running_pipeline_lose_nothing_ackn
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
             try:
-                out, err = proc.communicate(timeout=30)
+                _out, err = proc.communicate(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-                out, err = proc.communicate()
+                _out, err = proc.communicate()
             outputs.append((proc.args, proc.returncode, err))
         local_stack.down(data_dir=data)
     for args, code, err in outputs:
