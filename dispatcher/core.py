@@ -31,6 +31,7 @@ from streamkit.errors import ConfigurationError
 from streamkit.hashing import lane_of
 from streamkit.records import StreamRecord
 from streamkit.retry import Backoff
+from streamkit.transport import stream_name_of
 
 __all__ = ["DispatchResult", "Dispatcher", "Mode"]
 
@@ -56,7 +57,9 @@ class DispatchResult:
 class Dispatcher:
     def __init__(self, target: Target, *, mode: Mode = "unordered", lanes: int | None = None, max_attempts: int = 3,
                  backoff_base: float = 0.05, backoff_max: float = 2.0, dead_letter: Any = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, metrics: Any = None) -> None:
+        """`metrics`: a `streamkit.metrics.Metrics` or a spec: RecordsDelivered and DeliveryFailures per
+        target (dimension Target), RecordsDeadLettered."""
         if mode not in ("unordered", "per-key"):
             raise ConfigurationError(f"mode must be 'unordered' or 'per-key', got {mode!r}")
         if mode == "per-key" and not getattr(target, "preserves_order", False):
@@ -75,10 +78,18 @@ class Dispatcher:
         self._backoff = Backoff(base=backoff_base, maximum=backoff_max)
         self.dead_letter: Destination | None = None if dead_letter is None else as_destination(dead_letter)
         self._pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="dispatch-lane")
+        from streamkit.metrics import as_metrics
+
+        self._recorder, self._own_recorder = as_metrics(metrics)
+        self._target_name = type(target).__name__
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         self.target.close()
+        if self._own_recorder:
+            self._recorder.close()
+        else:
+            self._recorder.flush()
 
     def split(self, records: Sequence[StreamRecord]) -> list[list[StreamRecord]]:
         """Records per task. per-key: one task per lane, by key hash, in stream order. unordered: small
@@ -160,6 +171,12 @@ class Dispatcher:
                 log.warning("dispatcher: %d record(s) not delivered after %d attempt(s) each (first %s/%s: %s); "
                             "reported for Lambda to retry from there", len(undelivered), self.max_attempts,
                             first.sequence_number, first.sub_sequence_number, undelivered[0][1])
+        if self._recorder.enabled and records:
+            arn = records[0].event_source_arn or ""
+            m = self._recorder.scope(stream_name_of(arn) if arn else "", "Dispatch")
+            m.count("RecordsDelivered", result.delivered, Target=self._target_name)
+            m.count("DeliveryFailures", len(undelivered), Target=self._target_name)
+            m.count("RecordsDeadLettered", result.dead_lettered)
         return result
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from streamkit.aggregation import MAX_RECORD_BYTES
 from streamkit.errors import ConfigurationError
@@ -78,6 +78,10 @@ class ProducerConfig:
     #: `FailedRecord`, a destination (``"file:PATH"``, ``"sqs:QUEUE_URL"`` or a `Destination`, which
     #: receives `FailedRecord.to_json()` documents, one call per failed Kinesis record), or None.
     on_failure: Callable[[FailedRecord], None] | Destination | str | None = None
+    #: A `streamkit.metrics.Metrics`, or a spec ("emf", "emf:PATH", "cloudwatch", "prometheus:PORT"):
+    #: UserRecordsPut, KinesisRecordsPut, UserRecordsFailed, RetriesPerRecord, BufferingTime,
+    #: ErrorsByCode, Throttles (the KPL's names). None: nothing recorded.
+    metrics: Any = None
 
     def __post_init__(self) -> None:
         check_fields(self)  # types, NaN and infinity first

@@ -160,6 +160,10 @@ class Producer:
         self._no_block_thread: int | None = None  # an AsyncProducer's loop thread: WouldBlock instead of a wait
         self._reshard_pending = False
         self._metrics = ProducerMetrics()
+        from streamkit.metrics import as_metrics
+
+        self._recorder, self._own_recorder = as_metrics(self.config.metrics)
+        self._m = self._recorder.scope(stream_name, "PutRecords")
         self._note_distribution(summary.record_distribution)
         self._pool = ThreadPoolExecutor(self.config.max_connections, thread_name_prefix="streamkit-put")
         self._worker = threading.Thread(target=self._run, name="streamkit-producer", daemon=True)
@@ -298,6 +302,10 @@ class Producer:
         self._worker.join(timeout=None if timeout is None else 5)
         self._pool.shutdown(wait=True)
         self._fail_leftovers(RecordExpiredError("the producer was closed before this record was written"), "Expired")
+        if self._own_recorder:
+            self._recorder.close()
+        else:
+            self._recorder.flush()
 
     def _fail_leftovers(self, error: StreamkitError, code: str) -> None:
         """Fail every record still buffered: futures fail, and each record goes to on_failure."""
@@ -305,6 +313,7 @@ class Producer:
             leftovers = self._held + self._acc.drain()
             self._held = []
             self._metrics.user_records_failed += len(leftovers)
+            self._m.count("UserRecordsFailed", len(leftovers))
         outcomes = _Outcomes(self._on_failure, self._wall_offset)
         outcomes.failed.append((leftovers, error, code, 0))
         outcomes.apply()
@@ -573,6 +582,12 @@ class Producer:
         m.aggregates_written += e.aggregated
         m.user_records_written += len(recs)
         m.bytes_written += e.size
+        if self._m.enabled:
+            sig = self._m
+            sig.count("KinesisRecordsPut", shard=shard_id)
+            sig.count("UserRecordsPut", len(recs), shard=shard_id)
+            sig.timing("BufferingTime", (now - e.oldest) * 1000, shard=shard_id)
+            sig.timing("RetriesPerRecord", e.attempts - 1, shard=shard_id, unit="Count")
         step = max(1, len(recs) // 32)  # latency sample: up to ~32 records per Kinesis record
         m.latencies.extend(now - rec_of(recs[i])[3] for i in range(0, len(recs), step))
         seq = r["SequenceNumber"]
@@ -586,6 +601,10 @@ class Producer:
         outcomes.ok.append((recs, result))
 
     def _after_failure(self, outcomes: _Outcomes, e: Entry, now: float, error: str, code: str, retryable: bool) -> None:
+        if self._m.enabled:
+            self._m.count("ErrorsByCode", ErrorCode=code)
+            if code == "ProvisionedThroughputExceededException":
+                self._m.count("Throttles", shard=e.shard_id)
         if retryable:
             delay = self._retry.backoff(e.attempts)
             throttled = code == "ProvisionedThroughputExceededException"
@@ -612,4 +631,5 @@ class Producer:
 
     def _fail(self, outcomes: _Outcomes, e: Entry, error: StreamkitError, code: str) -> None:
         self._metrics.user_records_failed += len(e.records)
+        self._m.count("UserRecordsFailed", len(e.records))
         outcomes.failed.append((e.records, error, code, e.attempts))

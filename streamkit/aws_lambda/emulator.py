@@ -258,9 +258,15 @@ class EventSourceMapping:
 
     def __init__(self, stream: str, handler: Callable[[dict[str, Any], Any], Any], *, client: Any = None,
                  config: EsmConfig | None = None, checkpoint_store: CheckpointStore | None = None,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, metrics: Any = None) -> None:
+        """`metrics`: a `streamkit.metrics.Metrics` or a spec: RecordsProcessed, RecordsFailed,
+        RecordsDeadLettered, RecordsRetried, IteratorAgeMilliseconds (per shard at `detailed`)."""
         self.stream = stream
         self.stream_name = stream_name_of(stream)
+        from streamkit.metrics import as_metrics
+
+        self._recorder, self._own_recorder = as_metrics(metrics)
+        self.metrics = self._recorder.scope(self.stream_name, "Invoke")
         self.checkpoint_store = checkpoint_store
         self.handler = handler
         self.config = config or EsmConfig()
@@ -324,6 +330,10 @@ class EventSourceMapping:
             self.stop()
             for t in self._threads:
                 t.join(30)
+            if self._own_recorder:
+                self._recorder.close()
+            else:
+                self._recorder.flush()
         if self._errors:
             raise self._errors[0]
         return self.stats
@@ -614,6 +624,17 @@ class EventSourceMapping:
                             max(r.attempts for r in failed), len(failed), failed[0].sequence_number,
                             failed[-1].sequence_number, outcome.function_error,
                             "; retrying" if outcome.retry else "")
+        m = self.metrics
+        if m.enabled:
+            shard = lane.shard_id
+            m.count("RecordsProcessed", len(outcome.done), shard=shard)
+            m.count("RecordsDeadLettered", len(outcome.discard), shard=shard)
+            n_failed = len(batch) - len(outcome.done) - len(outcome.discard) if outcome.function_error else 0
+            m.count("RecordsFailed", n_failed, shard=shard)
+            m.count("RecordsRetried", sum(len(r) for r in outcome.retry), shard=shard)
+            if batch:
+                m.gauge("IteratorAgeMilliseconds", max(0.0, (self.clock.time() - batch[-1].arrival) * 1000), shard=shard,
+                        unit="Milliseconds")
         if outcome.discard:
             self._on_failure(lane, outcome)
         self._finished(lane.shard_id, outcome.done + outcome.discard)

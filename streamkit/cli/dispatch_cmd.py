@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from streamkit.cli.common import client_for, emit_json, flag, import_callable
+from streamkit.cli.common import add_metrics_options, client_for, emit_json, flag, import_callable, metrics_from_args
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("dispatch", help="spread a stream's records over local workers (fan-out dispatcher)",
                        parents=parents)
     p.add_argument("--stream", required=True)
+    add_metrics_options(p)
     p.add_argument("--worker", required=True, help="package.module:function, called with each StreamRecord")
     p.add_argument("--mode", choices=("unordered", "per-key"), default="unordered")
     p.add_argument("--lanes", type=int, default=8, help="parallel workers (per-key: lanes keys are hashed to)")
@@ -29,8 +30,9 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     from streamkit.aws_lambda.events import parse_event
 
     worker = import_callable(args.worker)
+    metrics = metrics_from_args(args)
     dispatcher = Dispatcher(LocalTarget(worker, workers=args.lanes), mode=args.mode, lanes=args.lanes,
-                            max_attempts=args.max_attempts, dead_letter=args.dead_letter)
+                            max_attempts=args.max_attempts, dead_letter=args.dead_letter, metrics=metrics)
     totals = {"delivered": 0, "retried": 0, "dead_lettered": 0, "failed": 0}
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -48,6 +50,8 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
         stats = esm.run(stop_after_idle=args.stop_after_idle)
     finally:
         dispatcher.close()
+        if metrics is not None:
+            metrics.close()
     summary = {**totals, "invocations": stats.invocations, "mode": args.mode, "lanes": args.lanes}
     if flag(args, "json"):
         emit_json(summary)

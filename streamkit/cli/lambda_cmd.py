@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from streamkit.cli.common import checkpoint_store, client_for, emit_json, flag, import_callable
+from streamkit.cli.common import (
+    add_metrics_options,
+    checkpoint_store,
+    client_for,
+    emit_json,
+    flag,
+    import_callable,
+    metrics_from_args,
+)
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -13,6 +21,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     lsub = p.add_subparsers(dest="lambda_command", required=True, metavar="run")
     r = lsub.add_parser("run", help="poll a stream and invoke HANDLER(event, context) as AWS would", parents=parents)
     r.add_argument("--stream", required=True)
+    add_metrics_options(r)
     r.add_argument("--handler", required=True, help="package.module:handler, a Lambda handler (event, context)")
     r.add_argument("--batch-size", type=int, default=100)
     r.add_argument("--batching-window", type=float, default=0.0, help="seconds (MaximumBatchingWindowInSeconds)")
@@ -42,12 +51,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                        report_batch_item_failures=args.report_batch_item_failures, on_failure=args.on_failure,
                        tumbling_window=args.tumbling_window, function_name=args.function_name,
                        region=flag(args, "region") or "us-east-1")
+    metrics = metrics_from_args(args)
     esm = EventSourceMapping(args.stream, handler, client=client_for(args, retries=0), config=config,
-                             checkpoint_store=checkpoint_store(args))
+                             checkpoint_store=checkpoint_store(args), metrics=metrics)
     from streamkit.signals import stopping_on_signals
 
-    with stopping_on_signals(esm.stop):  # SIGTERM or Ctrl-C: finish the batches in flight, then the summary
-        stats = esm.run(stop_after_idle=args.stop_after_idle)
+    try:
+        with stopping_on_signals(esm.stop):  # SIGTERM or Ctrl-C: finish the batches in flight, then the summary
+            stats = esm.run(stop_after_idle=args.stop_after_idle)
+    finally:
+        if metrics is not None:
+            metrics.close()
     if flag(args, "json"):
         emit_json(stats.to_json())
     else:

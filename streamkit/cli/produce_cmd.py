@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from streamkit.cli.common import client_for, emit_json, flag, has_rich, print_err
+from streamkit.cli.common import add_metrics_options, client_for, emit_json, flag, has_rich, metrics_from_args, print_err
 from streamkit.errors import ConfigurationError
 
 
@@ -15,6 +15,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("produce", help="publish sensor readings (a JSON-lines file or a simulated fleet)",
                        parents=parents)
     p.add_argument("--stream", required=True)
+    add_metrics_options(p)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--file", type=Path, help="JSON lines, one reading per line")
     src.add_argument("--sensors", type=int, help="simulate this many sensors (with --rate and --duration)")
@@ -54,7 +55,9 @@ def cmd_produce(args: argparse.Namespace) -> int:
     else:
         readings = simulated_readings(args.sensors, args.rate, args.duration)
         total = int(args.rate * args.duration)
-    config = ProducerConfig(aggregation=not args.no_aggregate, on_failure=args.on_failure, record_ttl=args.record_ttl)
+    metrics = metrics_from_args(args)
+    config = ProducerConfig(aggregation=not args.no_aggregate, on_failure=args.on_failure, record_ttl=args.record_ttl,
+                            metrics=metrics)
     client = client_for(args, retries=0)
     show_progress = not flag(args, "json") and sys.stderr.isatty() and has_rich()
     said_held = False
@@ -78,6 +81,8 @@ def cmd_produce(args: argparse.Namespace) -> int:
                                                                           "(the shards are full)"))
     else:
         summary = publish(args.stream, readings, client=client, config=config, bad_lines=bad, held=held_line)
+    if metrics is not None:
+        metrics.close()
     if flag(args, "json"):
         emit_json(summary.to_json())
     else:

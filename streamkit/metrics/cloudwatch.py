@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -105,10 +106,15 @@ class CloudWatchSink:
                 if later:  # one call per interval: the rest goes with the next
                     with self._cond:
                         self._queue.appendleft((namespace, later))
+            # One call per interval: new data queued meanwhile waits for the next one (publish's notify
+            # does not cut the interval short; close does).
+            deadline = time.monotonic() + self.interval
             with self._cond:
-                if self._closed:
-                    continue  # drain what is left without waiting
-                self._cond.wait(self.interval)
+                while not self._closed:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
 
     def close(self) -> None:
         with self._cond:
