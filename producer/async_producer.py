@@ -60,11 +60,13 @@ class AsyncProducer:
         config: ProducerConfig | None = None,
         clock: Clock | Callable[[], float] | None = None,
         rng: random.Random | None = None,
+        metrics: Any = None,
     ) -> None:
         if not stream_name:
             raise ConfigurationError("stream_name must not be empty")
         self.stream_name = stream_name
-        self._args: dict[str, Any] = {"client": client, "config": config, "clock": clock, "rng": rng}
+        self._args: dict[str, Any] = {"client": client, "config": config, "clock": clock, "rng": rng,
+                                      "metrics": metrics}
         self._producer: Producer | None = None
         self._starting: asyncio.Lock | None = None
         self._yield_at = 0.0  # monotonic time by which the loop is handed back

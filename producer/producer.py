@@ -124,11 +124,16 @@ class Producer:
         config: ProducerConfig | None = None,
         clock: Clock | Callable[[], float] | None = None,
         rng: random.Random | None = None,
+        metrics: Any = None,
     ) -> None:
         if not stream_name:
             raise ConfigurationError("stream_name must not be empty")
         self.stream_name = stream_name
         self.config = config or ProducerConfig()
+        if metrics is not None:  # (the same as ProducerConfig.metrics; this one wins)
+            from dataclasses import replace
+
+            self.config = replace(self.config, metrics=metrics)
         # A boto3 client (its PutRecords bodies then written directly: streamkit/aws/wire.py) or any transport.
         self._transport = as_kinesis(client, stream=stream_name, retries=0, max_pool_connections=self.config.max_connections)
         self._time = as_clock(clock)  # waits and deadlines

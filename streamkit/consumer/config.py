@@ -65,6 +65,9 @@ class ConsumerConfig:
     #: Time processors get in shutdown_requested before the lease is released regardless.
     shutdown_grace: float | timedelta = 10.0
     worker_id: str = field(default_factory=_default_worker_id)
+    #: A `streamkit.metrics.Metrics` or a spec ("emf", "emf:PATH", "cloudwatch", "prometheus:PORT");
+    #: `Consumer(metrics=...)` wins over it. None: nothing recorded.
+    metrics: Any = None
 
     def __post_init__(self) -> None:
         check_fields(self)  # types, NaN and infinity first

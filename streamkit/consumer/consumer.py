@@ -93,7 +93,7 @@ class Consumer:
         self.namespace = f"{application_name}/{self.stream_name}"
         from streamkit.metrics import as_metrics
 
-        self._metrics, self._own_metrics = as_metrics(metrics)
+        self._metrics, self._own_metrics = as_metrics(metrics if metrics is not None else self.config.metrics)
         self.metrics = self._metrics.scope(self.stream_name, "ProcessRecords")
         self.worker_id = self.config.worker_id
         self._clock = as_clock(clock)

@@ -146,3 +146,52 @@ def test_prometheus_names_follow_the_convention() -> None:
     assert prometheus_name("RecordsProcessed", "counter") == "streamkit_records_processed_total"
     assert prometheus_name("MillisBehindLatest", "gauge") == "streamkit_millis_behind_latest"
     assert prometheus_name("IteratorAgeMilliseconds", "gauge") == "streamkit_iterator_age_milliseconds"
+
+
+def emf_values(path: Path) -> dict[tuple[str, str], float]:
+    """{(metric, ShardId or ""): value} summed over the documents in `path`, each validated."""
+    out: dict[tuple[str, str], float] = {}
+    for line in path.read_text().splitlines():
+        doc = orjson.loads(line)
+        for name, v in check_emf(doc).items():
+            key = (name, doc.get("ShardId", ""))
+            out[key] = out.get(key, 0) + (sum(v) if isinstance(v, list) else v)
+    return out
+
+
+def test_the_producer_publishes_the_kpl_names(tmp_path: Path) -> None:
+    from producer import Producer, ProducerConfig
+    from streamkit.testing import FakeKinesis
+
+    out = tmp_path / "emf.jsonl"
+    kinesis = FakeKinesis(shards=2)
+    with Producer("s", client=kinesis, config=ProducerConfig(rate_limit=0, record_max_buffered_time=5.0),
+                  metrics=Metrics(EmfSink(out), background=False)) as p:
+        for i in range(100):
+            p.send(b"reading", f"k{i}")
+        p.flush()
+    values = emf_values(out)
+    assert values[("UserRecordsPut", "")] == 100
+    assert values[("KinesisRecordsPut", "")] == 2  # one aggregate per shard
+    assert ("BufferingTime", "") in values and ("RetriesPerRecord", "") in values
+
+
+def test_the_consumer_publishes_the_kcl_names_per_shard_at_detailed(tmp_path: Path) -> None:
+    from streamkit.checkpoints import MemoryCheckpointStore
+    from streamkit.consumer import Consumer, ConsumerConfig
+    from streamkit.testing import FakeClock, FakeKinesis
+
+    out = tmp_path / "emf.jsonl"
+    clock = FakeClock()
+    kinesis = FakeKinesis(shards=2, clock=clock)
+    for i in range(40):
+        kinesis.put("s", b"r%d" % i, f"k{i}")
+    metrics = Metrics(EmfSink(out), level="detailed", background=False)
+    c = Consumer("s", lambda r: None, application_name="app", checkpoint_store=MemoryCheckpointStore(),
+                 client=kinesis, clock=clock, config=ConsumerConfig(metrics=metrics))
+    c.run(install_signal_handlers=False, stop_after_idle=3)
+    values = emf_values(out)
+    per_shard = {shard: v for (name, shard), v in values.items() if name == "RecordsProcessed"}
+    assert sum(per_shard.values()) == 40 and len(per_shard) == 2 and "" not in per_shard
+    assert values[("LeasesTaken", "")] == 2
+    assert any(name == "MillisBehindLatest" for name, _s in values)
