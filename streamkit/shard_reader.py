@@ -233,6 +233,15 @@ class ShardReader(ReaderBase):
         self._backoff = Backoff(base=self.settings.retry.base, maximum=self.settings.retry.maximum)
         self.fetch_limit = FetchLimit(self.settings.max_fetch_bytes, self.settings.max_records, self.settings.first_limit)
 
+    def _derived_lag(self, records: list[dict[str, Any]]) -> int | None:
+        """MillisBehindLatest where the server says 0 although the call came back full (kinesalite always
+        says 0): more is waiting, at least as far behind as the last record read arrived. A call that
+        came back short read to the tip: its 0 stands."""
+        arrival = records[-1].get("ApproximateArrivalTimestamp")
+        if not isinstance(arrival, int | float):
+            return None
+        return int(max(0.0, self.clock.time() - float(arrival)) * 1000)
+
     def _iterator(self, cp: Checkpoint) -> tuple[str, tuple[str, int] | None]:
         start, after = start_of(cp)
 
@@ -278,12 +287,16 @@ class ShardReader(ReaderBase):
                     return
                 continue
             self._succeeded()
+            behind = fetched.millis_behind_latest
             if fetched.records:
                 self.last_read = str(fetched.records[-1]["SequenceNumber"])
-                self.fetch_limit.after(len(fetched.records), fetched_bytes(fetched.records))
+                limit, nbytes = self.fetch_limit.limit, fetched_bytes(fetched.records)
+                self.fetch_limit.after(len(fetched.records), nbytes)
+                if not behind and (len(fetched.records) >= limit or nbytes >= self.fetch_limit.cap // 2):
+                    behind = self._derived_lag(fetched.records)
             ended = fetched.next_iterator is None
             caught_up = not fetched.records and not ended and (fetched.millis_behind_latest or 0) == 0
-            yield Batch(records=fetched.records, millis_behind_latest=fetched.millis_behind_latest, caught_up=caught_up,
+            yield Batch(records=fetched.records, millis_behind_latest=behind, caught_up=caught_up,
                         ended=ended, children=fetched.child_shards, after=after)
             after = None
             if ended:

@@ -149,6 +149,9 @@ class ShardConsumer:
             self.stats.unanswered_for = 0.0
             self.stats.last_error = ""
             self.stats.millis_behind_latest = batch.millis_behind_latest
+            # Every read, an empty one too: 0 once caught up, the same figure the live view shows.
+            self.metrics.gauge("MillisBehindLatest", batch.millis_behind_latest or 0, shard=self.shard_id,
+                               unit="Milliseconds")
             records = self._records(batch)
             if records:
                 self.stats.state = "reading"
@@ -198,7 +201,6 @@ class ShardConsumer:
         attempts = _Attempts()
         m = self.metrics
         if m.enabled:
-            m.gauge("MillisBehindLatest", millis_behind or 0, shard=self.shard_id, unit="Milliseconds")
             arrival = records[-1].approximate_arrival_timestamp
             if arrival is not None:
                 m.gauge("IteratorAgeMilliseconds", max(0.0, (self.clock.time() - arrival) * 1000), shard=self.shard_id,

@@ -92,7 +92,7 @@ def _plots(report: Report, out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.plot([c[0] for c in cons], [c[2] for c in cons], color="tab:red")
     ax.set_xlabel("seconds since the fleet started")
-    ax.set_ylabel("age of the newest record processed (s)")
+    ax.set_ylabel("MillisBehindLatest, most behind shard (s)")
     ax.set_title("consumer lag over time")
     ax.grid(alpha=0.3)
     fig.tight_layout()

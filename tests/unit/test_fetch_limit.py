@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from streamkit.checkpoints.model import Checkpoint
 from streamkit.shard_reader import FetchLimit, ReaderSettings, ShardReader, fetched_bytes
@@ -48,3 +49,29 @@ def test_a_reader_never_holds_much_more_than_its_cap_whatever_the_server_returns
             break
     assert got == 2060
     assert largest <= 4 * MIB + 512 * 1024  # the cap, give or take one record
+
+
+def test_lag_is_derived_from_arrival_where_the_server_says_0_but_a_read_came_back_full() -> None:
+    class Kinesalite(FakeKinesis):  # MillisBehindLatest 0 always, as kinesalite reports it
+        def get_records(self, iterator: str, limit: int) -> Any:
+            out = super().get_records(iterator, limit)
+            out.millis_behind_latest = 0
+            return out
+
+    clock = FakeClock()
+    kinesis = Kinesalite(shards=1, clock=clock)
+    for i in range(50):
+        kinesis.put("s", b"r%d" % i, "k")
+    clock.advance(30.0)  # the records are 30 s old when read
+    shard = kinesis.list_shards("s")[0].shard_id
+    reader = ShardReader(kinesis, "s", shard, Checkpoint("TRIM_HORIZON"), stop=threading.Event(), clock=clock,
+                         settings=ReaderSettings(first_limit=20))
+    lags = []
+    for batch in reader.batches():
+        lags.append((len(batch.records), batch.millis_behind_latest))
+        if batch.caught_up:
+            break
+    # Full reads (20 of 20): behind by the last record's age; the short one read to the tip: 0.
+    assert lags[0] == (20, 30_000)
+    assert [n for n, _lag in lags][-1] == 0 and all(lag == 0 for n, lag in lags if 0 < n < 20)
+    assert lags[-1] == (0, 0)
