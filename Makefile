@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[cli,dev,plot,bench,prometheus]'
+	$(PY) -m pip install --quiet -e '.[cli,dev,plot,bench,prometheus,otel]'
 	@touch $@
 
 servers: $(STAMP)

@@ -52,5 +52,11 @@ def handler(event: Mapping[str, Any], context: Any = None) -> BatchResponse:
     global _cached
     if _cached is None:
         _cached = dispatcher_from_env()
-    result = _cached.dispatch(parse_event(event))
+    from streamkit import tracing
+
+    if tracing.enabled():  # one span for the batch, linked to each record's trace context
+        with tracing.batch_span("kinesis.dispatch", tracing.traceparents_of_event(event)):
+            result = _cached.dispatch(parse_event(event))
+    else:
+        result = _cached.dispatch(parse_event(event))
     return {"batchItemFailures": result.batch_item_failures()}  # type: ignore[typeddict-item]

@@ -209,7 +209,7 @@ class Accumulator:
         return {sid: q.held_bytes / q.drain.rate(now) for sid, q in self._queues.items()
                 if q.drain is not None and q.held_bytes}
 
-    def add(self, item: Item) -> bool:
+    def add(self, item: Item, tags: tuple[tuple[str, str], ...] = ()) -> bool:
         """Route one user record to its shard's open aggregate, sealing it when full; admitted whatever
         the shard holds (records moving between queues, or admitted already by `has_room`).
 
@@ -217,13 +217,14 @@ class Accumulator:
         flush deadline exists, or one was sealed and is ready to go).
         """
         data, key, ehk, put_mono, size, _ = rec_of(item)
-        return self.add_fields(item, data, key, ehk, put_mono, size, admitted=True)  # type: ignore[return-value]
+        return self.add_fields(item, data, key, ehk, put_mono, size, True, tags)  # type: ignore[return-value]
 
     def add_fields(self, item: Item, data: bytes, key: str | None, ehk: str | None, put_mono: float, size: int,
-                   admitted: bool = False) -> bool | None:
+                   admitted: bool = False, tags: tuple[tuple[str, str], ...] = ()) -> bool | None:
         """`add` with the record's fields already at hand (the producer's per-record path).
 
         None, adding nothing, when the record's shard has no room (`has_room`) and it was not `admitted`.
+        `tags` go into the record's KPL sub-record (a trace context; a plain record carries none).
         """
         if self.placed_by_service:  # (aggregation is off there too: a keyless record meets no builder)
             q = self._queue(AUTO_PLACED)
@@ -238,7 +239,7 @@ class Accumulator:
         self.buffered_bytes += size
         self.buffered_records += 1
         b = q.builder
-        if b is not None and b.try_add(data, key, ehk):  # type: ignore[arg-type]
+        if b is not None and (b.try_add(data, key, ehk, tags) if tags else b.try_add(data, key, ehk)):  # type: ignore[arg-type]
             # The common case: the record joins its shard's open aggregate.
             q.open_records.append(item)
             q.open_bytes += size
@@ -251,7 +252,7 @@ class Accumulator:
         self._seal(q, full=True)  # full (or none open yet): start a new aggregate with this record
         b = q.builder = AggregateBuilder(self.config.aggregation_max_size)
         try:
-            b.try_add(data, key, ehk)  # type: ignore[arg-type]
+            b.try_add(data, key, ehk, tags)  # type: ignore[arg-type]
         except ValidationError:
             # Too big to aggregate but within the record limit: it goes alone, as a plain record.
             q.builder = None

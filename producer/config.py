@@ -82,6 +82,10 @@ class ProducerConfig:
     #: UserRecordsPut, KinesisRecordsPut, UserRecordsFailed, RetriesPerRecord, BufferingTime,
     #: ErrorsByCode, Throttles (the KPL's names). None: nothing recorded.
     metrics: Any = None
+    #: Record the current OpenTelemetry span's W3C traceparent in each aggregated record's KPL tags
+    #: (streamkit.tracing). None: when OpenTelemetry has a tracer provider at the producer's start;
+    #: False: never. Plain records carry none.
+    trace_context: bool | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)  # types, NaN and infinity first

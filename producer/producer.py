@@ -169,6 +169,10 @@ class Producer:
 
         self._recorder, self._own_recorder = as_metrics(self.config.metrics)
         self._m = self._recorder.scope(stream_name, "PutRecords")
+        # Trace context per record, when OpenTelemetry has a tracer provider now (streamkit.tracing).
+        from streamkit.tracing import enabled as tracing_enabled
+
+        self._trace = self.config.trace_context is not False and self.config.aggregation and tracing_enabled()
         self._note_distribution(summary.record_distribution)
         self._pool = ThreadPoolExecutor(self.config.max_connections, thread_name_prefix="streamkit-put")
         self._worker = threading.Thread(target=self._run, name="streamkit-producer", daemon=True)
@@ -189,7 +193,10 @@ class Producer:
             raise self._too_big(data, size)
         now = self._clock()
         pending = Pending(data, partition_key, ehk, now, size)
-        self._enqueue(pending, data, partition_key, ehk, now, size)
+        if self._trace:
+            self._enqueue(pending, data, partition_key, ehk, now, size, self._trace_tags())
+        else:
+            self._enqueue(pending, data, partition_key, ehk, now, size)
         return pending
 
     def send(self, data: bytes | bytearray | memoryview | str, partition_key: str | None,
@@ -209,7 +216,18 @@ class Producer:
         if size > self._max_record_size:
             raise self._too_big(data, size)
         now = self._clock()
-        self._enqueue((data, partition_key, ehk, now, size, 0), data, partition_key, ehk, now, size)
+        if self._trace:
+            self._enqueue((data, partition_key, ehk, now, size, 0), data, partition_key, ehk, now, size,
+                          self._trace_tags())
+        else:
+            self._enqueue((data, partition_key, ehk, now, size, 0), data, partition_key, ehk, now, size)
+
+    def _trace_tags(self) -> tuple[tuple[str, str], ...]:
+        """The current span's traceparent as a sub-record tag (`streamkit.tracing`), or none."""
+        from streamkit.tracing import TRACEPARENT, current_traceparent
+
+        tp = current_traceparent()
+        return ((TRACEPARENT, tp),) if tp else ()
 
     def _validate(self, data: bytes | bytearray | memoryview | str, partition_key: str | None,
                   explicit_hash_key: str | int | None) -> tuple[bytes, str | None, int]:
@@ -236,29 +254,30 @@ class Producer:
                                f"{size} bytes, over the {self._max_record_size}-byte record limit of stream "
                                f"{self.stream_name!r}")
 
-    def _enqueue(self, item: Item, data: bytes, key: str | None, ehk: str | None, now: float, size: int) -> None:
+    def _enqueue(self, item: Item, data: bytes, key: str | None, ehk: str | None, now: float, size: int,
+                 tags: tuple[tuple[str, str], ...] = ()) -> None:
         # The record goes straight into its shard's aggregate, in the caller's thread. `with`, not
         # acquire() then try: a Ctrl-C landing right after acquire() would leave the lock held forever.
         with self._lock:
             if self._detour or self._acc.buffered_bytes + size > self._max_buffered:
-                self._enqueue_slow(item, size)
+                self._enqueue_slow(item, size, tags)
             else:
-                added = self._acc.add_fields(item, data, key, ehk, now, size)
+                added = self._acc.add_fields(item, data, key, ehk, now, size, False, tags)
                 if added:
                     self._cond.notify_all()
                 elif added is None:  # its shard holds as much as it drains in a share of record_ttl
-                    self._enqueue_slow(item, size)
+                    self._enqueue_slow(item, size, tags)
 
-    def _enqueue_slow(self, item: Item, size: int) -> None:
+    def _enqueue_slow(self, item: Item, size: int, tags: tuple[tuple[str, str], ...] = ()) -> None:
         """`_enqueue` under the lock when closing, resharding, or the buffer or the record's shard is full."""
         if self._closing:
             raise StreamkitError("the producer is closed")
         if not self._has_room(item, size):
             self._wait_for_room(item, size)
         if self._reshard_pending:
-            self._held.append(item)  # routed once the new shard map is in
+            self._held.append(item)  # routed once the new shard map is in (its trace tag is not kept)
             self._acc.buffered_bytes += size
-        elif self._acc.add(item):
+        elif self._acc.add(item, tags):
             self._cond.notify_all()
 
     def put_json(self, obj: Any, partition_key: str, explicit_hash_key: str | int | None = None) -> Future[PutResult]:

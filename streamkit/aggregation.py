@@ -35,6 +35,7 @@ __all__ = [
     "build_all",
     "decode",
     "decode_parts",
+    "decode_tags",
     "encode",
     "is_aggregated",
 ]
@@ -183,13 +184,16 @@ class AggregateBuilder:
         """The distinct partition keys added so far (a live view)."""
         return self._pk_index.keys()
 
-    def try_add(self, data: bytes, partition_key: str, explicit_hash_key: str | None = None) -> bool:
+    def try_add(self, data: bytes, partition_key: str, explicit_hash_key: str | None = None,
+                tags: Sequence[tuple[str, str]] = ()) -> bool:
         """Add one record if the aggregate stays within ``max_bytes``; False leaves it unchanged.
 
-        Raises `ValidationError` when the record could not fit even in an empty aggregate.
+        `tags`: (key, value) pairs written in the sub-record's `Tag` fields (streamkit carries a W3C
+        ``traceparent`` there; the KCL and aws-kinesis-agg skip them). Raises `ValidationError` when
+        the record could not fit even in an empty aggregate.
         """
-        if explicit_hash_key is not None or not self.count:
-            return self._try_add_general(data, partition_key, explicit_hash_key)
+        if explicit_hash_key is not None or not self.count or tags:
+            return self._try_add_general(data, partition_key, explicit_hash_key, tags)
         # Fast path: a key already in this aggregate, with data as long as its last record's.
         n = len(data)
         shape = self._shapes.get(partition_key)
@@ -230,7 +234,8 @@ class AggregateBuilder:
         self.count += 1
         return True
 
-    def _try_add_general(self, data: bytes, partition_key: str, explicit_hash_key: str | None) -> bool:
+    def _try_add_general(self, data: bytes, partition_key: str, explicit_hash_key: str | None,
+                         tags: Sequence[tuple[str, str]] = ()) -> bool:
         pk_index = self._pk_index
         key_header = pk_index.get(partition_key)
         grow = 0
@@ -255,8 +260,9 @@ class AggregateBuilder:
             header += ehk_header
         n = len(data)
         header += _data_header(n)
-        header = _record_header(len(header) + n) + header
-        grow += len(header) + n
+        tag_bytes = _tags_field(tags) if tags else b""
+        header = _record_header(len(header) + n + len(tag_bytes)) + header
+        grow += len(header) + n + len(tag_bytes)
         outer_key = self.partition_key_bytes if self.count else len(partition_key.encode("utf-8"))
         if self._size + grow + outer_key > self.max_bytes:
             if self.count == 0:
@@ -271,7 +277,7 @@ class AggregateBuilder:
         if ehk_entry:
             self._ehk_index[explicit_hash_key] = ehk_idx  # type: ignore[index]
             self._ehk_parts.append(ehk_entry)
-        self._rec_parts += (header, data)
+        self._rec_parts += (header, data, tag_bytes) if tag_bytes else (header, data)
         self._size += grow
         if self.count == 0:
             self.partition_key = partition_key
@@ -290,6 +296,75 @@ class AggregateBuilder:
         # Two copies of the payload bytes in all: the join and the final concatenation.
         body = b"".join([*self._pk_parts, *self._ehk_parts, *self._rec_parts])
         return b"".join((MAGIC, body, _md5(body).digest()))
+
+
+_TAG_TAGS = b"\x22"  # Record field 4, length-delimited: Tag { required string key = 1; optional string value = 2; }
+
+
+def _tags_field(tags: Sequence[tuple[str, str]]) -> bytes:
+    out = []
+    for key, value in tags:
+        kb, vb = key.encode("utf-8"), value.encode("utf-8")
+        msg = _TAG_PK_TABLE + _varint(len(kb)) + kb + _TAG_EHK_TABLE + _varint(len(vb)) + vb
+        out.append(_TAG_TAGS + _varint(len(msg)) + msg)
+    return b"".join(out)
+
+
+def decode_tags(blob: bytes) -> list[dict[str, str]] | None:
+    """Each sub-record's `Tag` fields as a dict (empty for most records), in `decode_parts` order; None
+    for a plain record. Raises `AggregationFormatError` as `decode` does."""
+    if not is_aggregated(blob):
+        return None
+    body = bytes(blob[4:-DIGEST_SIZE])
+    out: list[dict[str, str]] = []
+    end = len(body)
+    pos = 0
+    try:
+        while pos < end:
+            tag, pos = _read_varint(body, pos, end)
+            field, wire = tag >> 3, tag & 7
+            if wire != 2:
+                pos = _skip_field(body, pos, end, wire)
+                continue
+            n, pos = _read_varint(body, pos, end)
+            stop = pos + n
+            if stop > end:
+                raise _fail(f"field {field} length {n} runs past the end of the aggregate")
+            if field == 3:
+                out.append(_record_tags(body, pos, stop))
+            pos = stop
+    except UnicodeDecodeError as exc:
+        raise _fail(f"a tag is not valid text ({exc.reason})") from None
+    return out
+
+
+def _record_tags(buf: bytes, pos: int, end: int) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    while pos < end:
+        tag, pos = _read_varint(buf, pos, end)
+        field, wire = tag >> 3, tag & 7
+        if field != 4 or wire != 2:
+            pos = _skip_field(buf, pos, end, wire)
+            continue
+        n, pos = _read_varint(buf, pos, end)
+        stop = pos + n
+        if stop > end:
+            raise _fail("a tag runs past the end of its record")
+        key = value = ""
+        while pos < stop:
+            t, pos = _read_varint(buf, pos, stop)
+            if t & 7 != 2:
+                pos = _skip_field(buf, pos, stop, t & 7)
+                continue
+            m, pos = _read_varint(buf, pos, stop)
+            text = buf[pos:pos + m].decode("utf-8")
+            pos += m
+            if t >> 3 == 1:
+                key = text
+            elif t >> 3 == 2:
+                value = text
+        tags[key] = value
+    return tags
 
 
 def encode(records: Iterable[UserRecord]) -> bytes:

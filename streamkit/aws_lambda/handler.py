@@ -129,6 +129,11 @@ def process_event(event: Mapping[str, Any], context: Any, func: Callable[[Any], 
     records = parse_event(event, body=options.body, broken=broken)
     tally = _Tally()
     try:
+        from streamkit import tracing
+
+        if tracing.enabled():  # one span for the invocation, linked to each record's trace context
+            with tracing.batch_span("kinesis.lambda_handler", tracing.traceparents_of_event(event)):
+                return _process_event(records, context, func, options, broken, tally)
         return _process_event(records, context, func, options, broken, tally)
     finally:
         if options.metrics is not None and options.metrics.enabled and records:

@@ -87,6 +87,9 @@ class ShardConsumer:
         from streamkit.metrics import NO_METRICS
 
         self.metrics = metrics if metrics is not None else NO_METRICS.scope(stream, "ProcessRecords")
+        from streamkit.tracing import enabled as tracing_enabled
+
+        self._trace = tracing_enabled()
         self.transport = transport
         self.stream = stream
         self.stream_arn = stream_arn
@@ -155,7 +158,14 @@ class ShardConsumer:
             records = self._records(batch)
             if records:
                 self.stats.state = "reading"
-                self._process(records, batch.millis_behind_latest)
+                if self._trace:  # one span for the batch, linked to each record's trace context
+                    from streamkit.tracing import batch_span, traceparents_of_records
+
+                    with batch_span("kinesis.process_records", traceparents_of_records(batch.records),
+                                    shard_id=self.shard_id, stream=self.stream):
+                        self._process(records, batch.millis_behind_latest)
+                else:
+                    self._process(records, batch.millis_behind_latest)
                 if self.stopping.is_set():
                     break  # a batch cut short must not count as the shard's end
             if batch.ended:

@@ -83,3 +83,23 @@ def test_oracle_defect_is_real_and_streamkit_is_right() -> None:
     theirs = oracle_decode(encode(recs))
     assert theirs[1]["explicitHashKey"] == "12345"  # wrong: the record had none
     assert decode(encode(recs))[1].explicit_hash_key is None
+
+
+def test_trace_tags_in_sub_records_are_read_back_by_streamkit_and_skipped_by_aws_kinesis_agg() -> None:
+    from streamkit.aggregation import AggregateBuilder, decode_parts, decode_tags
+
+    tp = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+    b = AggregateBuilder()
+    assert b.try_add(b"one", "k") and b.try_add(b"two", "k", tags=[("traceparent", tp)]) and b.try_add(b"three", "k")
+    blob = b.build()
+    assert len(blob) == b.size  # the size counted the tags exactly
+    assert decode_parts(blob) == [(b"one", "k", None), (b"two", "k", None), (b"three", "k", None)]
+    assert decode_tags(blob) == [{}, {"traceparent": tp}, {}]
+    assert [base64.b64decode(r["data"]) for r in oracle_decode(blob)] == [b"one", b"two", b"three"]
+    assert decode_tags(b"plain record") is None
+
+
+def test_tracing_is_off_without_a_tracer_provider() -> None:
+    from streamkit import tracing
+
+    assert tracing.enabled() is False  # OpenTelemetry importable, but no provider set in this process
