@@ -120,9 +120,18 @@ def test_a_prometheus_scrape_of_a_running_consume_shows_per_shard_figures_moving
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and processed(scrape()) < 300:
             time.sleep(0.2)
-        assert processed(scrape()) == 300  # moving
+        last = scrape()
+        assert processed(last) == 300  # moving
     finally:
         proc.terminate()
-        _out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+    # The --json summary shows the figures the sink published: one source.
+    import orjson
+
+    summary = orjson.loads(out)
+    assert summary["records"] == processed(last)
+    for shard, figures in summary["shards"].items():
+        assert figures["records"] == last[("streamkit_records_processed_total", shard)]
+        assert figures["millis_behind_latest"] == last[("streamkit_millis_behind_latest", shard)]
