@@ -17,6 +17,7 @@ the producer's `put` pays one attribute check.
 from __future__ import annotations
 
 import base64
+import importlib.util
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -31,12 +32,16 @@ TRACEPARENT = "traceparent"
 MAX_LINKS = 128
 
 
+#: Whether OpenTelemetry is installed, looked up once: without it `enabled()` costs an attribute read.
+_INSTALLED = importlib.util.find_spec("opentelemetry") is not None
+
+
 def enabled() -> bool:
-    """OpenTelemetry is importable and the application has set a tracer provider (not the default proxy)."""
-    try:
-        from opentelemetry import trace
-    except ImportError:
+    """OpenTelemetry is installed and the application has set a tracer provider (not the default proxy)."""
+    if not _INSTALLED:
         return False
+    from opentelemetry import trace
+
     provider = trace.get_tracer_provider()
     return type(provider).__name__ not in ("ProxyTracerProvider", "NoOpTracerProvider")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from producer import Producer
+from producer import Producer, ProducerConfig
 from streamkit.testing import StreamHandle
 from tests.e2e.helpers import run_cli, run_json
 from tests.integration.helpers import read_stream
@@ -61,3 +61,25 @@ def test_lambda_run_with_a_checkpoint_resumes_on_the_next_run(kinesis_stream: St
         stats = run_json(*args, env=env)
         assert stats["records_succeeded"] == 1  # one aggregate per run
     assert [line.split()[1] for line in out.read_text().splitlines()] == [str(i) for i in range(15)]
+
+
+@pytest.mark.streamkit(shards=2)
+def test_lambda_run_metrics_agree_with_its_summary(kinesis_stream: StreamHandle, tmp_path: Path) -> None:
+    with Producer(kinesis_stream.name, client=kinesis_stream.client, config=ProducerConfig(aggregation=False)) as p:
+        for i in range(30):
+            p.put_json({"sensor_id": f"s{i % 3}", "seq": i}, f"s{i % 3}")
+    emf = tmp_path / "metrics.jsonl"
+    env = {"STREAMKIT_TEST_OUT": str(tmp_path / "out.txt"), "STREAMKIT_TEST_DEAD": str(tmp_path / "dead.jsonl"),
+           "PYTHONPATH": str(ROOT)}
+    stats = run_json("lambda", "run", "--stream", kinesis_stream.name, "--handler", "tests.e2e.handlers:lambda_handler",
+                     "--batch-size", "10", "--stop-after-idle", "2", "--metrics", f"emf:{emf}",
+                     "--endpoint-url", kinesis_stream.stack.kinesis_endpoint, env=env)
+    totals: dict[str, float] = {}
+    for line in emf.read_text().splitlines():
+        doc = orjson.loads(line)
+        assert doc["Operation"] == "Invoke" and doc["StreamName"] == kinesis_stream.name
+        for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+            v = doc[m["Name"]]
+            totals[m["Name"]] = totals.get(m["Name"], 0) + (v if not isinstance(v, list) else sum(v))
+    assert totals["RecordsProcessed"] == stats["records_succeeded"] == 30
+    assert totals["RecordsDeadLettered"] == stats["records_discarded"] == 0
