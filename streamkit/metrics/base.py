@@ -46,7 +46,8 @@ class Point:
 
 
 class MetricsSink(Protocol):
-    """Where aggregated points go. `publish` is called from the recorder's flush, never concurrently."""
+    """Where aggregated points go. `publish` is called by the recorder's flushes, which may come from two
+    threads at once (the background flush and an engine's own): every sink here takes its own lock."""
 
     #: Seconds between flushes the sink wants (a pull sink such as Prometheus wants them often).
     interval: float
