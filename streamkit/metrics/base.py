@@ -42,7 +42,6 @@ class Point:
     dimensions: tuple[tuple[str, str], ...]
     values: list[float] = field(default_factory=list)  # counter: [sum]; gauge: [last]; timing: samples
     count: int = 0  # how many times it was recorded (a timing's sample count, beyond MAX_VALUES too)
-    total: float = 0.0  # a timing's sum over all samples
 
 
 class MetricsSink(Protocol):
@@ -122,7 +121,6 @@ class Metrics:
             else:
                 if len(p.values) < MAX_VALUES:
                     p.values.append(value)
-                p.total += value
 
     # -- publishing --------------------------------------------------------------------------------
     def flush(self) -> None:
