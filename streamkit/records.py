@@ -108,6 +108,14 @@ class StreamRecord:
         return b
 
     @property
+    def stream_name(self) -> str | None:
+        """The stream the record was read from (from `event_source_arn`; None when that is unknown)."""
+        arn = self._arn
+        if arn is None:
+            return None
+        return arn.rpartition("/")[2] if ":stream/" in arn else arn
+
+    @property
     def position(self) -> tuple[str, int | None]:
         """(sequence_number, sub_sequence_number): where a checkpoint after this record points."""
         return self._seq, self._sub

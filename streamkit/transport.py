@@ -74,6 +74,16 @@ class StreamSummary:
     max_record_size_kib: int = 1024
     record_distribution: str = "USER_PARTITION_KEY"  # or AUTO: the service places records, keys are ignored
     warm_throughput_mibps: int | None = None
+    #: StreamCreationTimestamp, epoch seconds (None if the server does not say).
+    created_at: float | None = None
+
+    @property
+    def identifier(self) -> str:
+        """The KCL's multi-stream identifier, ``account:name:creation-epoch-seconds``
+        (`StreamIdentifier.serialize` in the KCL): what names this stream's leases in a shared table."""
+        m = _ARN.match(self.arn)
+        account = m.group(2) if m else "000000000000"
+        return f"{account}:{self.name}:{int(self.created_at or 0)}"
 
     @property
     def max_record_bytes(self) -> int:

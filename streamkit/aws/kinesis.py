@@ -136,7 +136,8 @@ class BotoKinesis:
                              retention_hours=int(s.get("RetentionPeriodHours", 24)),
                              max_record_size_kib=int(s.get("MaxRecordSizeInKiB") or 1024),
                              record_distribution=str(s.get("RecordDistributionStrategy") or "USER_PARTITION_KEY"),
-                             warm_throughput_mibps=None if warm is None else int(warm))
+                             warm_throughput_mibps=None if warm is None else int(warm),
+                             created_at=_epoch(s.get("StreamCreationTimestamp")))
 
     def list_shards(self, stream: str) -> list[ShardInfo]:
         name = stream_name_of(stream)
@@ -246,3 +247,12 @@ class BotoKinesis:
                     return
         except (ClientError, BotoCoreError) as exc:
             raise translate_error(exc) from exc
+
+
+def _epoch(value: Any) -> float | None:
+    """A botocore timestamp (datetime) or a number as epoch seconds."""
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    return float(value.timestamp())

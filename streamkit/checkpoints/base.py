@@ -18,22 +18,27 @@ KEEP_OWNER: Any = object()
 class CheckpointStore(Protocol):
     """Leases and checkpoints per shard, under a namespace (application and stream).
 
+    Leases are named by their `Lease.key` (the shard id, or ``stream:shard`` for several streams).
     `update_lease` is the only write that can race: it applies `changes` and increments the counter
-    only if the lease still has `expected_counter` and `expected_owner`, and returns the new lease, or
-    None when the condition failed (someone else changed it). That one primitive gives renewals,
-    takeovers, releases and fenced checkpoints.
+    only if the lease still has `expected_counter` and `expected_owner` (its `Lease.actual_owner`: the
+    checkpoint owner while a handoff is pending, else the owner), and returns the new lease, or None
+    when the condition failed (someone else changed it). That one primitive gives renewals, takeovers,
+    graceful handoffs, releases and fenced checkpoints.
     """
 
     def create_lease(self, namespace: str, lease: Lease) -> bool:
         """Create `lease` unless one exists for its shard; True if created."""
         ...
 
-    def get_lease(self, namespace: str, shard_id: str) -> Lease | None: ...
+    def get_lease(self, namespace: str, key: str) -> Lease | None: ...
 
     def list_leases(self, namespace: str) -> list[Lease]: ...
 
-    def update_lease(self, namespace: str, shard_id: str, *, expected_counter: int, expected_owner: str | None,
+    def update_lease(self, namespace: str, key: str, *, expected_counter: int, expected_owner: str | None,
                      owner: str | None = KEEP_OWNER, checkpoint: Checkpoint | None = None,
-                     owner_switches: int | None = None) -> Lease | None: ...
+                     owner_switches: int | None = None, checkpoint_owner: str | None = KEEP_OWNER,
+                     throughput_kbps: float | None = None) -> Lease | None:
+        """`checkpoint_owner`: set or clear (None) the handing-over worker; `throughput_kbps`: record it."""
+        ...
 
-    def delete_lease(self, namespace: str, shard_id: str) -> None: ...
+    def delete_lease(self, namespace: str, key: str) -> None: ...

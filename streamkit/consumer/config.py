@@ -48,6 +48,10 @@ class ConsumerConfig:
     shard_sync_interval: float | timedelta = 60.0
     #: At most this many leases per worker (None: as many as balance allows).
     max_leases_per_worker: int | None = None
+    #: How workers share leases: "count" (each about the same number) or "load" (about the same bytes
+    #: per second, from the throughputKBps each owner writes on its renewals: a hot stream's leases are
+    #: spread). A lease moves by graceful handoff: its owner finishes the batch and checkpoints first.
+    balance: Literal["count", "load"] = "count"
     #: Attempts at process_records for one batch before `on_failure` applies.
     max_attempts: int = 3
     backoff_base: float | timedelta = 0.2
@@ -95,6 +99,8 @@ class ConsumerConfig:
         if isinstance(self.initial_position, str) and self.initial_position not in ("TRIM_HORIZON", "LATEST"):
             raise ConfigurationError(
                 f"ConsumerConfig.initial_position must be TRIM_HORIZON, LATEST or a time, got {self.initial_position!r}")
+        if self.balance not in ("count", "load"):
+            raise ConfigurationError(f"ConsumerConfig.balance must be 'count' or 'load', got {self.balance!r}")
         if self.body not in ("json", "text", "bytes"):
             raise ConfigurationError(f"ConsumerConfig.body must be json, text or bytes, got {self.body!r}")
         if self.on_failure != "stop":

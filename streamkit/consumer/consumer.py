@@ -5,7 +5,8 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,15 @@ from streamkit.checkpoints.base import CheckpointStore
 from streamkit.checkpoints.model import AT_TIMESTAMP, LATEST, SHARD_END, TRIM_HORIZON, Checkpoint, Lease
 from streamkit.clock import Clock, as_clock
 from streamkit.consumer.config import ConsumerConfig
-from streamkit.consumer.leases import LeaseHolder, LeaseObserver, plan_takes, take_lease
+from streamkit.consumer.leases import (
+    LeaseHolder,
+    LeaseObserver,
+    RateMeter,
+    adopt_lease,
+    plan_takes,
+    request_handoff,
+    take_lease,
+)
 from streamkit.consumer.processor import LIFECYCLE, FunctionProcessor, RecordProcessor
 from streamkit.consumer.shard_consumer import ShardConsumer, ShardStats
 from streamkit.destinations import Destination, as_destination
@@ -24,7 +33,7 @@ from streamkit.hashing import ShardInfo
 from streamkit.records import StreamRecord
 from streamkit.retry import Interrupted, call_until_answered
 from streamkit.signals import stopping_on_signals
-from streamkit.transport import as_kinesis, stream_name_of
+from streamkit.transport import as_kinesis, is_stream_arn, stream_name_of
 
 __all__ = ["DEFAULT_CHECKPOINT_FILE", "Consumer", "ShardFailedError"]
 
@@ -54,25 +63,52 @@ def _as_factory(processor_factory: Any) -> Callable[[], RecordProcessor]:
     return lambda: blocking_methods(processor_factory(), LIFECYCLE)  # async def methods: the same
 
 
+@dataclass
+class _Stream:
+    """One stream the consumer reads: as given, its name, and what DescribeStreamSummary said."""
+
+    given: str
+    name: str
+    arn: str | None = None
+    #: The KCL's stream identifier (account:name:epoch) naming its leases; None with one stream.
+    ident: str | None = None
+    efo_arn: str | None = None
+    metrics: Any = None
+
+
+@dataclass
+class _Running:
+    sc: ShardConsumer
+    thread: threading.Thread
+    stop: threading.Event
+    meter: RateMeter
+
+
 class Consumer:
-    """Reads every shard of a stream in order, at least once, across any number of workers.
+    """Reads every shard of one or several streams in order, at least once, across any number of workers.
 
     ``processor_factory`` is a `RecordProcessor` subclass (or a callable returning a new one), or a
     plain function of one `StreamRecord`, called in order per shard and checkpointed after every batch.
     Workers sharing an ``application_name`` and a ``checkpoint_store`` (a DynamoDB one across machines)
-    share the shards: each shard has one owner at a time. ``stream`` is a name or an ARN; ``client`` a
+    share the shards: each shard has one owner at a time. ``stream`` is a name or an ARN, or a list of
+    them: one application, one lease table, leases balanced across streams and workers, and each record's
+    `StreamRecord.stream_name` (and `event_source_arn`) says which stream it came from. ``client`` a
     boto3 Kinesis client or any `KinesisTransport` (`streamkit.testing.FakeKinesis` in tests).
     """
 
-    def __init__(self, stream: str, processor_factory: Any, *, application_name: str,
+    def __init__(self, stream: str | Sequence[str], processor_factory: Any, *, application_name: str,
                  checkpoint_store: CheckpointStore | None = None, client: Any = None,
                  config: ConsumerConfig | None = None, clock: Clock | Callable[[], float] | None = None,
                  metrics: Any = None) -> None:
         """`metrics`: a `streamkit.metrics.Metrics` or a spec ("emf", "emf:PATH", "cloudwatch",
         "prometheus:PORT"): RecordsProcessed, ProcessingTime, MillisBehindLatest, IteratorAgeMilliseconds,
         RecordsDeadLettered per shard, LeasesHeld and LeasesTaken for the worker."""
-        if not stream or not application_name:
-            raise ConfigurationError("stream and application_name must not be empty")
+        given = [stream] if isinstance(stream, str) else list(stream)
+        if not given or not all(isinstance(g, str) and g for g in given) or not application_name:
+            raise ConfigurationError("stream (a name, an ARN, or a list of them) and application_name must not be empty")
+        names = [stream_name_of(g) for g in given]
+        if len(set(names)) != len(names):
+            raise ConfigurationError(f"the same stream is named twice in {given!r}")
         if checkpoint_store is None:
             # DESIGN's default, SQLite, made explicit: a named file in the working directory, and said.
             from streamkit.checkpoints.sqlite import SqliteCheckpointStore
@@ -83,33 +119,41 @@ class Consumer:
             checkpoint_store = SqliteCheckpointStore(DEFAULT_CHECKPOINT_FILE)
         if not isinstance(checkpoint_store, CheckpointStore):
             raise ConfigurationError(f"checkpoint_store must be a CheckpointStore, got {checkpoint_store!r}")
-        self.stream = stream
-        self.stream_name = stream_name_of(stream)
+        #: The first (or only) stream, as given, and its name.
+        self.stream = given[0]
+        self.stream_name = names[0]
+        self.streams = given
+        self._multi = len(given) > 1
+        self._streams = [_Stream(g, n) for g, n in zip(given, names, strict=True)]
         self.application_name = application_name
         self.config = config or ConsumerConfig()
         self._factory = _as_factory(processor_factory)
         self.store = checkpoint_store
-        self.transport = as_kinesis(client, stream=self.stream, retries=0, max_pool_connections=64)  # streamkit retries itself
-        self.namespace = f"{application_name}/{self.stream_name}"
+        arns = [g for g in given if is_stream_arn(g)]
+        self.transport = as_kinesis(client, stream=arns[0] if arns else self.stream, retries=0,
+                                    max_pool_connections=64)  # streamkit retries itself
+        # One stream: the leases of `app/stream`, keyed by shard id. Several: the leases of `app`, keyed
+        # by the KCL's multi-stream key (account:stream:epoch:shard).
+        self.namespace = application_name if self._multi else f"{application_name}/{self.stream_name}"
         from streamkit.metrics import as_metrics
 
         self._metrics, self._own_metrics = as_metrics(metrics if metrics is not None else self.config.metrics)
-        self.metrics = self._metrics.scope(self.stream_name, "ProcessRecords")
+        for st in self._streams:
+            st.metrics = self._metrics.scope(st.name, "ProcessRecords")
+        self.metrics = self._streams[0].metrics
         self.worker_id = self.config.worker_id
         self._clock = as_clock(clock)
         self._observer = LeaseObserver(self._clock.monotonic)
         self._stopping = threading.Event()
         self._wake = threading.Event()
-        self._shards: dict[str, tuple[ShardConsumer, threading.Thread]] = {}
-        self._ended_children: list[tuple[str, list[ShardInfo]]] = []
+        self._shards: dict[str, _Running] = {}  # by lease key
+        self._ended_children: list[tuple[_Stream, list[ShardInfo]]] = []
         self._lock = threading.Lock()
         self._errors: list[BaseException] = []
         self._finished_stats: dict[str, ShardStats] = {}
         self._destination: Destination | None = (
             None if self.config.on_failure == "stop" else as_destination(self.config.on_failure))
-        self._stream_arn: str | None = None
         self._next_expiry: float | None = None
-        self._efo_arn: str | None = None
         self._waiting_notice = -1e18
         self.started = threading.Event()
 
@@ -170,20 +214,33 @@ class Consumer:
 
     def stop(self) -> None:
         """Ask every shard to finish its batch, call shutdown_requested, and release its lease."""
-        self._stopping.set()
+        with self._lock:
+            self._stopping.set()
+            for run in self._shards.values():
+                run.stop.set()
         self._wake.set()
 
     def shard_stats(self) -> list[ShardStats]:
         with self._lock:
-            return [sc.stats for sc, _t in self._shards.values()]
+            return [run.sc.stats for run in self._shards.values()]
 
     @property
     def final_stats(self) -> list[ShardStats]:
         """Per shard, what this worker did over the whole run (read after `run` returns)."""
         with self._lock:
             stats = dict(self._finished_stats)
-            stats.update({sid: sc.stats for sid, (sc, _t) in self._shards.items()})
+            stats.update({key: run.sc.stats for key, run in self._shards.items()})
         return [stats[k] for k in sorted(stats)]
+
+    def _stream_of(self, lease: Lease) -> _Stream | None:
+        if not self._multi:
+            return self._streams[0] if lease.stream is None else None
+        return next((st for st in self._streams if st.ident == lease.stream), None)
+
+    def _leases(self) -> list[Lease]:
+        """This application's leases of the streams it reads (a shared table may hold others)."""
+        leases = self.store.list_leases(self.namespace)
+        return [lease for lease in leases if self._stream_of(lease) is not None]
 
     # -- start -----------------------------------------------------------------------------------
     def _start(self, stop_after_idle: float | None) -> bool:
@@ -192,16 +249,20 @@ class Consumer:
         False if a stop came first; `NoProgressError` after `stop_after_idle` seconds of failures.
         """
         def start() -> None:
-            self._stream_arn = self.transport.describe_stream_summary(self.stream).arn
-            if self.config.enhanced_fan_out and self._efo_arn is None:
-                from streamkit.consumer.efo import register_consumer
+            for st in self._streams:
+                if st.arn is None:
+                    summary = self.transport.describe_stream_summary(st.given)
+                    st.arn = summary.arn
+                    st.ident = summary.identifier if self._multi else None
+                if self.config.enhanced_fan_out and st.efo_arn is None:
+                    from streamkit.consumer.efo import register_consumer
 
-                name = self.config.efo_consumer_name or self.application_name
-                self._efo_arn = register_consumer(self.transport, str(self._stream_arn), name, clock=self._clock)
+                    name = self.config.efo_consumer_name or self.application_name
+                    st.efo_arn = register_consumer(self.transport, st.arn, name, clock=self._clock)
             self._sync_shards()
 
         try:
-            call_until_answered(start, what=f"start on {self.stream}", warn=log.warning, clock=self._clock,
+            call_until_answered(start, what=f"start on {', '.join(self.streams)}", warn=log.warning, clock=self._clock,
                                 stop=self._stopping, give_up_after=stop_after_idle)
         except Interrupted:
             return False
@@ -212,17 +273,23 @@ class Consumer:
     def _cycle(self) -> None:
         self._reap()
         with self._lock:
-            holders = [sc.holder for sc, _t in self._shards.values() if not sc.finished.is_set()]
+            running = [run for run in self._shards.values() if not run.sc.finished.is_set()]
         try:
-            for h in holders:
-                if not h.lost.is_set() and not h.renew():
-                    if self._stopping.is_set():
-                        # Stopping: the shard's consumer may just have released it (checkpointed and
-                        # let go) between the list above and this renewal; nothing was lost.
-                        log.debug("lease on %s no longer ours while stopping", h.shard_id)
+            for run in running:
+                h = run.sc.holder
+                if h.lost.is_set():
+                    continue
+                if not h.renew(run.meter.sample(run.sc.stats.bytes)):
+                    if self._stopping.is_set() or run.stop.is_set():
+                        # Stopping or handing over: the shard's consumer may just have released it
+                        # (checkpointed and let go) between the list above and this renewal; nothing was lost.
+                        log.debug("lease on %s no longer ours while stopping", h.key)
                     else:
-                        log.warning("lost the lease on %s (taken by another worker)", h.shard_id)
-            leases = self.store.list_leases(self.namespace)
+                        log.warning("lost the lease on %s (taken by another worker)", h.key)
+                elif h.handoff.is_set() and not run.stop.is_set():
+                    log.info("handing %s over to %s: finishing its batch and checkpointing", h.key, h.handing_to)
+                    run.stop.set()
+            leases = self._leases()
         except StreamkitError as exc:
             if not exc.retryable:
                 raise
@@ -230,27 +297,36 @@ class Consumer:
             return
         self._observer.observe(leases)
         with self._lock:
-            self.metrics.gauge("LeasesHeld", sum(1 for sc, _t in self._shards.values() if not sc.finished.is_set()))
+            self.metrics.gauge("LeasesHeld", sum(1 for run in self._shards.values() if not run.sc.finished.is_set()))
         duration = self.config.f("lease_duration")
         self._next_expiry = self._observer.next_expiry(leases, self.worker_id, duration)
+        load = (lambda lease: lease.throughput_kbps or 0.0) if self.config.balance == "load" else None
         plan = plan_takes(leases, self.worker_id, lambda lease: self._observer.expired(lease, duration),
-                          max_leases=self.config.max_leases_per_worker)
+                          max_leases=self.config.max_leases_per_worker, load=load)
         with self._lock:
-            running = set(self._shards)
+            running_keys = set(self._shards)
+        for lease in plan.adopt:
+            if lease.key not in running_keys:
+                holder = adopt_lease(self.store, self.namespace, lease, self.worker_id)
+                if holder is not None:
+                    log.info("worker %s starts %s, handed over (checkpoint %s)", self.worker_id, lease.key,
+                             holder.lease.checkpoint)
+                    self._launch(holder)
         for lease in plan.take:
-            if lease.shard_id not in running:
-                self._take(lease, steal=False)
-        if plan.steal is not None and plan.steal.shard_id not in running:
-            log.info("taking %s from %s to balance (target %d per worker)", plan.steal.shard_id, plan.steal.owner,
-                     plan.target)
-            self._take(plan.steal, steal=True)
+            if lease.key not in running_keys:
+                self._take(lease)
+        if plan.steal is not None and plan.steal.key not in running_keys and not self._stopping.is_set():
+            how = f"{plan.steal.throughput_kbps or 0:.0f} KB/s" if load else f"target {plan.target} per worker"
+            if request_handoff(self.store, self.namespace, plan.steal, self.worker_id):
+                log.info("asked %s to hand %s over, to balance (%s)", plan.steal.owner, plan.steal.key, how)
+                self._wake.set()
         self._say_what_we_wait_for(leases)
 
     def _orphaned(self, leases: list[Lease]) -> list[Lease]:
         """Unfinished leases held by another worker not seen renewing them (it may have died: a rerun
         within the lease time of a crash finds its leases still held)."""
         duration = self.config.f("lease_duration")
-        return [lease for lease in leases if lease.owner not in (None, self.worker_id)
+        return [lease for lease in leases if lease.actual_owner not in (None, self.worker_id)
                 and not lease.checkpoint.is_shard_end and not self._observer.proven_alive(lease, duration)]
 
     def _say_what_we_wait_for(self, leases: list[Lease]) -> None:
@@ -261,31 +337,37 @@ class Consumer:
         self._waiting_notice = now
         duration = self.config.f("lease_duration")
         left = max(0.0, min(duration - self._observer.quiet_for(lease) for lease in orphaned))
-        owners = sorted({str(lease.owner) for lease in orphaned})
+        owners = sorted({str(lease.actual_owner) for lease in orphaned})
         log.warning("waiting for %d shard(s) leased by %s, not seen renewing them since this worker started; they "
                     "expire in %.0f s unless renewed", len(orphaned), ", ".join(owners), left)
 
-    def _take(self, lease: Lease, *, steal: bool) -> None:
-        holder = take_lease(self.store, self.namespace, lease, self.worker_id, steal=steal)
+    def _take(self, lease: Lease) -> None:
+        holder = take_lease(self.store, self.namespace, lease, self.worker_id)
         if holder is None:
             return  # another worker got there first
-        log.info("worker %s took %s (checkpoint %s)", self.worker_id, lease.shard_id, holder.lease.checkpoint)
+        log.info("worker %s took %s (checkpoint %s)", self.worker_id, lease.key, holder.lease.checkpoint)
         self.metrics.count("LeasesTaken")
         self._launch(holder)
 
     def _launch(self, holder: LeaseHolder) -> None:
-        sc = ShardConsumer(transport=self.transport, stream=self.stream, stream_arn=self._stream_arn,
-                           holder=holder, processor=self._factory(), config=self.config, stopping=self._stopping,
-                           on_shard_end=self._on_shard_end, destination=self._destination,
-                           clock=self._clock, efo_consumer_arn=self._efo_arn, metrics=self.metrics)
-        t = threading.Thread(target=sc.run, name=f"shard-{holder.shard_id}", daemon=True)
+        st = self._stream_of(holder.lease)
+        assert st is not None  # _leases() keeps only leases of our streams
+        stop = threading.Event()
+        sc = ShardConsumer(transport=self.transport, stream=st.given, stream_arn=st.arn,
+                           holder=holder, processor=self._factory(), config=self.config, stopping=stop,
+                           on_shard_end=lambda _sid, children: self._on_shard_end(st, children),
+                           destination=self._destination, clock=self._clock, efo_consumer_arn=st.efo_arn,
+                           metrics=st.metrics)
+        t = threading.Thread(target=sc.run, name=f"shard-{holder.key}", daemon=True)
         with self._lock:
-            self._shards[holder.shard_id] = (sc, t)
+            if self._stopping.is_set():
+                stop.set()
+            self._shards[holder.key] = _Running(sc, t, stop, RateMeter(self._clock.monotonic))
         t.start()
 
     def _reap(self) -> None:
         with self._lock:
-            done = [(sid, sc) for sid, (sc, t) in self._shards.items() if sc.finished.is_set()]
+            done = [(key, run.sc) for key, run in self._shards.items() if run.sc.finished.is_set()]
             for sid, sc in done:
                 del self._shards[sid]
                 prev = self._finished_stats.get(sid)
@@ -299,9 +381,9 @@ class Consumer:
                 self._errors.append(sc.error)
                 self._stopping.set()
 
-    def _on_shard_end(self, shard_id: str, children: list[ShardInfo]) -> None:
+    def _on_shard_end(self, stream: _Stream, children: list[ShardInfo]) -> None:
         with self._lock:
-            self._ended_children.append((shard_id, children))
+            self._ended_children.append((stream, children))
         self._wake.set()
 
     def _busy(self) -> bool:
@@ -309,24 +391,26 @@ class Consumer:
         shard waits for a lease another worker may have left behind: the idle clock starts again."""
         now = self._clock.monotonic()
         with self._lock:
-            stats = [sc.stats for sc, _t in self._shards.values()]
+            stats = [run.sc.stats for run in self._shards.values()]
         if any(s.state in ("starting", "reading") or now - s.last_activity < 0.5 for s in stats):
             return True
         try:
-            leases = self.store.list_leases(self.namespace)
+            leases = self._leases()
         except StreamkitError:
             return False
-        return bool(self._orphaned(leases))
+        handing_to_me = any(lease.owner == self.worker_id and lease.key not in self._shards
+                            and not lease.checkpoint.is_shard_end for lease in leases)
+        return handing_to_me or bool(self._orphaned(leases))
 
     def _caught_up(self) -> bool:
         """Every shard held was last read to its tip: a confirmed-empty read, not a failure."""
         with self._lock:
-            return all(sc.stats.state == "idle" for sc, _t in self._shards.values())
+            return all(run.sc.stats.state == "idle" for run in self._shards.values())
 
     def _check_progress(self, limit: float) -> None:
         """`NoProgressError` once a shard's reads have had no answer for `limit` seconds (servers unreachable)."""
         with self._lock:
-            stats = [sc.stats for sc, _t in self._shards.values()]
+            stats = [run.sc.stats for run in self._shards.values()]
         for s in stats:
             if s.state == "failing" and s.unanswered_for >= limit:
                 self._errors.append(NoProgressError(
@@ -345,23 +429,30 @@ class Consumer:
         ts = pos.timestamp() if isinstance(pos, datetime) else float(pos)
         return AT_TIMESTAMP(ts)
 
-    def _sync_shards_safely(self, ended: list[tuple[str, list[ShardInfo]]]) -> None:
+    def _sync_shards_safely(self, ended: list[tuple[_Stream, list[ShardInfo]]]) -> None:
         try:
             self._sync_shards(ended)
         except StreamkitError as exc:
             if not exc.retryable:
                 raise
-            log.warning("could not list the shards of %s (%s); trying again later", self.stream, exc)
+            log.warning("could not list the shards of %s (%s); trying again later", ", ".join(self.streams), exc)
             with self._lock:
                 self._ended_children.extend(ended)
 
-    def _sync_shards(self, ended: list[tuple[str, list[ShardInfo]]] | None = None) -> None:
+    def _sync_shards(self, ended: list[tuple[_Stream, list[ShardInfo]]] | None = None) -> None:
         """Create leases for shards that have none: children of known shards from TRIM_HORIZON."""
-        existing = {lease.shard_id for lease in self.store.list_leases(self.namespace)}
-        # GetRecords named the children (kinesis-mock, AWS): use them without waiting for ListShards.
-        shards = [c for _parent, children in ended or [] for c in children]
-        if not shards:  # a periodic sync, or a server without ChildShards (kinesalite): ask ListShards
-            shards = self.transport.list_shards(self.stream)
+        leases = self._leases()
+        for st in self._streams:
+            # GetRecords named the children (kinesis-mock, AWS): use them without waiting for ListShards.
+            children = [c for s, kids in ended or [] if s is st for c in kids]
+            if ended and not children and not any(s is st for s, _k in ended):
+                continue  # a shard of another stream ended: this one needs no new ListShards
+            self._sync_stream(st, [lease for lease in leases if lease.stream == st.ident], children)
+
+    def _sync_stream(self, st: _Stream, leases: list[Lease], children: list[ShardInfo]) -> None:
+        existing = {lease.shard_id for lease in leases}
+        # A server without ChildShards (kinesalite), or a periodic sync: ask ListShards.
+        shards = children or self.transport.list_shards(st.given)
         first_start = not existing
         initial = self._initial_checkpoint()
         seen: set[str] = set()
@@ -377,18 +468,22 @@ class Consumer:
                 cp = initial
             else:
                 cp = SHARD_END  # LATEST / AT_TIMESTAMP on a fresh start: closed shards hold nothing new
-            if self.store.create_lease(self.namespace, Lease(shard_id=sid, checkpoint=cp, parent_shard_ids=s.parents)):
-                log.info("new lease for %s (parents %s) at %s", sid, ",".join(s.parents) or "-", cp)
+            lease = Lease(shard_id=sid, stream=st.ident, checkpoint=cp, parent_shard_ids=s.parents,
+                          hash_key_range=(s.starting_hash_key, s.ending_hash_key))
+            if self.store.create_lease(self.namespace, lease):
+                log.info("new lease for %s (parents %s) at %s", lease.key, ",".join(s.parents) or "-", cp)
 
     # -- shutdown --------------------------------------------------------------------------------
     def _shutdown(self) -> None:
         self._stopping.set()
         with self._lock:
             threads = list(self._shards.values())
+            for run in threads:
+                run.stop.set()
         deadline = self._clock.monotonic() + self.config.f("shutdown_grace")
-        for sc, t in threads:
-            t.join(max(0.0, deadline - self._clock.monotonic()))
-            if t.is_alive():
-                log.warning("shard %s did not finish within shutdown_grace; releasing its lease", sc.shard_id)
-                sc.holder.release()
+        for run in threads:
+            run.thread.join(max(0.0, deadline - self._clock.monotonic()))
+            if run.thread.is_alive():
+                log.warning("shard %s did not finish within shutdown_grace; releasing its lease", run.sc.holder.key)
+                run.sc.holder.release()
         self._reap()

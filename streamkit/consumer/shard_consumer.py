@@ -69,6 +69,8 @@ class ShardStats:
     #: How long this shard's reads have been getting no answer at all (refused, reset, timed out); 0 if they do.
     unanswered_for: float = 0.0
     stream_name: str = ""
+    #: Bytes of record data processed (what balancing by load measures).
+    bytes: int = 0
 
 
 @dataclass
@@ -277,6 +279,7 @@ class ShardConsumer:
     def _count(self, done: list[StreamRecord], started: float | None = None) -> None:
         if done:
             self.stats.records += len(done)
+            self.stats.bytes += sum(len(r.data) for r in done)
             self.stats.batches += 1
             self.stats.last_activity = now = self.clock.monotonic()
             if self.metrics.enabled:

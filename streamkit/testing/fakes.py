@@ -102,6 +102,7 @@ class _Stream:
     distribution: str = "USER_PARTITION_KEY"
     warm_throughput_mibps: int | None = None
     placed: int = 0  # AUTO placement: records spread over the open shards in turn
+    created_at: float = 0.0
 
 
 class FakeKinesis:
@@ -205,7 +206,8 @@ class FakeKinesis:
                 raise KinesisError(f"ResourceInUseException: stream {name} exists", code="ResourceInUseException")
             s = _Stream(name, f"arn:aws:kinesis:{self.region}:{ACCOUNT}:stream/{name}", {}, 0,
                         mode="ON_DEMAND" if on_demand else "PROVISIONED", max_record_size_kib=max_record_size_kib or 1024,
-                        distribution=distribution or "USER_PARTITION_KEY")
+                        distribution=distribution or "USER_PARTITION_KEY",
+                        created_at=1_700_000_000.0 + len(self._streams))
             self._streams[name] = s
             step = (MAX_HASH_KEY + 1) // shards
             for i in range(shards):
@@ -223,7 +225,7 @@ class FakeKinesis:
             return StreamSummary(name=s.name, arn=s.arn, status="ACTIVE",
                                  open_shards=sum(1 for sh in s.shards.values() if not sh.closed), stream_mode=s.mode,
                                  max_record_size_kib=s.max_record_size_kib, record_distribution=s.distribution,
-                                 warm_throughput_mibps=s.warm_throughput_mibps)
+                                 warm_throughput_mibps=s.warm_throughput_mibps, created_at=s.created_at)
 
     def update_max_record_size(self, stream: str, max_record_size_kib: int) -> None:
         self._enter("UpdateMaxRecordSize", stream=stream)

@@ -92,7 +92,7 @@ class ConsumerMachine(RuleBasedStateMachine):
         assert lease is not None
         if lease.checkpoint.is_shard_end:
             return
-        holder = take_lease(self.store, NS, lease, me, steal=True)  # the previous owner's lease expired
+        holder = take_lease(self.store, NS, lease, me)  # the previous owner's lease expired
         assert holder is not None
         rng = random.Random(seed)
         seen: list[Position] = []
@@ -122,7 +122,7 @@ class ConsumerMachine(RuleBasedStateMachine):
                 elif event == "lease_lost":
                     current = self.store.get_lease(NS, self.shard)
                     assert current is not None
-                    take_lease(self.store, NS, current, f"thief-of-{me}", steal=True)
+                    take_lease(self.store, NS, current, f"thief-of-{me}")
                 elif event == "expire":
                     self.clock.advance(400)  # past the 5-minute iterator lifetime
                 elif event == "throttle":
@@ -171,7 +171,7 @@ class ConsumerMachine(RuleBasedStateMachine):
         """A healthy worker, long enough, delivers everything: at least once overall."""
         lease = self.store.get_lease(NS, self.shard)
         assert lease is not None
-        holder = take_lease(self.store, NS, lease, "final", steal=True)
+        holder = take_lease(self.store, NS, lease, "final")
         assert holder is not None
         stopping = threading.Event()
         pauses = [0]
