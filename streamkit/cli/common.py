@@ -77,7 +77,8 @@ def print_err(message: str) -> None:
 
 
 def checkpoint_store(args: argparse.Namespace) -> Any:
-    """The store named by ``--checkpoint`` (``sqlite:PATH`` or ``dynamodb:TABLE``), or None."""
+    """The store named by ``--checkpoint`` (``sqlite:PATH``, ``dynamodb:TABLE``, or ``kcl:TABLE``: a KCL
+    lease table, item for item as the KCL writes it), or None."""
     spec = args.checkpoint
     if spec is None:
         return None
@@ -90,7 +91,11 @@ def checkpoint_store(args: argparse.Namespace) -> Any:
         from streamkit.checkpoints import DynamoDBCheckpointStore
 
         return DynamoDBCheckpointStore(rest, client=client_for(args, "dynamodb"))
-    raise ConfigurationError(f"--checkpoint {spec!r}: use sqlite:PATH or dynamodb:TABLE")
+    if sep and kind == "kcl" and rest:
+        from streamkit.checkpoints import DynamoDBCheckpointStore
+
+        return DynamoDBCheckpointStore(rest, client=client_for(args, "dynamodb"), layout="kcl")
+    raise ConfigurationError(f"--checkpoint {spec!r}: use sqlite:PATH, dynamodb:TABLE or kcl:TABLE")
 
 
 def add_metrics_options(p: argparse.ArgumentParser) -> None:

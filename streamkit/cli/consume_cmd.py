@@ -26,11 +26,13 @@ from streamkit.errors import ConfigurationError
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("consume", help="process a stream in order per shard with a function of one StreamRecord",
                        parents=parents)
-    p.add_argument("--stream", required=True)
+    p.add_argument("--stream", required=True, action="append",
+                   help="a stream name or ARN; repeat it to read several streams as one application")
     p.add_argument("--handler", required=True, help="package.module:function, called with each StreamRecord")
     add_metrics_options(p)
     p.add_argument("--checkpoint", default=None,
-                   help="sqlite:PATH or dynamodb:TABLE to keep positions across runs (default: in memory only)")
+                   help="sqlite:PATH, dynamodb:TABLE, or kcl:TABLE (a KCL application's lease table, kept usable "
+                        "by the KCL) to keep positions across runs (default: in memory only)")
     p.add_argument("--dynamodb-endpoint-url", default=None, help="DynamoDB endpoint (default: $AWS_ENDPOINT_URL_DYNAMODB)")
     p.add_argument("--app", default="streamkit-consume", help="application name: workers sharing it share shards")
     p.add_argument("--from", dest="start", default="trim_horizon",
@@ -42,6 +44,9 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--stop-after-idle", type=float, default=None, help="stop once no records came for SECONDS")
     p.add_argument("--lease-duration", type=float, default=10.0,
                    help="seconds a lease lasts unrenewed: how long a crashed worker's shards wait (default 10)")
+    p.add_argument("--balance", choices=("count", "load"), default="count",
+                   help="share leases between workers by count, or by bytes per second (default count)")
+    p.add_argument("--worker-id", default=None, help="this worker's name in the lease table (default host-pid-random)")
     p.set_defaults(func=cmd_consume)
 
 
@@ -65,7 +70,8 @@ def cmd_consume(args: argparse.Namespace) -> int:
     func = import_callable(args.handler)
     config = ConsumerConfig(initial_position=_initial_position(args.start), enhanced_fan_out=args.efo,
                             body=args.body, max_attempts=args.max_attempts,
-                            on_failure=args.on_failure, lease_duration=args.lease_duration)
+                            on_failure=args.on_failure, lease_duration=args.lease_duration, balance=args.balance,
+                            **({"worker_id": args.worker_id} if args.worker_id else {}))
     store = checkpoint_store(args)
     if store is None:
         from streamkit.checkpoints import MemoryCheckpointStore
@@ -74,7 +80,8 @@ def cmd_consume(args: argparse.Namespace) -> int:
                   "(--checkpoint sqlite:PATH keeps them)")
         store = MemoryCheckpointStore()
     metrics = metrics_from_args(args)
-    consumer = Consumer(args.stream, func, application_name=args.app, checkpoint_store=store,
+    streams: list[str] = args.stream
+    consumer = Consumer(streams if len(streams) > 1 else streams[0], func, application_name=args.app, checkpoint_store=store,
                         client=client_for(args, retries=0), config=config, metrics=metrics)
     t0 = time.monotonic()
     live = not flag(args, "json") and sys.stdout.isatty() and has_rich()
@@ -86,15 +93,20 @@ def cmd_consume(args: argparse.Namespace) -> int:
     finally:
         if metrics is not None:
             metrics.close()
+    multi = len(streams) > 1
+
+    def shard_name(s: Any) -> str:
+        return f"{s.stream_name}/{s.shard_id}" if multi else s.shard_id
+
     summary = {
-        "stream": args.stream,
+        "stream": streams[0] if not multi else streams,
         "application": args.app,
         "worker_id": consumer.worker_id,
         "seconds": round(time.monotonic() - t0, 3),
         "records": sum(s.records for s in consumer.final_stats),
         "dead_lettered": sum(s.dead_lettered for s in consumer.final_stats),
         "corrupt": sum(s.corrupt for s in consumer.final_stats),
-        "shards": {s.shard_id: {"records": s.records, "millis_behind_latest": s.millis_behind_latest, "state": s.state}
+        "shards": {shard_name(s): {"records": s.records, "millis_behind_latest": s.millis_behind_latest, "state": s.state}
                    for s in consumer.final_stats},
     }
     if flag(args, "json"):
@@ -110,11 +122,13 @@ def _run_with_live_view(consumer: Any, stop_after_idle: float | None) -> None:
     from rich.table import Table
 
     def table() -> Table:
-        t = Table(title=f"{consumer.stream_name}  ({consumer.worker_id})")
+        t = Table(title=f"{', '.join(consumer.streams)}  ({consumer.worker_id})")
         for col in ("shard", "state", "records", "behind (ms)"):
             t.add_column(col, justify="right" if col != "shard" else "left")
-        for s in sorted(consumer.shard_stats(), key=lambda s: s.shard_id):
-            t.add_row(s.shard_id, s.state, f"{s.records:,}", "-" if s.millis_behind_latest is None else
+        multi = len(consumer.streams) > 1
+        for s in sorted(consumer.shard_stats(), key=lambda s: (s.stream_name, s.shard_id)):
+            name = f"{s.stream_name}/{s.shard_id}" if multi else s.shard_id
+            t.add_row(name, s.state, f"{s.records:,}", "-" if s.millis_behind_latest is None else
                       f"{s.millis_behind_latest:,}")
         return t
 

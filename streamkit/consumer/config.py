@@ -52,6 +52,9 @@ class ConsumerConfig:
     #: per second, from the throughputKBps each owner writes on its renewals: a hot stream's leases are
     #: spread). A lease moves by graceful handoff: its owner finishes the batch and checkpoints first.
     balance: Literal["count", "load"] = "count"
+    #: A lease asked for by handoff and not handed over within this long (its owner is alive but its
+    #: batch does not end) is taken anyway, as the KCL 3's gracefulLeaseHandoffTimeoutMillis (30 s).
+    handoff_timeout: float | timedelta = 30.0
     #: Attempts at process_records for one batch before `on_failure` applies.
     max_attempts: int = 3
     backoff_base: float | timedelta = 0.2
@@ -76,7 +79,7 @@ class ConsumerConfig:
     def __post_init__(self) -> None:
         check_fields(self)  # types, NaN and infinity first
         for name in ("idle_poll_interval", "min_poll_interval", "lease_duration", "shard_sync_interval",
-                     "backoff_base", "backoff_max", "shutdown_grace"):
+                     "backoff_base", "backoff_max", "shutdown_grace", "handoff_timeout"):
             value = _seconds(getattr(self, name))
             if value < 0:
                 raise ConfigurationError(f"ConsumerConfig.{name} must be >= 0, got {value}")

@@ -154,6 +154,7 @@ class Consumer:
         self._destination: Destination | None = (
             None if self.config.on_failure == "stop" else as_destination(self.config.on_failure))
         self._next_expiry: float | None = None
+        self._incoming_since: dict[str, float] = {}  # leases handed to this worker, by key: first seen pending
         self._waiting_notice = -1e18
         self.started = threading.Event()
 
@@ -312,7 +313,7 @@ class Consumer:
                     log.info("worker %s starts %s, handed over (checkpoint %s)", self.worker_id, lease.key,
                              holder.lease.checkpoint)
                     self._launch(holder)
-        for lease in plan.take:
+        for lease in plan.take + self._overdue_handoffs(leases):
             if lease.key not in running_keys:
                 self._take(lease)
         if plan.steal is not None and plan.steal.key not in running_keys and not self._stopping.is_set():
@@ -321,6 +322,24 @@ class Consumer:
                 log.info("asked %s to hand %s over, to balance (%s)", plan.steal.owner, plan.steal.key, how)
                 self._wake.set()
         self._say_what_we_wait_for(leases)
+
+    def _overdue_handoffs(self, leases: list[Lease]) -> list[Lease]:
+        """Leases handed to this worker whose owner has not let go within handoff_timeout: taken anyway."""
+        now = self._clock.monotonic()
+        pending = {lease.key: lease for lease in leases
+                   if lease.owner == self.worker_id and lease.checkpoint_owner not in (None, self.worker_id)}
+        for key in list(self._incoming_since):
+            if key not in pending:
+                del self._incoming_since[key]
+        overdue = []
+        for key, lease in pending.items():
+            since = self._incoming_since.setdefault(key, now)
+            if now - since >= self.config.f("handoff_timeout"):
+                log.warning("%s did not hand %s over within %.0f s (handoff_timeout); taking it: records after its "
+                            "last checkpoint may be processed again", lease.checkpoint_owner, key,
+                            self.config.f("handoff_timeout"))
+                overdue.append(lease)
+        return overdue
 
     def _orphaned(self, leases: list[Lease]) -> list[Lease]:
         """Unfinished leases held by another worker not seen renewing them (it may have died: a rerun

@@ -8,10 +8,12 @@ next renewal or checkpoint (the condition fails) and stops that shard: it cannot
 
 **Balance.** By count (the default), each worker aims for ceil(unfinished leases / live workers) and
 takes, or moves one lease at a time from the busiest worker, to get there. By load, the least loaded
-worker moves to itself the busiest worker's lease that best halves the gap between their loads
-(``throughputKBps`` per lease, as the owners measure and write it), while that gap is more than
-`LOAD_TOLERANCE` of the mean load: at rest no worker holds more than the least loaded one plus the
-lightest lease the busiest holds, plus that tolerance.
+worker moves to itself the busiest worker's lease that brings their two loads nearest
+(``throughputKBps`` per lease, as the owners measure and write it), if that brings them more than
+`LOAD_TOLERANCE` (20%) of the mean load closer. The bound at rest: no single lease of the busiest
+worker would bring it and the least loaded worker 20% of the mean closer. With 2 streams of 4 shards,
+one 10x hotter, over 4 workers, that leaves one hot lease per worker (a worker with two hot leases and
+one with none are 16+ units apart, and moving a hot one closes 12 of them, more than 20% of the mean 11).
 
 **Graceful handoff** (KCL 3's attributes). A planned move does not take the lease: it writes
 ``leaseOwner`` = the taker and ``checkpointOwner`` = the current owner. The current owner, whose next

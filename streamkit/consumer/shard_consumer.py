@@ -42,7 +42,7 @@ from streamkit.hashing import ShardInfo
 from streamkit.records import StreamRecord
 from streamkit.retry import RetryPolicy
 from streamkit.shard_reader import Batch, ReaderBase, ReaderSettings, ShardReader
-from streamkit.transport import KinesisTransport
+from streamkit.transport import KinesisTransport, stream_name_of
 
 __all__ = ["ShardConsumer", "ShardFailedError", "ShardStats"]
 
@@ -105,7 +105,7 @@ class ShardConsumer:
         self.efo_consumer_arn = efo_consumer_arn
         self.checkpointer = Checkpointer(holder)
         now = clock.monotonic()
-        self.stats = ShardStats(holder.shard_id, last_activity=now, stream_name=stream)
+        self.stats = ShardStats(holder.shard_id, last_activity=now, stream_name=stream_name_of(stream))
         self.error: BaseException | None = None
         self.finished = threading.Event()
         self._policy = RetryPolicy(base=config.f("backoff_base"), maximum=config.f("backoff_max"),

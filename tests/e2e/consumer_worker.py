@@ -35,12 +35,14 @@ from streamkit.errors import LeaseLostError
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--endpoint", required=True)
-    ap.add_argument("--stream", required=True)
+    ap.add_argument("--stream", required=True, action="append", help="repeat for several streams")
     ap.add_argument("--app", default="crash-app")
     ap.add_argument("--log", required=True)
     ap.add_argument("--sqlite")
     ap.add_argument("--dynamodb-endpoint")
     ap.add_argument("--table")
+    ap.add_argument("--layout", default="streamkit", choices=("streamkit", "kcl"))
+    ap.add_argument("--balance", default="count", choices=("count", "load"))
     ap.add_argument("--worker-id", default=f"w-{os.getpid()}")
     ap.add_argument("--lease-duration", type=float, default=1.5)
     ap.add_argument("--max-records", type=int, default=500)
@@ -66,8 +68,9 @@ def main() -> None:
             step = args.checkpoint_every or len(input.records)
             for start in range(0, len(input.records), step):
                 chunk = input.records[start:start + step]
-                lines = [orjson.dumps({"ev": "rec", "w": args.worker_id, "s": r.shard_id, "q": r.sequence_number,
-                                       "u": r.sub_sequence_number, "k": r.partition_key, "d": r.data.decode()})
+                lines = [orjson.dumps({"ev": "rec", "w": args.worker_id, "st": r.stream_name, "s": r.shard_id,
+                                       "q": r.sequence_number, "u": r.sub_sequence_number, "k": r.partition_key,
+                                       "d": r.data.decode()})
                          for r in chunk]
                 log.write(b"\n".join(lines) + b"\n")
                 if args.slow:
@@ -94,12 +97,15 @@ def main() -> None:
     if args.sqlite:
         store: Any = SqliteCheckpointStore(args.sqlite)
     else:
-        store = DynamoDBCheckpointStore(args.table, client=aws_client("dynamodb", endpoint_url=args.dynamodb_endpoint))
+        store = DynamoDBCheckpointStore(args.table, client=aws_client("dynamodb", endpoint_url=args.dynamodb_endpoint),
+                                        layout=args.layout)
     client = aws_client("kinesis", endpoint_url=args.endpoint, retries=2)
     config = ConsumerConfig(worker_id=args.worker_id, lease_duration=args.lease_duration,
-                            max_records=args.max_records, idle_poll_interval=0.2, shard_sync_interval=2.0)
+                            max_records=args.max_records, idle_poll_interval=0.2, shard_sync_interval=2.0,
+                            balance=args.balance)
     event("start")
-    Consumer(args.stream, Logging, application_name=args.app, checkpoint_store=store, client=client,
+    streams = args.stream if len(args.stream) > 1 else args.stream[0]
+    Consumer(streams, Logging, application_name=args.app, checkpoint_store=store, client=client,
              config=config).run(stop_after_idle=args.stop_after_idle)
     event("exit")
 
