@@ -7,7 +7,9 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -90,3 +92,31 @@ def test_sigterm_checkpoints_and_releases_leases(kinesis_stream: StreamHandle, t
 def test_a_bad_handler_is_a_usage_error() -> None:
     proc = run_cli("consume", "--stream", "s", "--handler", "no_such_module:f", "--endpoint-url", "http://127.0.0.1:9")
     assert proc.returncode == 2 and "cannot import" in proc.stderr
+
+
+def test_consume_reads_two_streams_into_a_kcl_lease_table(stream_factory: Any, dynamodb_client: Any,
+                                                           tmp_path: Path) -> None:
+    a, b = stream_factory(shards=1), stream_factory(shards=2)
+    produce(a, 300)
+    produce(b, 500)
+    table = f"kcl-cli-{uuid.uuid4().hex[:8]}"
+    env = {"STREAMKIT_TEST_OUT": str(tmp_path / "out.txt"), "PYTHONPATH": str(ROOT),
+           "AWS_ENDPOINT_URL_DYNAMODB": a.stack.dynamodb_endpoint}
+    args = ["consume", "--stream", a.name, "--stream", b.name, "--handler", "tests.e2e.handlers:collect",
+            "--checkpoint", f"kcl:{table}", "--app", "cli-multi", "--stop-after-idle", "1.5", "--json",
+            "--lease-duration", "2", "--endpoint-url", a.stack.kinesis_endpoint]
+    proc = run_cli(*args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    summary = orjson.loads(proc.stdout)
+    assert summary["records"] == 800 and summary["stream"] == [a.name, b.name]
+    assert sorted(summary["shards"]) == sorted([f"{a.name}/shardId-000000000000", f"{b.name}/shardId-000000000000",
+                                                f"{b.name}/shardId-000000000001"])
+    items = dynamodb_client.scan(TableName=table)["Items"]
+    assert len(items) == 3 and all(i["leaseKey"]["S"] == f"{i['streamName']['S']}:{i['shardId']['S']}" for i in items)
+    again = run_cli(*args, env=env)
+    assert orjson.loads(again.stdout)["records"] == 0  # resumed from the KCL table
+
+
+def test_a_bad_checkpoint_spec_names_the_kcl_form() -> None:
+    proc = run_cli("consume", "--stream", "s", "--handler", "tests.e2e.handlers:collect", "--checkpoint", "kcl:")
+    assert proc.returncode == 2 and "kcl:TABLE" in proc.stderr and "Traceback" not in proc.stderr

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -222,3 +222,49 @@ def test_a_kcl_table_streamkit_creates_has_the_kcl3_lease_owner_index(dynamodb_c
     assert index["IndexName"] == LEASE_OWNER_INDEX
     assert index["KeySchema"] == [{"AttributeName": "leaseOwner", "KeyType": "HASH"},
                                   {"AttributeName": "leaseKey", "KeyType": "RANGE"}]
+
+
+class KclpyCollector:
+    """A kclpy processor, written for amazon_kclpy, run by streamkit from the daemon's properties file."""
+
+    got: ClassVar[list[bytes]] = []
+
+    def initialize(self, initialize_input: Any) -> None: ...
+
+    def process_records(self, process_records_input: Any) -> None:
+        KclpyCollector.got.extend(r.binary_data for r in process_records_input.records)
+        process_records_input.checkpointer.checkpoint()
+
+    def lease_lost(self, lease_lost_input: Any) -> None: ...
+
+    def shard_ended(self, shard_ended_input: Any) -> None:
+        shard_ended_input.checkpointer.checkpoint()
+
+    def shutdown_requested(self, shutdown_requested_input: Any) -> None:
+        shutdown_requested_input.checkpointer.checkpoint()
+
+
+def test_a_multilang_properties_file_runs_a_kclpy_processor_on_its_kcl_table(
+        stream_factory: Any, dynamodb_client: Any, tmp_path: Any) -> None:
+    from streamkit.consumer.kclpy import consumer_from_properties
+
+    stream = stream_factory(shards=2)
+    for i in range(40):
+        put(stream, b"r%d" % i, "0" if i % 2 else UPPER)
+    app = f"props-{uuid.uuid4().hex[:6]}"
+    props = tmp_path / "app.properties"
+    props.write_text(f"""executableName = app.py
+streamName = {stream.name}
+applicationName = {app}
+initialPositionInStream = TRIM_HORIZON
+regionName = us-east-1
+failoverTimeMillis = 1500
+idleTimeBetweenReadsInMillis = 100
+kinesisEndpoint = {stream.stack.kinesis_endpoint}
+dynamoDBEndpoint = {stream.stack.dynamodb_endpoint}
+""")
+    KclpyCollector.got = []
+    consumer_from_properties(props, KclpyCollector).run(install_signal_handlers=False, stop_after_idle=2.0)
+    assert sorted(KclpyCollector.got) == sorted(b"r%d" % i for i in range(40))
+    items = scan(dynamodb_client, app)  # the table is named after the application, as the daemon's
+    assert sorted(items) == sorted(shard_ids(stream)) and all(kcl_read(i)["checkpoint"].isdigit() for i in items.values())
