@@ -53,6 +53,8 @@ def client_for(args: argparse.Namespace, service: str = "kinesis", **kwargs: Any
     endpoint = flag(args, "endpoint_url") if service == "kinesis" else flag(args, f"{service}_endpoint_url")
     region = flag(args, "region")
     stream = flag(args, "stream") or flag(args, "name")
+    if isinstance(stream, list):  # --stream repeated: the first ARN's region
+        stream = next((s for s in stream if region_of(s)), stream[0] if stream else None)
     if region is None and isinstance(stream, str):
         region = region_of(stream)  # a stream given by ARN: its region, unless --region says otherwise
     return aws_client(service, endpoint_url=endpoint, region=region, **kwargs)

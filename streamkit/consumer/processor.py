@@ -37,6 +37,10 @@ class InitializationInput:
     shard_id: str
     #: Where processing resumes: the checkpoint (sequence number, sub-sequence number) or a sentinel.
     extended_sequence_number: str
+    #: The stream this shard belongs to (a consumer may read several).
+    stream_name: str = ""
+    #: A checkpoint prepared but not committed (the KCL's two-phase pendingCheckpoint), if the lease has one.
+    pending_checkpoint: str | None = None
 
 
 def _never() -> bool:
@@ -70,10 +74,12 @@ class ShardEndedInput:
 
 @dataclass(frozen=True, kw_only=True)
 class ShutdownRequestedInput:
-    """The consumer is stopping (stop(), SIGTERM, SIGINT): checkpoint what is done."""
+    """The consumer is stopping (stop(), SIGTERM, SIGINT), or the lease is being handed to another worker
+    (`handoff_to`): checkpoint what is done; the next owner starts there."""
 
     checkpointer: Checkpointer
     shard_id: str
+    handoff_to: str | None = None
 
 
 class RecordFailed(Exception):

@@ -145,7 +145,10 @@ class ShardConsumer:
 
     def _run(self) -> None:
         start = self.holder.lease.checkpoint
-        self.processor.initialize(InitializationInput(shard_id=self.shard_id, extended_sequence_number=str(start)))
+        pending = self.holder.lease.pending_checkpoint
+        self.processor.initialize(InitializationInput(shard_id=self.shard_id, extended_sequence_number=str(start),
+                                                      stream_name=self.stats.stream_name,
+                                                      pending_checkpoint=None if pending is None else str(pending)))
         reader = self._reader_now = self._reader(start)
         self.stats.state = "reading"
         for batch in reader.batches():
@@ -302,7 +305,8 @@ class ShardConsumer:
         self.stats.state = "shutting down"
         try:
             self.processor.shutdown_requested(ShutdownRequestedInput(checkpointer=self.checkpointer,
-                                                                     shard_id=self.shard_id))
+                                                                     shard_id=self.shard_id,
+                                                                     handoff_to=self.holder.handing_to))
         except LeaseLostError:
             self._lease_lost()
             return

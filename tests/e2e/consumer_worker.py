@@ -92,7 +92,7 @@ def main() -> None:
 
         def shutdown_requested(self, input: ShutdownRequestedInput) -> None:
             input.checkpointer.checkpoint()
-            event("shutdown", s=input.shard_id)
+            event("shutdown", s=input.shard_id, h=input.handoff_to)
 
     if args.sqlite:
         store: Any = SqliteCheckpointStore(args.sqlite)

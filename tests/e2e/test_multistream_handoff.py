@@ -106,8 +106,9 @@ def test_a_fourth_worker_joins_by_graceful_handoff_and_a_sigkill_loses_nothing(
         # Phase 1: every record, none twice, though leases moved (at the start and when w3 joined).
         assert set(seen) == sent
         assert [k for k, n in seen.items() if n > 1] == []
-        moved = [e for e in logs.events if e.get("ev") == "shutdown"]
-        assert len(moved) >= 2, "no lease was handed over"
+        moved = [e for e in logs.events if e.get("ev") == "shutdown"]  # no worker stopped yet: all handoffs
+        assert len(moved) >= 2 and all(e["h"] for e in moved), moved
+        assert any(e["h"] == "w3" for e in moved), "nothing was handed to the fourth worker"
         assert any(r["w"] == "w3" for r in recs), "the fourth worker processed nothing"
 
         # Phase 2: SIGKILL w1 while it processes; its leases expire and are taken; nothing is lost.

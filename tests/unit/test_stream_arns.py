@@ -9,6 +9,7 @@ import pytest
 from streamkit.checkpoints import MemoryCheckpointStore
 from streamkit.cli.common import client_for
 from streamkit.consumer import Consumer
+from streamkit.errors import ConfigurationError
 from streamkit.transport import as_kinesis, is_stream_arn, region_of, stream_name_of
 
 ARN = "arn:aws:kinesis:eu-west-2:123456789012:stream/orders"
@@ -49,3 +50,22 @@ def test_the_cli_takes_the_region_from_an_arn_unless_told(monkeypatch: pytest.Mo
     assert client_for(argparse.Namespace(name=ARN, region=None)).meta.region_name == "eu-west-2"
     assert client_for(argparse.Namespace(stream=ARN, region="us-west-2")).meta.region_name == "us-west-2"
     assert client_for(argparse.Namespace(stream="orders", region=None)).meta.region_name == "us-east-1"
+
+
+def test_several_streams_by_name_or_arn(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    consumer = Consumer(["clicks", ARN], lambda r: None, application_name="app", checkpoint_store=MemoryCheckpointStore())
+    assert consumer.streams == ["clicks", ARN] and consumer.namespace == "app"
+    assert _region(consumer.transport) == "eu-west-2"  # the ARN's
+    assert client_for(argparse.Namespace(stream=["clicks", ARN], region=None)).meta.region_name == "eu-west-2"
+    with pytest.raises(ConfigurationError, match="named twice"):
+        Consumer(["orders", ARN], lambda r: None, application_name="app", checkpoint_store=MemoryCheckpointStore())
+    with pytest.raises(ConfigurationError):
+        Consumer([], lambda r: None, application_name="app", checkpoint_store=MemoryCheckpointStore())
+
+
+def test_records_say_their_stream() -> None:
+    from streamkit.records import StreamRecord
+
+    assert StreamRecord(b"", "k", "1", event_source_arn=ARN).stream_name == "orders"
+    assert StreamRecord(b"", "k", "1").stream_name is None
