@@ -256,20 +256,15 @@ class DynamoDBCheckpointStore:
             else:  # the actual owner: the checkpoint owner while a handoff is pending, else the owner
                 conds.append("(#co = :eowner OR (attribute_not_exists(#co) AND #o = :eowner))")
                 values[":eowner"] = {"S": expected_owner}
-        if owner is not KEEP_OWNER:
-            names["#o"] = "leaseOwner"
-            if owner is None:
-                removes.append("#o")
+        for alias, attribute, value in (("o", "leaseOwner", owner), ("co", "checkpointOwner", checkpoint_owner)):
+            if value is KEEP_OWNER:
+                continue
+            names[f"#{alias}"] = attribute
+            if value is None:
+                removes.append(f"#{alias}")
             else:
-                sets.append("#o = :owner")
-                values[":owner"] = {"S": owner}
-        if checkpoint_owner is not KEEP_OWNER:
-            names["#co"] = "checkpointOwner"
-            if checkpoint_owner is None:
-                removes.append("#co")
-            else:
-                sets.append("#co = :cowner")
-                values[":cowner"] = {"S": checkpoint_owner}
+                sets.append(f"#{alias} = :new{alias}")
+                values[f":new{alias}"] = {"S": value}
         if checkpoint is not None:
             names.update({"#cp": "checkpoint", "#sub": "checkpointSubSequenceNumber", "#ts": "checkpointTimestamp"})
             sets.append("#cp = :cp")

@@ -108,3 +108,54 @@ def test_deleting_a_lease_removes_only_that_shard(store: CheckpointStore) -> Non
     assert store.get_lease("app", "a") is None
     assert [lease.shard_id for lease in store.list_leases("app")] == ["b"]
     store.delete_lease("app", "a")  # deleting what is gone is not an error
+
+
+def test_a_handoff_moves_the_actual_owner_and_fences_everyone_else(store: CheckpointStore) -> None:
+    store.create_lease(NS, Lease(shard_id="s"))
+    held = store.update_lease(NS, "s", expected_counter=0, expected_owner=None, owner="old")
+    assert held is not None
+    asked = store.update_lease(NS, "s", expected_counter=1, expected_owner="old", owner="new", checkpoint_owner="old")
+    assert asked is not None and (asked.owner, asked.checkpoint_owner, asked.actual_owner) == ("new", "old", "old")
+    # While pending, only the checkpoint owner may write: the taker's own condition fails.
+    assert store.update_lease(NS, "s", expected_counter=2, expected_owner="new") is None
+    assert store.update_lease(NS, "s", expected_counter=2, expected_owner=None, owner="third") is None
+    cp = store.update_lease(NS, "s", expected_counter=2, expected_owner="old", checkpoint=Checkpoint("42", 1),
+                            throughput_kbps=12.5)
+    assert cp is not None and cp.checkpoint == Checkpoint("42", 1) and cp.throughput_kbps == 12.5
+    done = store.update_lease(NS, "s", expected_counter=3, expected_owner="old", checkpoint_owner=None)
+    assert done is not None and (done.owner, done.checkpoint_owner, done.actual_owner) == ("new", None, "new")
+    assert done.throughput_kbps == 12.5  # kept until someone measures again
+    assert store.update_lease(NS, "s", expected_counter=4, expected_owner="old") is None  # fenced
+    assert store.update_lease(NS, "s", expected_counter=4, expected_owner="new") is not None
+    assert store.get_lease(NS, "s") == done.with_changes(counter=5)
+
+
+def test_leases_of_several_streams_are_keyed_by_stream_and_shard(store: CheckpointStore) -> None:
+    a = Lease(shard_id="shardId-000000000000", stream="123456789012:a:1700000000")
+    b = Lease(shard_id="shardId-000000000000", stream="123456789012:b:1700000001", parent_shard_ids=("p",))
+    assert store.create_lease("app", a) and store.create_lease("app", b)
+    assert not store.create_lease("app", a)
+    assert sorted(store.list_leases("app"), key=lambda x: x.key) == [a, b]
+    assert store.get_lease("app", b.key) == b
+    moved = store.update_lease("app", a.key, expected_counter=0, expected_owner=None, owner="w")
+    assert moved is not None and moved.stream == a.stream and moved.shard_id == a.shard_id
+    store.delete_lease("app", a.key)
+    assert store.list_leases("app") == [b]
+
+
+def test_an_older_sqlite_file_gains_the_new_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE leases (namespace TEXT NOT NULL, shard_id TEXT NOT NULL, owner TEXT, counter INTEGER "
+               "NOT NULL, checkpoint TEXT NOT NULL, sub_sequence INTEGER, checkpoint_timestamp REAL, parent_shard_ids "
+               "TEXT NOT NULL, owner_switches INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (namespace, shard_id))")
+    db.execute("INSERT INTO leases VALUES ('app/s', 'shard-1', NULL, 3, '99', 2, NULL, '[]', 0)")
+    db.commit()
+    db.close()
+    store = SqliteCheckpointStore(path)
+    (lease,) = store.list_leases("app/s")
+    assert lease == Lease(shard_id="shard-1", counter=3, checkpoint=Checkpoint("99", 2))
+    assert store.update_lease("app/s", "shard-1", expected_counter=3, expected_owner=None, throughput_kbps=1.0)
+    store.close()
