@@ -33,7 +33,7 @@ from streamkit.hashing import ShardInfo
 from streamkit.records import StreamRecord
 from streamkit.retry import Interrupted, call_until_answered
 from streamkit.signals import stopping_on_signals
-from streamkit.transport import as_kinesis, is_stream_arn, stream_name_of
+from streamkit.transport import as_kinesis, is_stream_arn, region_of, stream_name_of
 
 __all__ = ["DEFAULT_CHECKPOINT_FILE", "Consumer", "ShardFailedError"]
 
@@ -124,12 +124,17 @@ class Consumer:
         self.stream_name = names[0]
         self.streams = given
         self._multi = len(given) > 1
+        #: Leases carry the stream identifier (several streams; or one, on a KCL multi-stream table).
+        self._keyed_by_stream = self._multi
         self._streams = [_Stream(g, n) for g, n in zip(given, names, strict=True)]
         self.application_name = application_name
         self.config = config or ConsumerConfig()
         self._factory = _as_factory(processor_factory)
         self.store = checkpoint_store
         arns = [g for g in given if is_stream_arn(g)]
+        if len({region_of(a) for a in arns}) > 1:
+            raise ConfigurationError(f"the streams {arns} are in different regions: one Consumer reads one region "
+                                     "(run one per region)")
         self.transport = as_kinesis(client, stream=arns[0] if arns else self.stream, retries=0,
                                     max_pool_connections=64)  # streamkit retries itself
         # One stream: the leases of `app/stream`, keyed by shard id. Several: the leases of `app`, keyed
@@ -234,9 +239,18 @@ class Consumer:
         return [stats[k] for k in sorted(stats)]
 
     def _stream_of(self, lease: Lease) -> _Stream | None:
-        if not self._multi:
+        if not self._keyed_by_stream:
             return self._streams[0] if lease.stream is None else None
         return next((st for st in self._streams if st.ident == lease.stream), None)
+
+    def _on_a_multi_stream_table(self, ident: str) -> bool:
+        """One stream, but the table keys its leases by stream (a KCL multi-stream application tracking
+        one stream): keep to that layout rather than create a second set of leases."""
+        leases = self.store.list_leases(self.namespace)
+        if any(lease.stream == ident for lease in leases):
+            log.info("the lease table keys %s's leases by stream (a KCL multi-stream table): using those", ident)
+            return True
+        return False
 
     def _leases(self) -> list[Lease]:
         """This application's leases of the streams it reads (a shared table may hold others)."""
@@ -255,6 +269,9 @@ class Consumer:
                     summary = self.transport.describe_stream_summary(st.given)
                     st.arn = summary.arn
                     st.ident = summary.identifier if self._multi else None
+                    if not self._multi and self._on_a_multi_stream_table(summary.identifier):
+                        st.ident = summary.identifier
+                        self._keyed_by_stream = True
                 if self.config.enhanced_fan_out and st.efo_arn is None:
                     from streamkit.consumer.efo import register_consumer
 

@@ -145,6 +145,8 @@ class ShardConsumer:
 
     def _run(self) -> None:
         start = self.holder.lease.checkpoint
+        if start.sequence_number == "AT_TIMESTAMP" and start.timestamp is None:
+            start = self._configured_timestamp()
         pending = self.holder.lease.pending_checkpoint
         self.processor.initialize(InitializationInput(shard_id=self.shard_id, extended_sequence_number=str(start),
                                                       stream_name=self.stats.stream_name,
@@ -182,6 +184,18 @@ class ShardConsumer:
         if self.holder.lost.is_set():
             raise LeaseLostError(f"lease on {self.shard_id} lost")
         self._shutdown()
+
+    def _configured_timestamp(self) -> Checkpoint:
+        """A lease at AT_TIMESTAMP without its time (the KCL keeps the time in its configuration, not in
+        the lease): the time of ConsumerConfig.initial_position, which must then be one."""
+        from datetime import datetime
+
+        pos = self.config.initial_position
+        if isinstance(pos, str):
+            raise ShardFailedError(f"the lease on {self.shard_id} starts AT_TIMESTAMP but holds no time (a KCL lease: "
+                                   "the KCL kept it in its configuration); set ConsumerConfig.initial_position to that "
+                                   "time (--from at_timestamp:ISO)")
+        return Checkpoint("AT_TIMESTAMP", timestamp=pos.timestamp() if isinstance(pos, datetime) else float(pos))
 
     def _records(self, batch: Batch) -> list[StreamRecord]:
         corrupt: list[tuple[dict[str, object], Exception]] = []

@@ -268,3 +268,44 @@ dynamoDBEndpoint = {stream.stack.dynamodb_endpoint}
     assert sorted(KclpyCollector.got) == sorted(b"r%d" % i for i in range(40))
     items = scan(dynamodb_client, app)  # the table is named after the application, as the daemon's
     assert sorted(items) == sorted(shard_ids(stream)) and all(kcl_read(i)["checkpoint"].isdigit() for i in items.values())
+
+
+def test_one_stream_on_a_kcl_multi_stream_table_keeps_its_multi_stream_leases(
+        stream_factory: Any, dynamodb_client: Any) -> None:
+    stream = stream_factory(shards=1)
+    d = stream.client.describe_stream_summary(StreamName=stream.name)["StreamDescriptionSummary"]
+    ident = f"{d['StreamARN'].split(':')[4]}:{stream.name}:{int(d['StreamCreationTimestamp'].timestamp())}"
+    seqs = [put(stream, b"m%d" % i, "0") for i in range(5)]
+    (shard,) = shard_ids(stream)
+    table = f"kcl-one-{uuid.uuid4().hex[:8]}"
+    create_kcl_table(dynamodb_client, table)
+    # A KCL multi-stream application whose tracker named just this stream.
+    dynamodb_client.put_item(TableName=table, Item=kcl_lease(f"{ident}:{shard}", seqs[1], 0, counter=2, stream=ident,
+                                                             shard=shard))
+    store = DynamoDBCheckpointStore(table, client=dynamodb_client, layout="kcl")
+    got = run_consumer(stream.name, stream.client, store)
+    assert got == {(stream.name, shard): [b"m2", b"m3", b"m4"]}
+    assert list(scan(dynamodb_client, table)) == [f"{ident}:{shard}"]  # no second, single-stream lease
+
+
+def test_a_kcl_lease_at_timestamp_takes_its_time_from_the_configuration(
+        stream_factory: Any, dynamodb_client: Any) -> None:
+    from streamkit.errors import ShardFailedError
+
+    stream = stream_factory(shards=1)
+    for i in range(3):
+        put(stream, b"t%d" % i, "0")
+    (shard,) = shard_ids(stream)
+    table = f"kcl-ts-{uuid.uuid4().hex[:8]}"
+    create_kcl_table(dynamodb_client, table)
+    # The KCL writes the AT_TIMESTAMP sentinel and keeps the time in its own configuration.
+    dynamodb_client.put_item(TableName=table, Item=kcl_lease(shard, "AT_TIMESTAMP", 0, counter=1))
+    store = DynamoDBCheckpointStore(table, client=dynamodb_client, layout="kcl")
+    with pytest.raises(ShardFailedError, match="initial_position"):
+        Consumer(stream.name, lambda r: None, application_name="ts", checkpoint_store=store, client=stream.client,
+                 config=ConsumerConfig(**FAST)).run(install_signal_handlers=False, stop_after_idle=2.0)  # type: ignore[arg-type]
+    got: list[bytes] = []
+    Consumer(stream.name, lambda r: got.append(r.data), application_name="ts", checkpoint_store=store,
+             client=stream.client, config=ConsumerConfig(initial_position=time.time() - 3600, **FAST)).run(  # type: ignore[arg-type]
+        install_signal_handlers=False, stop_after_idle=2.0)
+    assert got == [b"t0", b"t1", b"t2"]

@@ -62,6 +62,9 @@ def test_several_streams_by_name_or_arn(monkeypatch: pytest.MonkeyPatch) -> None
         Consumer(["orders", ARN], lambda r: None, application_name="app", checkpoint_store=MemoryCheckpointStore())
     with pytest.raises(ConfigurationError):
         Consumer([], lambda r: None, application_name="app", checkpoint_store=MemoryCheckpointStore())
+    with pytest.raises(ConfigurationError, match="different regions"):
+        Consumer([ARN, "arn:aws:kinesis:us-west-2:123456789012:stream/other"], lambda r: None, application_name="app",
+                 checkpoint_store=MemoryCheckpointStore())
 
 
 def test_records_say_their_stream() -> None:
