@@ -52,6 +52,10 @@ class ConsumerConfig:
     #: per second, from the throughputKBps each owner writes on its renewals: a hot stream's leases are
     #: spread). A lease moves by graceful handoff: its owner finishes the batch and checkpoints first.
     balance: Literal["count", "load"] = "count"
+    #: A balancing move asks the owner to finish its batch, checkpoint and hand the lease over (KCL 3's
+    #: isGracefulLeaseHandoffEnabled, default on). False takes the lease at once: the owner finds out at
+    #: its next renewal or checkpoint, and records after its last checkpoint are processed again.
+    graceful_handoff: bool = True
     #: A lease asked for by handoff and not handed over within this long (its owner is alive but its
     #: batch does not end) is taken anyway, as the KCL 3's gracefulLeaseHandoffTimeoutMillis (30 s).
     handoff_timeout: float | timedelta = 30.0

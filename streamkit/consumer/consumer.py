@@ -335,7 +335,10 @@ class Consumer:
                 self._take(lease)
         if plan.steal is not None and plan.steal.key not in running_keys and not self._stopping.is_set():
             how = f"{plan.steal.throughput_kbps or 0:.0f} KB/s" if load else f"target {plan.target} per worker"
-            if request_handoff(self.store, self.namespace, plan.steal, self.worker_id):
+            if not self.config.graceful_handoff:
+                log.info("taking %s from %s to balance (%s)", plan.steal.key, plan.steal.owner, how)
+                self._take(plan.steal)
+            elif request_handoff(self.store, self.namespace, plan.steal, self.worker_id):
                 log.info("asked %s to hand %s over, to balance (%s)", plan.steal.owner, plan.steal.key, how)
                 self._wake.set()
         self._say_what_we_wait_for(leases)
