@@ -269,12 +269,17 @@ class KclProperties:
             fields["worker_id"] = worker
         if props.get("retrievalMode", "").upper() == "FANOUT":
             fields["enhanced_fan_out"] = True
+        graceful = props.get("isGracefulLeaseHandoffEnabled", "").lower()
+        if graceful in ("true", "false"):
+            fields["graceful_handoff"] = graceful == "true"
+        elif graceful:
+            raise ConfigurationError(f"property isGracefulLeaseHandoffEnabled={graceful!r}: must be true or false")
         known = {"streamArn", "streamName", "applicationName", "tableName", "initialPositionInStream",
                  "initialPositionInStreamExtended", "timestampAtInitialPositionInStream", "failoverTimeMillis",
                  "shardSyncIntervalMillis", "idleTimeBetweenReadsInMillis", "taskBackoffTimeMillis",
                  "gracefulLeaseHandoffTimeoutMillis", "shutdownGraceMillis", "maxRecords", "maxLeasesForWorker",
                  "workerId", "workerIdentifier", "regionName", "kinesisEndpoint", "dynamoDBEndpoint",
-                 "metricsLevel", "retrievalMode"}
+                 "metricsLevel", "retrievalMode", "isGracefulLeaseHandoffEnabled"}
         ignored = tuple(sorted(k for k in props if k not in known and k not in _NOT_NEEDED))
         fields.update(overrides)
         return cls(stream=stream, application_name=app, table=props.get("tableName") or app,

@@ -32,6 +32,7 @@ idleTimeBetweenReadsInMillis = 500
 taskBackoffTimeMillis = 250
 maxLeasesForWorker = 6
 gracefulLeaseHandoffTimeoutMillis = 20000
+isGracefulLeaseHandoffEnabled = false
 callProcessRecordsEvenForEmptyRecordList = false
 metricsLevel = summary
 someTypoedSetting = 1
@@ -48,7 +49,7 @@ def test_properties_map_onto_consumer_config() -> None:
                                                                                  "eu-west-1")
     assert (c.lease_duration, c.shard_sync_interval, c.idle_poll_interval, c.backoff_base) == (15.0, 30.0, 0.5, 0.25)
     assert (c.max_records, c.max_leases_per_worker, c.handoff_timeout, c.worker_id) == (2500, 6, 20.0, "host-1")
-    assert c.initial_position == "TRIM_HORIZON" and props.metrics_level == "SUMMARY"
+    assert c.initial_position == "TRIM_HORIZON" and props.metrics_level == "SUMMARY" and c.graceful_handoff is False
     assert props.kinesis_endpoint == "http://127.0.0.1:4567/kinesis"  # a continued line
     assert props.ignored == ("someTypoedSetting",)  # named, not silently dropped
 
