@@ -83,6 +83,11 @@ def cmd_consume(args: argparse.Namespace) -> int:
     streams: list[str] = args.stream
     consumer = Consumer(streams if len(streams) > 1 else streams[0], func, application_name=args.app, checkpoint_store=store,
                         client=client_for(args, retries=0), config=config, metrics=metrics)
+    return run_and_summarise(consumer, args, metrics)
+
+
+def run_and_summarise(consumer: Any, args: argparse.Namespace, metrics: Any = None) -> int:
+    """Run `consumer` (with the live view on a terminal), then print its summary (`--json`: one object)."""
     t0 = time.monotonic()
     live = not flag(args, "json") and sys.stdout.isatty() and has_rich()
     try:
@@ -93,6 +98,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     finally:
         if metrics is not None:
             metrics.close()
+    streams: list[str] = consumer.streams
     multi = len(streams) > 1
 
     def shard_name(s: Any) -> str:
@@ -100,7 +106,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
 
     summary = {
         "stream": streams[0] if not multi else streams,
-        "application": args.app,
+        "application": consumer.application_name,
         "worker_id": consumer.worker_id,
         "seconds": round(time.monotonic() - t0, 3),
         "records": sum(s.records for s in consumer.final_stats),

@@ -12,8 +12,8 @@ from streamkit.cli.common import CliArgumentParser, common_options, print_err
 from streamkit.errors import ConfigurationError, StreamkitError
 
 # Command modules, imported when the parser is built; each has register(subparsers, parents).
-COMMANDS = ("local_cmd", "stream_cmd", "produce_cmd", "consume_cmd", "lambda_cmd", "replay_cmd", "dispatch_cmd",
-            "estimate_cmd", "demo_cmd")
+COMMANDS = ("local_cmd", "stream_cmd", "produce_cmd", "consume_cmd", "kcl_cmd", "lambda_cmd", "replay_cmd",
+            "dispatch_cmd", "estimate_cmd", "demo_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -290,14 +290,16 @@ class KclProperties:
 
 
 def consumer_from_properties(path: str | Path, processor: Any, *, client: Any = None, dynamodb_client: Any = None,
-                             metrics: str | None = None, **overrides: Any) -> Any:
+                             metrics: Any = None, streamkit_processor: bool = False, **overrides: Any) -> Any:
     """A Consumer configured as the MultiLangDaemon would be by `path`, running the kclpy `processor`
     class per shard on the application's KCL lease table (``tableName``, default ``applicationName``).
 
     `client` / `dynamodb_client`: boto3 clients to use instead of ones made from ``regionName`` and
     the endpoint properties. `metrics`: a sink spec ("cloudwatch" publishes where the KCL did, "emf",
-    "prometheus:PORT"), recorded at the file's ``metricsLevel`` under the application's name; none by
-    default. `overrides`: ConsumerConfig fields that win over the file."""
+    "prometheus:PORT"), recorded at the file's ``metricsLevel`` under the application's name, or a
+    `streamkit.metrics.Metrics` as it is (its owner closes it); none by default.
+    `streamkit_processor`: `processor` is a streamkit RecordProcessor (or per-record function), not a
+    kclpy one. `overrides`: ConsumerConfig fields that win over the file."""
     from streamkit.aws.clients import aws_client
     from streamkit.checkpoints.dynamodb import DynamoDBCheckpointStore
     from streamkit.consumer.consumer import Consumer
@@ -311,12 +313,14 @@ def consumer_from_properties(path: str | Path, processor: Any, *, client: Any = 
         log.warning("properties with no streamkit equivalent, ignored: %s", ", ".join(props.ignored))
     kinesis = client or aws_client("kinesis", endpoint_url=props.kinesis_endpoint, region=props.region)
     dynamodb = dynamodb_client or aws_client("dynamodb", endpoint_url=props.dynamodb_endpoint, region=props.region)
-    recorder = None
-    if metrics is not None:
+    recorder = metrics
+    if isinstance(metrics, str):
         from streamkit.metrics import Metrics
 
         level = props.metrics_level.lower() if props.metrics_level else None
         recorder = Metrics(metrics, namespace=props.application_name, level=level)  # type: ignore[arg-type]
     store = DynamoDBCheckpointStore(props.table, client=dynamodb, layout="kcl")
-    return Consumer(props.stream, kclpy_factory(processor), application_name=props.application_name,
-                    checkpoint_store=store, client=kinesis, config=props.config, metrics=recorder)
+    consumer = Consumer(props.stream, processor if streamkit_processor else kclpy_factory(processor),
+                        application_name=props.application_name, checkpoint_store=store, client=kinesis,
+                        config=props.config, metrics=recorder)
+    return consumer

@@ -78,3 +78,24 @@ def always_fails(event: dict, context: object) -> dict:  # type: ignore[type-arg
 def failing_worker(record: StreamRecord) -> None:
     """A dispatcher worker whose downstream is down."""
     raise ConnectionError("downstream down")
+
+
+class KclpyCollect:
+    """A kclpy (v3) record processor, as written for amazon_kclpy: `streamkit kcl run` runs it unchanged."""
+
+    def initialize(self, initialize_input: object) -> None:
+        self.shard = initialize_input.shard_id  # type: ignore[attr-defined]
+
+    def process_records(self, process_records_input: object) -> None:
+        for r in process_records_input.records:  # type: ignore[attr-defined]
+            _out(f"{self.shard} {r.sequence_number} {r.sub_sequence_number} {r.partition_key} {r.binary_data.decode()}")
+        process_records_input.checkpointer.checkpoint()  # type: ignore[attr-defined]
+
+    def lease_lost(self, lease_lost_input: object) -> None:
+        pass
+
+    def shard_ended(self, shard_ended_input: object) -> None:
+        shard_ended_input.checkpointer.checkpoint()  # type: ignore[attr-defined]
+
+    def shutdown_requested(self, shutdown_requested_input: object) -> None:
+        shutdown_requested_input.checkpointer.checkpoint()  # type: ignore[attr-defined]

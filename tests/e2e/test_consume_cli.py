@@ -120,3 +120,28 @@ def test_consume_reads_two_streams_into_a_kcl_lease_table(stream_factory: Any, d
 def test_a_bad_checkpoint_spec_names_the_kcl_form() -> None:
     proc = run_cli("consume", "--stream", "s", "--handler", "tests.e2e.handlers:collect", "--checkpoint", "kcl:")
     assert proc.returncode == 2 and "kcl:TABLE" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.streamkit(shards=2)
+def test_kcl_run_starts_a_kclpy_application_from_its_properties(kinesis_stream: StreamHandle, dynamodb_client: Any,
+                                                                 tmp_path: Path) -> None:
+    produce(kinesis_stream, 400)
+    app = f"kclpy-{uuid.uuid4().hex[:6]}"
+    props = tmp_path / "app.properties"
+    props.write_text(f"executableName = sample_kclpy_app.py\nstreamName = {kinesis_stream.name}\n"
+                     f"applicationName = {app}\ninitialPositionInStream = TRIM_HORIZON\nfailoverTimeMillis = 2000\n"
+                     f"kinesisEndpoint = {kinesis_stream.stack.kinesis_endpoint}\n"
+                     f"dynamoDBEndpoint = {kinesis_stream.stack.dynamodb_endpoint}\nregionName = us-east-1\n")
+    out = tmp_path / "out.txt"
+    env = {"STREAMKIT_TEST_OUT": str(out), "PYTHONPATH": str(ROOT)}
+    args = ["kcl", "run", "--properties", str(props), "--processor", "tests.e2e.handlers:KclpyCollect",
+            "--stop-after-idle", "1.5", "--json"]
+    proc = run_cli(*args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert orjson.loads(proc.stdout)["records"] == 400
+    assert sorted(int(line.split()[-1]) for line in out.read_text().splitlines()) == list(range(400))
+    assert {i["leaseKey"]["S"] for i in dynamodb_client.scan(TableName=app)["Items"]} == {
+        "shardId-000000000000", "shardId-000000000001"}  # the KCL's table, named after the application
+    assert orjson.loads(run_cli(*args, env=env).stdout)["records"] == 0  # resumed
+    bad = run_cli("kcl", "run", "--properties", str(props), "--processor", "tests.e2e.handlers:collect", env=env)
+    assert bad.returncode == 2 and "name a class" in bad.stderr and "Traceback" not in bad.stderr
