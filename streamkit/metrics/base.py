@@ -13,6 +13,7 @@ StreamName and Operation), ``detailed`` (also ShardId, for the figures that have
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +43,8 @@ class Point:
     dimensions: tuple[tuple[str, str], ...]
     values: list[float] = field(default_factory=list)  # counter: [sum]; gauge: [last]; timing: samples
     count: int = 0  # how many times it was recorded (a timing's sample count, beyond MAX_VALUES too)
+    #: A timing's sum over every sample, also those beyond the MAX_VALUES kept in `values`.
+    total: float = 0.0
 
 
 class MetricsSink(Protocol):
@@ -94,6 +97,7 @@ class Metrics:
         self.enabled = level != "none" and not isinstance(sink, NullSink)
         self._clock = clock
         self._lock = threading.Lock()
+        self._rng = random.Random(0x5EED)  # which samples a full timing keeps: reproducible
         self._points: dict[tuple[str, tuple[tuple[str, str], ...]], Point] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -119,8 +123,13 @@ class Metrics:
             elif kind == "gauge":
                 p.values[:] = [value]
             else:
+                p.total += value
                 if len(p.values) < MAX_VALUES:
                     p.values.append(value)
+                else:  # a uniform sample of the flush interval's values (reservoir), not just its first ones
+                    j = self._rng.randrange(p.count)
+                    if j < MAX_VALUES:
+                        p.values[j] = value
 
     # -- publishing --------------------------------------------------------------------------------
     def flush(self) -> None:

@@ -35,9 +35,12 @@ def metric_data(points: Sequence[Point], timestamp_ms: int) -> list[dict[str, An
         datum: dict[str, Any] = {"MetricName": p.name, "Unit": p.unit, "Timestamp": ts,
                                  "Dimensions": [{"Name": k, "Value": v or "-"} for k, v in p.dimensions]}
         if p.kind == "timing" and p.values:
+            # The values kept are a uniform sample of the interval's: each stands for count/kept samples,
+            # so CloudWatch's SampleCount is every sample (its Sum and percentiles come from the sample).
+            weight = max(1.0, p.count / len(p.values))
             counts: dict[float, float] = {}
             for v in p.values:
-                counts[v] = counts.get(v, 0) + 1
+                counts[v] = counts.get(v, 0) + weight
             values = list(counts.items())[:MAX_VALUES_PER_DATUM]
             datum["Values"] = [v for v, _n in values]
             datum["Counts"] = [n for _v, n in values]

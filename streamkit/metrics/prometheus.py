@@ -40,39 +40,55 @@ class PrometheusSink:
                 from exc
         self._pc = prometheus_client
         self.registry = prometheus_client.CollectorRegistry()
-        self._metrics: dict[str, Any] = {}
+        # name -> (kind, doc, label names, {label values: value}); a summary's value is [count, sum].
+        self._series: dict[str, tuple[str, str, tuple[str, ...], dict[tuple[str, ...], Any]]] = {}
         self._lock = threading.Lock()
+        self.registry.register(self)  # a custom collector: exact counts and sums, whatever was sampled
         self._server, self._server_thread = prometheus_client.start_http_server(port, addr=addr, registry=self.registry)
         self.port = int(self._server.server_port)
         self.addr = addr
 
-    def _metric(self, p: Point, namespace: str) -> Any:
-        name = prometheus_name(p.name, p.kind)
-        m = self._metrics.get(name)
-        if m is None:
-            labels = [_label(k) for k, _v in p.dimensions]
-            doc = f"{p.name} ({p.unit}), namespace {namespace}"
-            base = name[:-len("_total")] if p.kind == "counter" else name
-            cls = {"counter": self._pc.Counter, "gauge": self._pc.Gauge, "timing": self._pc.Summary}[p.kind]
-            m = self._metrics[name] = cls(base, doc, labels, registry=self.registry)
-        return m
-
     def publish(self, namespace: str, points: Sequence[Point], timestamp_ms: int) -> None:
         with self._lock:
             for p in points:
-                m = self._metric(p, namespace)
-                labels = {_label(k): v for k, v in p.dimensions}
-                try:
-                    child = m.labels(**labels)
-                except ValueError:  # a point with other dimensions than the first of its name
-                    continue
+                name = prometheus_name(p.name, p.kind)
+                labels = tuple(_label(k) for k, _v in p.dimensions)
+                entry = self._series.get(name)
+                if entry is None:
+                    entry = self._series[name] = (p.kind, f"{p.name} ({p.unit}), namespace {namespace}", labels, {})
+                if entry[2] != labels:
+                    continue  # a point with other dimensions than the first of its name
+                values = entry[3]
+                key = tuple(v for _k, v in p.dimensions)
                 if p.kind == "counter":
-                    child.inc(p.values[0] if p.values else 0)
+                    values[key] = values.get(key, 0.0) + (p.values[0] if p.values else 0.0)
                 elif p.kind == "gauge":
-                    child.set(p.values[0])
-                else:
-                    for v in p.values:
-                        child.observe(v)
+                    values[key] = p.values[0]
+                else:  # every sample counted, also those beyond the ones a flush keeps
+                    acc = values.setdefault(key, [0, 0.0])
+                    acc[0] += p.count
+                    acc[1] += p.total
+
+    def collect(self) -> Any:
+        """The prometheus-client collector protocol: called by each scrape."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
+
+        with self._lock:
+            series = [(name, kind, doc, labels, dict(values)) for name, (kind, doc, labels, values) in self._series.items()]
+        for name, kind, doc, labels, values in series:
+            if kind == "counter":
+                family: Any = CounterMetricFamily(name, doc, labels=labels)
+                for key, v in values.items():
+                    family.add_metric(key, v)
+            elif kind == "gauge":
+                family = GaugeMetricFamily(name, doc, labels=labels)
+                for key, v in values.items():
+                    family.add_metric(key, v)
+            else:
+                family = SummaryMetricFamily(name, doc, labels=labels)
+                for key, (count, total) in values.items():
+                    family.add_metric(key, count_value=count, sum_value=total)
+            yield family
 
     def close(self) -> None:
         self._server.shutdown()

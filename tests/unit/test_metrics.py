@@ -117,6 +117,8 @@ def test_the_recorder_sums_counts_keeps_the_last_gauge_and_timing_samples() -> N
     by = {p.name: p for p in points}
     assert ns == "app" and by["UserRecordsPut"].values == [30] and by["MillisBehindLatest"].values == [7]
     assert len(by["BufferingTime"].values) == 100 and by["BufferingTime"].count == 150
+    assert by["BufferingTime"].total == sum(range(150))  # every sample, also those not kept
+    assert max(by["BufferingTime"].values) >= 100  # a sample of the whole interval, not its first 100
     assert dict(by["ErrorsByCode"].dimensions)["ErrorCode"] == "InternalFailure"
     assert "ShardId" not in dict(by["MillisBehindLatest"].dimensions)  # summary level
     m.flush()
@@ -195,3 +197,31 @@ def test_the_consumer_publishes_the_kcl_names_per_shard_at_detailed(tmp_path: Pa
     assert sum(per_shard.values()) == 40 and len(per_shard) == 2 and "" not in per_shard
     assert values[("LeasesTaken", "")] == 2
     assert any(name == "MillisBehindLatest" for name, _s in values)
+
+
+def test_sinks_count_every_timing_sample_beyond_the_100_kept() -> None:
+    import prometheus_client  # the prometheus extra, which make test installs
+
+    from streamkit.metrics.cloudwatch import metric_data
+    from streamkit.metrics.prometheus import PrometheusSink
+
+    sink = PrometheusSink(0)
+    try:
+        m = Metrics(sink, namespace="app", level="summary", background=False)
+        s = m.scope("sensors", "PutRecords")
+        for _flush in range(2):
+            for v in range(1000):
+                s.timing("BufferingTime", float(v))
+            s.count("UserRecordsPut", 1000)
+            m.flush()
+        text = prometheus_client.generate_latest(sink.registry).decode()
+    finally:
+        sink.close()
+    labels = '{operation="PutRecords",stream_name="sensors"}'
+    assert f"streamkit_buffering_time_count{labels} 2000.0" in text
+    assert f"streamkit_buffering_time_sum{labels} {2 * sum(range(1000)):.1f}" in text
+    assert f"streamkit_user_records_put_total{labels} 2000.0" in text
+    point = Point(name="BufferingTime", kind="timing", unit="Milliseconds", dimensions=(), values=[1.0] * 100,
+                  count=1000, total=1000.0)
+    (datum,) = metric_data([point], 1_700_000_000_000)
+    assert sum(datum["Counts"]) == 1000  # CloudWatch's SampleCount: every sample
