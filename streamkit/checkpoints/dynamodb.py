@@ -9,7 +9,9 @@ Two layouts of the items:
   is the KCL's own serializer (awslabs/amazon-kinesis-client v3.5.1,
   ``amazon-kinesis-client/src/main/java/software/amazon/kinesis/leases/dynamodb/DynamoDBLeaseSerializer.java``,
   ``.../leases/dynamodb/DynamoDBMultiStreamLeaseSerializer.java``, ``.../leases/MultiStreamLease.java``,
-  ``.../common/StreamIdentifier.java``, ``.../leases/dynamodb/DynamoDBLeaseRefresher.java``):
+  ``.../common/StreamIdentifier.java``, ``.../leases/dynamodb/DynamoDBLeaseRefresher.java``; and its
+  ``docs/kcl_3x_deep-dive.md`` and ``docs/kcl-configurations.md`` for the lease-owner index,
+  ``throughputKBps`` and graceful handoff):
 
   ============================  =====  ==========================================================
   attribute                     type   streamkit

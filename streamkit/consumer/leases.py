@@ -165,7 +165,11 @@ def _steal_by_load(workers: dict[str, list[Lease]], me: str, load: Callable[[Lea
 
 
 class RateMeter:
-    """A lease's throughput in KB/s (1 KB = 1,024 bytes, the KCL's throughputKBps), smoothed over renewals."""
+    """A lease's throughput in KB/s (1 KB = 1,024 bytes, the KCL's throughputKBps), smoothed over renewals.
+
+    As KCL 3 computes it (amazon-kinesis-client ``docs/kcl_3x_deep-dive.md``, "How KCL 3.x captures
+    throughput per shard"): bytes delivered in the last renewal interval over its length, then an
+    exponential moving average with alpha 0.5."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
