@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,9 @@ from streamkit.signals import stopping_on_signals
 from streamkit.transport import as_kinesis, is_stream_arn, region_of, stream_name_of
 
 __all__ = ["DEFAULT_CHECKPOINT_FILE", "Consumer", "ShardFailedError"]
+
+#: ``account:name:creation-epoch``: the KCL's serialized StreamIdentifier (StreamIdentifier.java's pattern).
+_KCL_IDENTIFIER = re.compile(r"^[0-9]+:[A-Za-z0-9_.-]{1,128}:[0-9]+$")
 
 #: Where a Consumer given no checkpoint_store keeps its positions: this file in the working directory.
 DEFAULT_CHECKPOINT_FILE = "streamkit-checkpoints.db"
@@ -74,6 +78,8 @@ class _Stream:
     ident: str | None = None
     efo_arn: str | None = None
     metrics: Any = None
+    #: Given as a KCL identifier: use exactly it, whatever the stream's creation time says.
+    forced_ident: str | None = None
 
 
 @dataclass
@@ -106,6 +112,11 @@ class Consumer:
         given = [stream] if isinstance(stream, str) else list(stream)
         if not given or not all(isinstance(g, str) and g for g in given) or not application_name:
             raise ConfigurationError("stream (a name, an ARN, or a list of them) and application_name must not be empty")
+        # A KCL multi-stream identifier (account:name:creation-epoch, as a MultiStreamTracker names its
+        # streams) is read as that stream, with its leases under exactly that identifier.
+        idents = {g: g for g in given if _KCL_IDENTIFIER.match(g)}
+        given = [g.split(":")[1] if g in idents else g for g in given]
+        forced = {g.split(":")[1]: ident for g, ident in idents.items()}
         names = [stream_name_of(g) for g in given]
         if len(set(names)) != len(names):
             raise ConfigurationError(f"the same stream is named twice in {given!r}")
@@ -126,7 +137,7 @@ class Consumer:
         self._multi = len(given) > 1
         #: Leases carry the stream identifier (several streams; or one, on a KCL multi-stream table).
         self._keyed_by_stream = self._multi
-        self._streams = [_Stream(g, n) for g, n in zip(given, names, strict=True)]
+        self._streams = [_Stream(g, n, forced_ident=forced.get(g)) for g, n in zip(given, names, strict=True)]
         self.application_name = application_name
         self.config = config or ConsumerConfig()
         self._factory = _as_factory(processor_factory)
@@ -252,6 +263,20 @@ class Consumer:
             return True
         return False
 
+    def _say_other_epochs(self, ident: str) -> None:
+        """Leases of the same stream under another creation epoch, and none under this one: the stream
+        was created again, or the KCL application named it with another epoch. Said, not guessed."""
+        account, name, _epoch = ident.split(":")
+        leases = self.store.list_leases(self.namespace)
+        if any(lease.stream == ident for lease in leases):
+            return
+        others = sorted({str(lease.stream) for lease in leases if lease.stream is not None
+                         and lease.stream.split(":")[:2] == [account, name]})
+        if others:
+            log.warning("the lease table has leases of %s under %s, not %s (its creation time): new leases start at "
+                        "initial_position; if those are this stream's, name it by that identifier (Consumer('%s', ...))",
+                        name, ", ".join(others), ident, others[-1])
+
     def _leases(self) -> list[Lease]:
         """This application's leases of the streams it reads (a shared table may hold others)."""
         leases = self.store.list_leases(self.namespace)
@@ -268,10 +293,11 @@ class Consumer:
                 if st.arn is None:
                     summary = self.transport.describe_stream_summary(st.given)
                     st.arn = summary.arn
-                    st.ident = summary.identifier if self._multi else None
-                    if not self._multi and self._on_a_multi_stream_table(summary.identifier):
-                        st.ident = summary.identifier
+                    ident = st.forced_ident or summary.identifier
+                    if self._multi or st.forced_ident or self._on_a_multi_stream_table(ident):
+                        st.ident = ident
                         self._keyed_by_stream = True
+                    self._say_other_epochs(ident)
                 if self.config.enhanced_fan_out and st.efo_arn is None:
                     from streamkit.consumer.efo import register_consumer
 

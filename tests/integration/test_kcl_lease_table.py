@@ -309,3 +309,26 @@ def test_a_kcl_lease_at_timestamp_takes_its_time_from_the_configuration(
              client=stream.client, config=ConsumerConfig(initial_position=time.time() - 3600, **FAST)).run(  # type: ignore[arg-type]
         install_signal_handlers=False, stop_after_idle=2.0)
     assert got == [b"t0", b"t1", b"t2"]
+
+
+def test_a_stream_named_by_its_kcl_identifier_resumes_under_that_identifier(
+        stream_factory: Any, dynamodb_client: Any, caplog: pytest.LogCaptureFixture) -> None:
+    a, b = stream_factory(shards=1), stream_factory(shards=1)
+    account = a.client.describe_stream_summary(StreamName=a.name)["StreamDescriptionSummary"]["StreamARN"].split(":")[4]
+    ident = f"{account}:{a.name}:1234"  # as a MultiStreamTracker named it: not the stream's creation time
+    seqs = [put(a, b"k%d" % i, "0") for i in range(4)]
+    put(b, b"other", "0")
+    (shard,) = shard_ids(a)
+    table = f"kcl-ident-{uuid.uuid4().hex[:8]}"
+    create_kcl_table(dynamodb_client, table)
+    dynamodb_client.put_item(TableName=table, Item=kcl_lease(f"{ident}:{shard}", seqs[1], 0, counter=1, stream=ident,
+                                                             shard=shard))
+    store = DynamoDBCheckpointStore(table, client=dynamodb_client, layout="kcl")
+    with caplog.at_level("WARNING", logger="streamkit.consumer"):
+        got = run_consumer([a.name, b.name], a.client, DynamoDBCheckpointStore(table, client=dynamodb_client,
+                                                                              layout="kcl"), app="ident")
+    assert got[(a.name, shard)] == [b"k0", b"k1", b"k2", b"k3"]  # by name: new leases, from TRIM_HORIZON
+    assert any(ident in r.getMessage() and "name it by that identifier" in r.getMessage() for r in caplog.records)
+    put(a, b"k4", "0")
+    got = run_consumer([ident, b.name], a.client, store, app="ident")
+    assert got == {(a.name, shard): [b"k2", b"k3", b"k4"]}  # by identifier: after the KCL's checkpoint at k1
