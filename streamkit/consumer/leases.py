@@ -10,7 +10,8 @@ next renewal or checkpoint (the condition fails) and stops that shard: it cannot
 takes, or moves one lease at a time from the busiest worker, to get there. By load, the least loaded
 worker moves to itself the busiest worker's lease that brings their two loads nearest
 (``throughputKBps`` per lease, as the owners measure and write it), if that brings them more than
-`LOAD_TOLERANCE` (20%) of the mean load closer. The bound at rest: no single lease of the busiest
+`LOAD_TOLERANCE` (20%) of the mean load closer; a worker holding nothing first takes one lease from a
+worker holding several. The bound at rest: no single lease of the busiest
 worker would bring it and the least loaded worker 20% of the mean closer. With 2 streams of 4 shards,
 one 10x hotter, over 4 workers, that leaves one hot lease per worker (a worker with two hot leases and
 one with none are 16+ units apart, and moving a hot one closes 12 of them, more than 20% of the mean 11).
@@ -147,19 +148,31 @@ def _steal_by_count(workers: dict[str, list[Lease]], me: str, target: int,
 def _steal_by_load(workers: dict[str, list[Lease]], me: str, load: Callable[[Lease], float],
                    ready: Callable[[Lease], bool]) -> Lease | None:
     """The least loaded worker (only it, so two do not move leases at once) takes the busiest worker's
-    lease that best halves the gap between them, if that closes more than LOAD_TOLERANCE of the mean."""
+    lease that best halves the gap between them, if that closes more than LOAD_TOLERANCE of the mean.
+    A worker holding nothing takes one lease from a worker holding several, whatever their loads: idle
+    capacity is used while there are enough leases."""
     loads = {w: sum(load(lease) for lease in held) for w, held in workers.items()}
     least = min(loads, key=lambda w: (loads[w], w))
     if least != me or len(workers) < 2:
         return None
+    if not workers[me]:
+        crowded = max((w for w in workers if w != me), key=lambda w: (len(workers[w]), loads[w], w))
+        if len(workers[crowded]) >= 2:
+            return _nearest(workers[crowded], loads[crowded], 0.0, load, ready, gain=-1.0, positive=False)
     busiest = max((w for w in workers if w != me), key=lambda w: (loads[w], w))
-    gap = loads[busiest] - loads[me]
     mean = sum(loads.values()) / len(loads)
-    best, gain = None, LOAD_TOLERANCE * mean
-    for lease in sorted(workers[busiest], key=lambda lease: lease.key):
+    return _nearest(workers[busiest], loads[busiest], loads[me], load, ready, gain=LOAD_TOLERANCE * mean)
+
+
+def _nearest(held: list[Lease], theirs: float, mine: float, load: Callable[[Lease], float],
+             ready: Callable[[Lease], bool], *, gain: float, positive: bool = True) -> Lease | None:
+    """Of `held`, the lease whose move brings the two loads nearest, if that closes more than `gain`."""
+    gap = theirs - mine
+    best = None
+    for lease in sorted(held, key=lambda lease: lease.key):
         amount = load(lease)
         closed = gap - abs(gap - 2 * amount)  # how much nearer the two loads get
-        if amount > 0 and _movable(lease, ready) and closed > gain:
+        if (amount > 0 or not positive) and _movable(lease, ready) and closed > gain:
             best, gain = lease, closed
     return best
 
