@@ -102,15 +102,13 @@ class DynamoDBCheckpointStore:
     def _to_lease(self, item: dict[str, Any]) -> Lease:
         if self._kcl:
             stream, shard_id = split_lease_key(item["leaseKey"]["S"])
-            sub = _n(item, "checkpointSubSequenceNumber")
             parents = tuple(sorted(item.get("parentShardId", {}).get("SS", [])))
         else:
             stream, shard_id = split_lease_key(item["shardId"]["S"])
-            sub = _n(item, "checkpointSubSequenceNumber")
             parents = tuple(p["S"] for p in item.get("parentShardIds", {}).get("L", []))
         seq = item["checkpoint"]["S"]
-        if not seq.isdigit():
-            sub = None  # the KCL writes 0 beside a sentinel (TRIM_HORIZON, SHARD_END, ...)
+        # The KCL writes 0 beside a sentinel (TRIM_HORIZON, SHARD_END, ...): no position there.
+        sub = _n(item, "checkpointSubSequenceNumber") if seq.isdigit() else None
         ts = item.get("checkpointTimestamp")
         pending = _s(item, "pendingCheckpoint")
         start, end = _s(item, "startingHashKey"), _s(item, "endingHashKey")

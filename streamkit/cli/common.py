@@ -89,14 +89,11 @@ def checkpoint_store(args: argparse.Namespace) -> Any:
         from streamkit.checkpoints import SqliteCheckpointStore
 
         return SqliteCheckpointStore(Path(rest))
-    if sep and kind == "dynamodb" and rest:
+    if sep and kind in ("dynamodb", "kcl") and rest:
         from streamkit.checkpoints import DynamoDBCheckpointStore
 
-        return DynamoDBCheckpointStore(rest, client=client_for(args, "dynamodb"))
-    if sep and kind == "kcl" and rest:
-        from streamkit.checkpoints import DynamoDBCheckpointStore
-
-        return DynamoDBCheckpointStore(rest, client=client_for(args, "dynamodb"), layout="kcl")
+        return DynamoDBCheckpointStore(rest, client=client_for(args, "dynamodb"),
+                                       layout="kcl" if kind == "kcl" else "streamkit")
     raise ConfigurationError(f"--checkpoint {spec!r}: use sqlite:PATH, dynamodb:TABLE or kcl:TABLE")
 
 

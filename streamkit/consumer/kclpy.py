@@ -119,7 +119,6 @@ class _KclpyInput:
     checkpointer: KclpyCheckpointer | None = None
     millis_behind_latest: int | None = None
     reason: str | None = None  # v2 shutdown: TERMINATE (shard end) or ZOMBIE (lease lost)
-    action: str = ""
 
 
 class KclpyProcessor(RecordProcessor):
@@ -132,33 +131,30 @@ class KclpyProcessor(RecordProcessor):
     def initialize(self, input: InitializationInput) -> None:
         seq, _, sub = input.extended_sequence_number.partition("/")
         self.kclpy.initialize(_KclpyInput(shard_id=input.shard_id, sequence_number=seq,
-                                          sub_sequence_number=int(sub) if sub else None, action="initialize"))
+                                          sub_sequence_number=int(sub) if sub else None))
 
     def process_records(self, input: ProcessRecordsInput) -> None:
         self.kclpy.process_records(_KclpyInput(
             shard_id=input.shard_id, records=[KclpyRecord(r) for r in input.records],
-            checkpointer=KclpyCheckpointer(input.checkpointer), millis_behind_latest=input.millis_behind_latest,
-            action="processRecords"))
+            checkpointer=KclpyCheckpointer(input.checkpointer), millis_behind_latest=input.millis_behind_latest))
 
     def lease_lost(self, input: LeaseLostInput) -> None:
         if self._v2:
-            self.kclpy.shutdown(_KclpyInput(shard_id=input.shard_id, reason="ZOMBIE", action="shutdown"))
+            self.kclpy.shutdown(_KclpyInput(shard_id=input.shard_id, reason="ZOMBIE"))
         else:
-            self.kclpy.lease_lost(_KclpyInput(shard_id=input.shard_id, action="leaseLost"))
+            self.kclpy.lease_lost(_KclpyInput(shard_id=input.shard_id))
 
     def shard_ended(self, input: ShardEndedInput) -> None:
         cp = KclpyCheckpointer(input.checkpointer, at_shard_end=True)
         if self._v2:
-            self.kclpy.shutdown(_KclpyInput(shard_id=input.shard_id, checkpointer=cp, reason="TERMINATE",
-                                            action="shutdown"))
+            self.kclpy.shutdown(_KclpyInput(shard_id=input.shard_id, checkpointer=cp, reason="TERMINATE"))
         else:
-            self.kclpy.shard_ended(_KclpyInput(shard_id=input.shard_id, checkpointer=cp, action="shardEnded"))
+            self.kclpy.shard_ended(_KclpyInput(shard_id=input.shard_id, checkpointer=cp))
 
     def shutdown_requested(self, input: ShutdownRequestedInput) -> None:
         if hasattr(self.kclpy, "shutdown_requested"):
             self.kclpy.shutdown_requested(_KclpyInput(shard_id=input.shard_id,
-                                                      checkpointer=KclpyCheckpointer(input.checkpointer),
-                                                      action="shutdownRequested"))
+                                                      checkpointer=KclpyCheckpointer(input.checkpointer)))
 
 
 def kclpy_factory(processor: Any) -> Callable[[], RecordProcessor]:

@@ -21,6 +21,7 @@ import pytest
 from producer import Producer, ProducerConfig
 from streamkit.checkpoints import DynamoDBCheckpointStore, Lease
 from streamkit.testing import StreamHandle
+from tests.integration.helpers import kcl_identifier
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 WORKER = Path(__file__).with_name("consumer_worker.py")
@@ -148,10 +149,7 @@ def test_balancing_by_load_spreads_a_hot_streams_leases(stream_factory: Any, dyn
     hot, cold = stream_factory(shards=4), stream_factory(shards=4)
     table = f"kcl-load-{uuid.uuid4().hex[:8]}"
     store = DynamoDBCheckpointStore(table, client=dynamodb_client, layout="kcl")
-    idents = {}
-    for s in (hot, cold):
-        d = s.client.describe_stream_summary(StreamName=s.name)["StreamDescriptionSummary"]
-        idents[s.name] = f"{d['StreamARN'].split(':')[4]}:{s.name}:{int(d['StreamCreationTimestamp'].timestamp())}"
+    idents = {s.name: kcl_identifier(s) for s in (hot, cold)}
     # The start is balanced by count but not by load: w0 and w1 hold the hot stream's four leases.
     owners = ["w0", "w0", "w1", "w1"]
     for s, who in ((hot, owners), (cold, ["w2", "w2", "w3", "w3"])):

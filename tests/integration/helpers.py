@@ -6,6 +6,7 @@ from typing import Any
 
 from streamkit import kinesis
 from streamkit.aggregation import decode
+from streamkit.testing import StreamHandle
 
 
 def read_stream(client: Any, stream: str, *, max_empty_polls: int = 2) -> dict[str, list[tuple[str, bytes, str]]]:
@@ -43,3 +44,9 @@ def merge_first_two_open_shards(client: Any, stream: str) -> None:
     client.merge_shards(StreamName=stream, ShardToMerge=open_shards[0].shard_id,
                         AdjacentShardToMerge=open_shards[1].shard_id)
     kinesis.wait_for_stream(client, stream)
+
+
+def kcl_identifier(stream: StreamHandle) -> str:
+    """``account:name:creation-epoch``, as the KCL's StreamIdentifier serializes it, from the server's own answer."""
+    d = stream.client.describe_stream_summary(StreamName=stream.name)["StreamDescriptionSummary"]
+    return f"{d['StreamARN'].split(':')[4]}:{stream.name}:{int(d['StreamCreationTimestamp'].timestamp())}"

@@ -25,6 +25,7 @@ from streamkit.checkpoints.dynamodb import LEASE_OWNER_INDEX
 from streamkit.consumer import Consumer, ConsumerConfig
 from streamkit.records import StreamRecord
 from streamkit.testing import StreamHandle
+from tests.integration.helpers import kcl_identifier
 
 pytestmark = pytest.mark.integration
 FAST = dict(idle_poll_interval=0.1, min_poll_interval=0.05, lease_duration=1.5, backoff_base=0.01, backoff_max=0.05)
@@ -184,11 +185,7 @@ def test_a_kcl_table_resumes_after_each_checkpoint_and_stays_kcl_shaped(
 
 def test_several_streams_share_one_kcl_multi_stream_table(stream_factory: Any, dynamodb_client: Any) -> None:
     a, b = stream_factory(shards=1), stream_factory(shards=1)
-    idents = {}
-    for s in (a, b):
-        d = s.client.describe_stream_summary(StreamName=s.name)["StreamDescriptionSummary"]
-        account = d["StreamARN"].split(":")[4]
-        idents[s.name] = f"{account}:{s.name}:{int(d['StreamCreationTimestamp'].timestamp())}"
+    idents = {s.name: kcl_identifier(s) for s in (a, b)}
     seq_a = [put(a, b"a%d" % i, "0") for i in range(6)]
     for i in range(4):
         put(b, b"b%d" % i, "0")
@@ -273,8 +270,7 @@ dynamoDBEndpoint = {stream.stack.dynamodb_endpoint}
 def test_one_stream_on_a_kcl_multi_stream_table_keeps_its_multi_stream_leases(
         stream_factory: Any, dynamodb_client: Any) -> None:
     stream = stream_factory(shards=1)
-    d = stream.client.describe_stream_summary(StreamName=stream.name)["StreamDescriptionSummary"]
-    ident = f"{d['StreamARN'].split(':')[4]}:{stream.name}:{int(d['StreamCreationTimestamp'].timestamp())}"
+    ident = kcl_identifier(stream)
     seqs = [put(stream, b"m%d" % i, "0") for i in range(5)]
     (shard,) = shard_ids(stream)
     table = f"kcl-one-{uuid.uuid4().hex[:8]}"
@@ -314,8 +310,7 @@ def test_a_kcl_lease_at_timestamp_takes_its_time_from_the_configuration(
 def test_a_stream_named_by_its_kcl_identifier_resumes_under_that_identifier(
         stream_factory: Any, dynamodb_client: Any, caplog: pytest.LogCaptureFixture) -> None:
     a, b = stream_factory(shards=1), stream_factory(shards=1)
-    account = a.client.describe_stream_summary(StreamName=a.name)["StreamDescriptionSummary"]["StreamARN"].split(":")[4]
-    ident = f"{account}:{a.name}:1234"  # as a MultiStreamTracker named it: not the stream's creation time
+    ident = kcl_identifier(a).rsplit(":", 1)[0] + ":1234"  # as a tracker named it: not its creation time
     seqs = [put(a, b"k%d" % i, "0") for i in range(4)]
     put(b, b"other", "0")
     (shard,) = shard_ids(a)
