@@ -105,7 +105,9 @@ class KclpyCheckpointer:
             else:
                 self._cp.checkpoint()
             return
-        self._cp.checkpoint_at(str(sequence_number), sub_sequence_number)
+        # As the KCL's checkpoint(sequenceNumber): sub-sequence 0, never "past the whole aggregate" (a
+        # kclpy processor naming only an aggregate's sequence number has not said it did every sub-record).
+        self._cp.checkpoint_at(str(sequence_number), 0 if sub_sequence_number is None else sub_sequence_number)
 
 
 @dataclass(frozen=True)

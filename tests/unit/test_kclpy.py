@@ -157,3 +157,44 @@ def test_a_kclpy_v2_processor_gets_shutdown_terminate_at_a_shard_end() -> None:
         install_signal_handlers=False, stop_after_idle=0.3)
     assert calls == ["TERMINATE"]
     assert store.get_lease("app/s", shard.shard_id).checkpoint.is_shard_end  # type: ignore[union-attr]
+
+
+def test_a_checkpoint_by_sequence_number_alone_is_sub_sequence_0_as_in_the_kcl() -> None:
+    """Naming only an aggregate's sequence number must not checkpoint past its later sub-records."""
+    kinesis = FakeKinesis(shards=1, auto_create=False)
+    kinesis.create_stream("s", 1)
+    kinesis.put("s", encode([UserRecord(b"sub-%d" % i, "k") for i in range(3)]), "k")
+    kinesis.put("s", b"after", "k")
+    store = MemoryCheckpointStore()
+    seen: list[bytes] = []
+
+    class SequenceOnly:
+        def initialize(self, initialize_input: Any) -> None: ...
+
+        def process_records(self, process_records_input: Any) -> None:
+            first = process_records_input.records[0]
+            seen.append(first.binary_data)
+            process_records_input.checkpointer.checkpoint(first.sequence_number)  # no sub-sequence
+            raise Crash  # dies here: sub-records 1 and 2 were never processed
+
+        def lease_lost(self, lease_lost_input: Any) -> None: ...
+
+        def shard_ended(self, shard_ended_input: Any) -> None: ...
+
+        def shutdown_requested(self, shutdown_requested_input: Any) -> None: ...
+
+    consumer = Consumer("s", kclpy_factory(SequenceOnly), application_name="app", checkpoint_store=store,
+                        client=kinesis, config=ConsumerConfig(idle_poll_interval=0.01, min_poll_interval=0.0))
+    with pytest.raises(Crash):
+        consumer.run(install_signal_handlers=False, stop_after_idle=0.3)
+    (lease,) = store.list_leases("app/s")
+    assert (lease.checkpoint.sub_sequence_number, seen) == (0, [b"sub-0"])
+    got: list[bytes] = []
+    Consumer("s", lambda r: got.append(r.data), application_name="app", checkpoint_store=store, client=kinesis,
+             config=ConsumerConfig(idle_poll_interval=0.01, min_poll_interval=0.0)).run(
+        install_signal_handlers=False, stop_after_idle=0.3)
+    assert got == [b"sub-1", b"sub-2", b"after"]  # nothing after the checkpoint skipped
+
+
+class Crash(BaseException):
+    """The process dies: not an Exception, so the consumer's retries do not catch it."""
