@@ -312,7 +312,8 @@ def _tags_field(tags: Sequence[tuple[str, str]]) -> bytes:
 
 def decode_tags(blob: bytes) -> list[dict[str, str]] | None:
     """Each sub-record's `Tag` fields as a dict (empty for most records), in `decode_parts` order; None
-    for a plain record. Raises `AggregationFormatError` as `decode` does."""
+    for a plain record. Raises `AggregationFormatError` for a field running past its end or a tag that
+    is not UTF-8 (it reads only the records' tags: `decode` checks the rest)."""
     if not is_aggregated(blob):
         return None
     body = bytes(blob[4:-DIGEST_SIZE])

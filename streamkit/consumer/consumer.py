@@ -114,9 +114,8 @@ class Consumer:
             raise ConfigurationError("stream (a name, an ARN, or a list of them) and application_name must not be empty")
         # A KCL multi-stream identifier (account:name:creation-epoch, as a MultiStreamTracker names its
         # streams) is read as that stream, with its leases under exactly that identifier.
-        idents = {g: g for g in given if _KCL_IDENTIFIER.match(g)}
-        given = [g.split(":")[1] if g in idents else g for g in given]
-        forced = {g.split(":")[1]: ident for g, ident in idents.items()}
+        forced = {g.split(":")[1]: g for g in given if _KCL_IDENTIFIER.match(g)}  # name -> identifier
+        given = [g.split(":")[1] if _KCL_IDENTIFIER.match(g) else g for g in given]
         names = [stream_name_of(g) for g in given]
         if len(set(names)) != len(names):
             raise ConfigurationError(f"the same stream is named twice in {given!r}")
