@@ -6,7 +6,6 @@ import argparse
 import sys
 import threading
 import time
-from datetime import datetime
 from typing import Any
 
 from streamkit.cli.common import (
@@ -20,7 +19,7 @@ from streamkit.cli.common import (
     metrics_from_args,
     print_err,
 )
-from streamkit.errors import ConfigurationError
+from streamkit.positions import parse_position
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -35,8 +34,9 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                         "by the KCL) to keep positions across runs (default: in memory only)")
     p.add_argument("--dynamodb-endpoint-url", default=None, help="DynamoDB endpoint (default: $AWS_ENDPOINT_URL_DYNAMODB)")
     p.add_argument("--app", default="streamkit-consume", help="application name: workers sharing it share shards")
-    p.add_argument("--from", dest="start", default="trim_horizon",
-                   help="trim_horizon | latest | at_timestamp:ISO-8601, for shards with no checkpoint")
+    p.add_argument("--from", dest="start", default="trim-horizon",
+                   help="where shards with no checkpoint start: trim-horizon | latest | at-timestamp:ISO "
+                        "(underscores and any case accepted)")
     p.add_argument("--efo", action="store_true", help="enhanced fan-out (RegisterStreamConsumer + SubscribeToShard)")
     p.add_argument("--body", choices=("bytes", "text", "json"), default="bytes", help="how record.body is decoded")
     p.add_argument("--on-failure", default="stop", help="stop | file:PATH | sqs:URL, after --max-attempts")
@@ -51,17 +51,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def _initial_position(text: str) -> Any:
-    low = text.lower()
-    if low == "trim_horizon":
-        return "TRIM_HORIZON"
-    if low == "latest":
-        return "LATEST"
-    if low.startswith("at_timestamp:"):
-        try:
-            return datetime.fromisoformat(text.split(":", 1)[1])
-        except ValueError:
-            raise ConfigurationError(f"--from {text!r}: the timestamp must be ISO 8601") from None
-    raise ConfigurationError(f"--from {text!r}: use trim_horizon, latest or at_timestamp:ISO")
+    pos = parse_position(text, accept=("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"))
+    return pos.timestamp if pos.kind == "AT_TIMESTAMP" else pos.kind
 
 
 def cmd_consume(args: argparse.Namespace) -> int:

@@ -194,7 +194,7 @@ class ShardConsumer:
         if isinstance(pos, str):
             raise ShardFailedError(f"the lease on {self.shard_id} starts AT_TIMESTAMP but holds no time (a KCL lease: "
                                    "the KCL kept it in its configuration); set ConsumerConfig.initial_position to that "
-                                   "time (--from at_timestamp:ISO)")
+                                   "time (--from at-timestamp:ISO)")
         return Checkpoint("AT_TIMESTAMP", timestamp=pos.timestamp() if isinstance(pos, datetime) else float(pos))
 
     def _records(self, batch: Batch) -> list[StreamRecord]:

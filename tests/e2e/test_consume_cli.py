@@ -36,7 +36,7 @@ def test_consume_runs_the_handler_on_every_record_and_prints_a_summary(kinesis_s
     out = tmp_path / "out.txt"
     proc = run_cli("consume", "--stream", kinesis_stream.name, "--handler", "tests.e2e.handlers:collect",
                    "--checkpoint", f"sqlite:{tmp_path / 'cp.db'}", "--stop-after-idle", "1.5", "--json",
-                   "--endpoint-url", kinesis_stream.stack.kinesis_endpoint,
+                   "--from", "trim-horizon", "--endpoint-url", kinesis_stream.stack.kinesis_endpoint,
                    env={"STREAMKIT_TEST_OUT": str(out), "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
     summary = orjson.loads(proc.stdout)
@@ -145,3 +145,12 @@ def test_kcl_run_starts_a_kclpy_application_from_its_properties(kinesis_stream: 
     assert orjson.loads(run_cli(*args, env=env).stdout)["records"] == 0  # resumed
     bad = run_cli("kcl", "run", "--properties", str(props), "--processor", "tests.e2e.handlers:collect", env=env)
     assert bad.returncode == 2 and "name a class" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_consume_refuses_a_read_position_it_cannot_spell_in_one_line_before_any_call(tmp_path: Path) -> None:
+    proc = run_cli("consume", "--stream", "nowhere", "--handler", "tests.e2e.handlers:collect",
+                   "--from", "yesterday", "--endpoint-url", "http://127.0.0.1:9",
+                   env={"PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "streamkit: error: --from 'yesterday': use trim-horizon | latest | at-timestamp:ISO"]
