@@ -11,7 +11,8 @@ __all__ = ["Checkpointer"]
 
 
 class Checkpointer:
-    """``checkpoint()`` stores the position after the last record delivered so far.
+    """``checkpoint()`` stores the position after the last record delivered so far; in `shard_ended`
+    (the shard read to its end) it stores SHARD_END, as the KCL's checkpointer does there.
 
     ``checkpoint(record)`` stores the position after `record` (its sub-sequence number included, so
     a restart resumes inside the aggregate). Raises `LeaseLostError` when this worker no longer
@@ -29,6 +30,9 @@ class Checkpointer:
         return self._holder.shard_id
 
     def checkpoint(self, record: StreamRecord | None = None) -> None:
+        if record is None and self.shard_ended:
+            self._store(SHARD_END)  # the KCL's checkpoint() after the shard's end: children may start
+            return
         target = record if record is not None else self.last_delivered
         if target is None:
             return  # nothing delivered yet: nothing to record
@@ -43,7 +47,8 @@ class Checkpointer:
         self._store(cp)
 
     def checkpoint_shard_end(self) -> None:
-        """Record that the shard is finished (only once it has been read to its end)."""
+        """Record that the shard is finished (only once it has been read to its end); in `shard_ended`
+        ``checkpoint()`` does the same."""
         if not self.shard_ended:
             raise CheckpointError(f"{self.shard_id} has not ended; checkpoint records instead")
         self._store(SHARD_END)

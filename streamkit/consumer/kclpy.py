@@ -94,16 +94,12 @@ class KclpyRecord:
 class KclpyCheckpointer:
     """kclpy's Checkpointer: ``checkpoint()`` after the last record delivered, or at a position."""
 
-    def __init__(self, checkpointer: Checkpointer, *, at_shard_end: bool = False) -> None:
+    def __init__(self, checkpointer: Checkpointer) -> None:
         self._cp = checkpointer
-        self._at_shard_end = at_shard_end
 
     def checkpoint(self, sequence_number: str | int | None = None, sub_sequence_number: int | None = None) -> None:
         if sequence_number is None:
-            if self._at_shard_end:
-                self._cp.checkpoint_shard_end()  # kclpy's shard_ended checkpoint() means SHARD_END
-            else:
-                self._cp.checkpoint()
+            self._cp.checkpoint()  # in shard_ended: SHARD_END, as the KCL's
             return
         # As the KCL's checkpoint(sequenceNumber): sub-sequence 0, never "past the whole aggregate" (a
         # kclpy processor naming only an aggregate's sequence number has not said it did every sub-record).
@@ -147,7 +143,7 @@ class KclpyProcessor(RecordProcessor):
             self.kclpy.lease_lost(_KclpyInput(shard_id=input.shard_id))
 
     def shard_ended(self, input: ShardEndedInput) -> None:
-        cp = KclpyCheckpointer(input.checkpointer, at_shard_end=True)
+        cp = KclpyCheckpointer(input.checkpointer)
         if self._v2:
             self.kclpy.shutdown(_KclpyInput(shard_id=input.shard_id, checkpointer=cp, reason="TERMINATE"))
         else:

@@ -66,7 +66,8 @@ class LeaseLostInput:
 
 @dataclass(frozen=True, kw_only=True)
 class ShardEndedInput:
-    """The shard was read to its end (split or merge): checkpoint now, or its children never start."""
+    """The shard was read to its end (split or merge): checkpoint now (``checkpointer.checkpoint()`` records
+    SHARD_END, as the KCL's does; ``checkpoint_shard_end()`` too), or its children never start."""
 
     checkpointer: Checkpointer
     shard_id: str
@@ -125,7 +126,7 @@ class RecordProcessor:
         return None
 
     def shard_ended(self, input: ShardEndedInput) -> None:
-        input.checkpointer.checkpoint_shard_end()
+        input.checkpointer.checkpoint()
 
     def shutdown_requested(self, input: ShutdownRequestedInput) -> None:
         return None

@@ -310,7 +310,7 @@ class ShardConsumer:
         self.processor.shard_ended(ShardEndedInput(checkpointer=self.checkpointer, shard_id=self.shard_id))
         if not self.checkpointer.last_checkpoint.is_shard_end:
             raise ShardFailedError(f"the processor did not checkpoint {self.shard_id} in shard_ended; its child "
-                                   "shards cannot start (call input.checkpointer.checkpoint_shard_end())")
+                                   "shards cannot start (call input.checkpointer.checkpoint())")
         self.stats.state = "ended"
         self.holder.release()
         self.on_shard_end(self.shard_id, children)
