@@ -1,0 +1,38 @@
+"""The OnFailure record AWS's mapping writes for discarded records: metadata only, no data."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from streamkit.aws_lambda.esm_config import EsmConfig
+from streamkit.aws_lambda.esm_core import Outcome, PendingRecord
+from streamkit.aws_lambda.esm_invoke import ACCOUNT, iso_time
+
+__all__ = ["failure_record"]
+
+
+def failure_record(records: Sequence[PendingRecord], outcome: Outcome, *, shard_id: str, config: EsmConfig,
+                   arn: str, now: float) -> dict[str, Any]:
+    """The document AWS sends to an SQS/SNS OnFailure destination for `records` (discarded, in order)."""
+    return {
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": f"arn:aws:lambda:{config.region}:{ACCOUNT}:function:{config.function_name}",
+            "condition": outcome.condition,
+            "approximateInvokeCount": max(r.attempts for r in records),
+        },
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "version": "1.0",
+        "timestamp": iso_time(now),
+        "KinesisBatchInfo": {
+            "shardId": shard_id,
+            "startSequenceNumber": records[0].sequence_number,
+            "endSequenceNumber": records[-1].sequence_number,
+            "approximateArrivalOfFirstRecord": iso_time(records[0].arrival),
+            "approximateArrivalOfLastRecord": iso_time(records[-1].arrival),
+            "batchSize": len(records),
+            "streamArn": arn,
+        },
+    }
