@@ -17,7 +17,6 @@ from producer.config import ProducerConfig
 from producer.futures import resolve_exception, resolve_results
 from producer.metrics import ProducerMetrics
 from producer.results import FailedRecord, PutResult
-from producer.retry import RetryPolicy
 from streamkit.clock import SYSTEM_CLOCK, Clock, as_clock
 from streamkit.destinations import parse_destination
 from streamkit.errors import (
@@ -29,6 +28,7 @@ from streamkit.errors import (
     ValidationError,
 )
 from streamkit.hashing import ShardMap, validate_explicit_hash_key, validate_partition_key
+from streamkit.retry import RetryPolicy
 from streamkit.transport import as_kinesis
 
 #: Seconds `with Producer(...)` gives buffered records to be written when the block ends on a
@@ -144,8 +144,8 @@ class Producer:
         self._auto = summary.auto_distribution
         self.config = self._user_config.for_stream(summary.max_record_bytes, auto=self._auto)
         self._on_failure = _failure_handler(self.config.on_failure)
-        self._retry = RetryPolicy(base=float(self.config.backoff_base), maximum=float(self.config.backoff_max),  # type: ignore[arg-type]
-                                  rng=rng)
+        self._retry = RetryPolicy(base=float(self.config.backoff_base), maximum=float(self.config.backoff_max))  # type: ignore[arg-type]
+        self._backoff = self._retry.backoff(rng)
         self._acc = Accumulator(self.config, ShardMap(self._transport.list_shards(stream_name)),
                                 placed_by_service=self._auto)
         self._acc.warm_mibps = summary.warm_throughput_mibps
@@ -579,7 +579,7 @@ class Producer:
                                 self._metrics.throttles += 1
                             self._acc.observe(e, now, accepted=False, throttled=throttled)
                             self._after_failure(outcomes, e, now, f"{code}: {r.get('ErrorMessage', '')}", code,
-                                                self._retry.retryable(code))
+                                                self._retry.retryable_code(code))
                         else:
                             self._succeed(outcomes, e, r, now)
                 self._cond.notify_all()
@@ -630,7 +630,7 @@ class Producer:
             if code == "ProvisionedThroughputExceededException":
                 self._m.count("Throttles", shard=e.shard_id)
         if retryable:
-            delay = self._retry.backoff(e.attempts)
+            delay = self._backoff.delay(e.attempts)
             throttled = code == "ProvisionedThroughputExceededException"
             if throttled:
                 # Throttled by this producer's own writes: go again when the shard's second has room for

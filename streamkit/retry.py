@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import tenacity
 
+from streamkit.aws.codes import RETRYABLE_CODES
 from streamkit.clock import SYSTEM_CLOCK, Clock
 from streamkit.errors import ConfigurationError, NoProgressError, StreamkitError
 
@@ -88,14 +89,28 @@ class RetryPolicy:
             return True
         return self.max_elapsed is not None and elapsed >= self.max_elapsed
 
+    def pause(self, backoff: Backoff, attempt: int, elapsed: float) -> float:
+        """The pause before attempt `attempt + 1`, cut so that a last attempt comes at `max_elapsed`."""
+        delay = backoff.delay(attempt)
+        if self.max_elapsed is not None:
+            delay = max(0.0, min(delay, self.max_elapsed - elapsed))
+        return delay
+
     def next_delay(self, backoff: Backoff, attempt: int, elapsed: float, error: BaseException | None = None) -> float | None:
         """The pause before attempt `attempt + 1`, or None to give up (a last attempt comes at `max_elapsed`)."""
         if self.gives_up(attempt, elapsed, error):
             return None
-        delay = backoff.delay(attempt)
-        if self.max_elapsed is not None:
-            delay = min(delay, self.max_elapsed - elapsed)
-        return delay
+        return self.pause(backoff, attempt, elapsed)
+
+    @staticmethod
+    def retryable_code(code: str) -> bool:
+        """Whether an AWS error code (a PutRecords entry's `ErrorCode`, say) is worth another attempt."""
+        return code in RETRYABLE_CODES
+
+    @staticmethod
+    def within_ttl(now: float, delay: float, oldest_put: float, ttl: float) -> bool:
+        """Whether another attempt after `delay` still starts before the oldest record's TTL runs out."""
+        return now + delay < oldest_put + ttl
 
 
 def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, *, clock: Clock = SYSTEM_CLOCK,
@@ -105,20 +120,21 @@ def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, *, clock: Clock = 
 
     `on_retry(attempt, error, delay)` is called before each pause (to log). With `stop`, a pause ends
     early with `Interrupted` once it is set.
+
+    Each tenacity piece decides on its own inputs (the attempt number, the error, the injected clock):
+    tenacity 8.2 asks `stop` before `wait`, 8.3 and later ask `wait` first, and neither order matters here.
     """
     backoff = policy.backoff(rng)
     start = clock.monotonic()
-    # tenacity asks `wait` before `stop`: the policy's one decision serves both.
-    decided: dict[int, float | None] = {}
 
-    def wait(state: tenacity.RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome is not None else None
-        delay = policy.next_delay(backoff, state.attempt_number, clock.monotonic() - start, error)
-        decided[state.attempt_number] = delay
-        return 0.0 if delay is None else delay
+    def worth_another(error: BaseException) -> bool:
+        return not isinstance(error, Interrupted) and policy.retryable(error)
 
     def give_up(state: tenacity.RetryCallState) -> bool:
-        return decided.pop(state.attempt_number, None) is None
+        return policy.gives_up(state.attempt_number, clock.monotonic() - start)
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        return policy.pause(backoff, state.attempt_number, clock.monotonic() - start)
 
     def sleep(seconds: float) -> None:
         if stop is None:
@@ -127,14 +143,13 @@ def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, *, clock: Clock = 
             raise Interrupted("stopped while waiting to retry")
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
-        if on_retry is not None and state.outcome is not None:
+        if on_retry is not None and state.outcome is not None and state.next_action is not None:
             error = state.outcome.exception()
             assert error is not None
-            on_retry(state.attempt_number, error, state.upcoming_sleep)
+            on_retry(state.attempt_number, error, state.next_action.sleep)
 
     retrying: Any = tenacity.Retrying(stop=give_up, wait=wait, sleep=sleep, before_sleep=before_sleep,
-                                      retry=tenacity.retry_if_exception(lambda e: not isinstance(e, Interrupted)),
-                                      reraise=True)
+                                      retry=tenacity.retry_if_exception(worth_another), reraise=True)
     return retrying(fn)  # type: ignore[no-any-return]
 
 

@@ -14,6 +14,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from streamkit.aws.codes import RETRYABLE_CODES, THROTTLE_CODES
 from streamkit.errors import (
     AwsServiceError,
     ExpiredIteratorError,
@@ -28,12 +29,6 @@ __all__ = ["RETRYABLE_CODES", "THROTTLE_CODES", "call_aws", "call_kinesis", "err
 
 T = TypeVar("T")
 
-THROTTLE_CODES = frozenset({"ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException",
-                            "KMSThrottlingException", "Throttling", "RequestThrottled",
-                            "ProvisionedThroughputExceeded"})
-RETRYABLE_CODES = THROTTLE_CODES | {"InternalFailure", "InternalFailureException", "ServiceUnavailable",
-                                    "ServiceUnavailableException", "InternalServerError", "KMSInternalException",
-                                    "InternalError", "TooManyRequestsException"}
 _UNREACHABLE = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError)
 
 

@@ -50,6 +50,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from streamkit.aws.codes import RETRYABLE_CODES
 from streamkit.checkpoints.base import KEEP_OWNER, NO_OWNER_CHECK
 from streamkit.checkpoints.model import Checkpoint, Lease, split_lease_key
 from streamkit.clock import SYSTEM_CLOCK, Clock
@@ -308,13 +309,8 @@ class DynamoDBCheckpointStore:
         self._call("delete_item", TableName=self.table, Key=self._key(namespace, key))
 
 
-#: DynamoDB error codes worth another try: throttling and the service's own failures.
-_RETRYABLE_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
-                              "InternalServerError", "ServiceUnavailable"})
-
-
 def _store_error(what: str, exc: ClientError | BotoCoreError) -> CheckpointError:
     """A failed DynamoDB call as a CheckpointError; retryable when the server did not answer (a refused
     or reset connection, a timeout: BotoCoreError), throttled, or failed on its side."""
-    retryable = not isinstance(exc, ClientError) or exc.response.get("Error", {}).get("Code") in _RETRYABLE_CODES
+    retryable = not isinstance(exc, ClientError) or exc.response.get("Error", {}).get("Code") in RETRYABLE_CODES
     return CheckpointError(f"{what}: {exc}", retryable=retryable)
