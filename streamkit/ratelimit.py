@@ -95,8 +95,10 @@ class ShardLimiter:
             b = self._shards[shard] = _ShardBuckets(
                 # A scaled-down shard must still let one record of the maximum size through now and then.
                 write_bytes=TokenBucket.full(lim.scaled(lim.write_bytes_per_s), now, min_capacity=lim.record_max_bytes),
-                write_records=TokenBucket.full(lim.scaled(lim.write_records_per_s), now),
-                read_calls=TokenBucket.full(lim.scaled(lim.read_calls_per_s), now),
+                # ...and one record, and one GetRecords call: at --limit-scale 0.1 the read-call bucket would
+                # otherwise hold 5 x 0.1 = 0.5 tokens, and no call would ever fit.
+                write_records=TokenBucket.full(lim.scaled(lim.write_records_per_s), now, min_capacity=1.0),
+                read_calls=TokenBucket.full(lim.scaled(lim.read_calls_per_s), now, min_capacity=1.0),
                 read_bytes=TokenBucket.full(lim.scaled(lim.read_bytes_per_s), now),
             )
         return b

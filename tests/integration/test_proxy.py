@@ -88,6 +88,17 @@ def test_get_records_is_limited_to_five_calls_per_second(kinesis_stream: StreamH
 
 
 @pytest.mark.streamkit(shards=1)
+def test_a_tenth_of_the_limits_still_serves_reads_and_writes(kinesis_stream: StreamHandle,
+                                                             kinesis_proxy: ProxyFactory) -> None:
+    """README's `--limit-scale 0.1`: 0.5 read calls/s per shard still lets one call through (it refused all)."""
+    client = kinesis_proxy(limit_scale=0.1).client()
+    client.put_record(StreamName=kinesis_stream.name, Data=b"x", PartitionKey="a")
+    it = client.get_shard_iterator(StreamName=kinesis_stream.name, ShardId="shardId-000000000000",
+                                   ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    assert [r["Data"] for r in client.get_records(ShardIterator=it)["Records"]] == [b"x"]
+
+
+@pytest.mark.streamkit(shards=1)
 def test_limits_are_per_shard_of_each_stream_not_per_shard_id(kinesis_stream: StreamHandle, kinesis_proxy: ProxyFactory,
                                                               stream_factory: Callable[..., StreamHandle]) -> None:
     other = stream_factory(shards=1)  # its only shard has the same id, shardId-000000000000

@@ -35,6 +35,17 @@ def test_limits_scale() -> None:
     assert sum(lim.admit_write("s", 1, 0.0) for _ in range(500)) == 100
 
 
+def test_every_scale_in_zero_to_one_serves_reads_and_writes() -> None:
+    """A scaled-down shard still admits one call and one record at a time (0.1 x 5 calls/s is 0.5 of a call)."""
+    for scale in (0.001, 0.01, 0.1, 0.15, 0.5, 1.0):
+        lim = ShardLimiter(KinesisLimits(scale=scale))
+        assert lim.admit_read_call("s", 0.0), scale
+        assert lim.admit_write("s", 1, 0.0), scale
+        calls = sum(lim.admit_read_call("s", t / 10) for t in range(1, 10_001))  # 1,000 s at 10 tries/s
+        # at the scaled rate (a bucket of one call loses what refills between tries while it is full)
+        assert 0.9 * 1000 * 5 * scale - 1 <= calls <= 1000 * 5 * scale + 5, (scale, calls)  # + the first full bucket
+
+
 def test_shards_have_separate_budgets() -> None:
     lim = ShardLimiter(KinesisLimits(scale=0.01))
     assert sum(lim.admit_write("a", 1, 0.0) for _ in range(50)) == 10
