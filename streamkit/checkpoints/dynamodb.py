@@ -52,6 +52,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from streamkit.aws.codes import RETRYABLE_CODES
 from streamkit.checkpoints.base import KEEP_OWNER, NO_OWNER_CHECK
+from streamkit.checkpoints.layouts import check_table_layout, lease_item_problem
 from streamkit.checkpoints.model import Checkpoint, Lease, split_lease_key
 from streamkit.clock import SYSTEM_CLOCK, Clock
 from streamkit.errors import CheckpointError, ConfigurationError
@@ -59,6 +60,8 @@ from streamkit.errors import CheckpointError, ConfigurationError
 __all__ = ["LEASE_OWNER_INDEX", "DynamoDBCheckpointStore"]
 
 _SEP = "|"
+#: Items read before the first use to tell the table's layout (one page of a Scan).
+_LAYOUT_SAMPLE = 25
 #: KCL 3's lease-owner GSI (DynamoDBLeaseRefresher.LEASE_OWNER_TO_LEASE_KEY_INDEX_NAME).
 LEASE_OWNER_INDEX = "LeaseOwnerToLeaseKeyIndex"
 _ENTITY_LEASE = "LEASE"  # EntityType.LEASE.getDdbValue()
@@ -90,6 +93,7 @@ class DynamoDBCheckpointStore:
         self._kcl = layout == "kcl"
         self._clock = clock
         self._client = client or aws_client("dynamodb", endpoint_url=endpoint_url, region=region)
+        self._layout_checked = False
         if create:
             self.ensure_table()
 
@@ -100,7 +104,19 @@ class DynamoDBCheckpointStore:
     def _key(self, namespace: str, key: str) -> dict[str, Any]:
         return {"leaseKey": {"S": key if self._kcl else namespace + _SEP + key}}
 
+    def _check_layout(self) -> None:
+        """Before the first use: refuse a table of the other layout (or with a malformed item), in one line."""
+        if self._layout_checked:
+            return
+        out = self._call("scan", TableName=self.table, Limit=_LAYOUT_SAMPLE, ConsistentRead=True)
+        check_table_layout(self.table, self.layout, out.get("Items", []))
+        self._layout_checked = True
+
     def _to_lease(self, item: dict[str, Any]) -> Lease:
+        problem = lease_item_problem(item, self.layout)
+        if problem is not None:
+            key = item.get("leaseKey", {}).get("S")
+            raise CheckpointError(f"DynamoDB table {self.table!r}: malformed lease item {key!r}: {problem}")
         if self._kcl:
             stream, shard_id = split_lease_key(item["leaseKey"]["S"])
             parents = tuple(sorted(item.get("parentShardId", {}).get("SS", [])))
@@ -210,6 +226,7 @@ class DynamoDBCheckpointStore:
         raise CheckpointError(f"DynamoDB table {self.table!r} not ACTIVE after {timeout:.0f} s")
 
     def create_lease(self, namespace: str, lease: Lease) -> bool:
+        self._check_layout()
         try:
             self._client.put_item(TableName=self.table, Item=self._to_item(namespace, lease),
                                   ConditionExpression="attribute_not_exists(leaseKey)")
@@ -222,11 +239,13 @@ class DynamoDBCheckpointStore:
             raise _store_error(f"DynamoDB PutItem on {self.table!r} failed", exc) from exc
 
     def get_lease(self, namespace: str, key: str) -> Lease | None:
+        self._check_layout()
         out = self._call("get_item", TableName=self.table, Key=self._key(namespace, key), ConsistentRead=True)
         item = out.get("Item")
         return self._to_lease(item) if item is not None and self._is_lease(item) else None
 
     def list_leases(self, namespace: str) -> list[Lease]:
+        self._check_layout()
         leases: list[Lease] = []
         kwargs: dict[str, Any] = dict(TableName=self.table, ConsistentRead=True)
         if not self._kcl:
@@ -244,6 +263,7 @@ class DynamoDBCheckpointStore:
                      owner: str | None = KEEP_OWNER, checkpoint: Checkpoint | None = None,
                      owner_switches: int | None = None, checkpoint_owner: str | None = KEEP_OWNER,
                      throughput_kbps: float | None = None) -> Lease | None:
+        self._check_layout()
         names = {"#c": "leaseCounter"}
         values: dict[str, Any] = {":expected": {"N": str(expected_counter)}, ":one": {"N": "1"}}
         sets = ["#c = #c + :one"]
@@ -306,6 +326,7 @@ class DynamoDBCheckpointStore:
         return self._to_lease(out["Attributes"])
 
     def delete_lease(self, namespace: str, key: str) -> None:
+        self._check_layout()
         self._call("delete_item", TableName=self.table, Key=self._key(namespace, key))
 
 
