@@ -6,11 +6,14 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: demo test test-deep lint bench unit clean servers
 
+# Two makes at once in one clone (parallel CI steps, a test run beside a demo) take turns under a lock; a venv
+# without a working pip (creation interrupted) is created again, and the stamp is written only after the install.
 $(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[cli,dev,plot,bench,prometheus,otel]'
-	@touch $@
+	@flock $(VENV).lock sh -c '\
+	  test $(STAMP) -nt pyproject.toml && exit 0; \
+	  $(PY) -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV) || exit 1; \
+	  $(PY) -m pip install --quiet --upgrade pip && \
+	  $(PY) -m pip install --quiet -e ".[cli,dev,plot,bench,prometheus,otel]" && touch $(STAMP)'
 
 servers: $(STAMP)
 	$(PY) -c "from streamkit.local.npm import ensure_installed; print('local servers in', ensure_installed().root)"
@@ -37,4 +40,4 @@ bench: $(STAMP) servers
 	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; echo; done
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV).lock demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from streamkit.errors import LocalStackError
 
-__all__ = ["NodePackages", "cache_root", "ensure_installed"]
+__all__ = ["NodePackages", "cache_root", "ensure_installed", "install_lock"]
 
 _NPM_DIR = Path(__file__).resolve().parent / "npm"
 PRELOAD = _NPM_DIR / "bind-loopback.js"
@@ -61,8 +64,24 @@ def _lock_digest() -> str:
     return h.hexdigest()[:16]
 
 
+@contextlib.contextmanager
+def install_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` across processes (two `make servers`, pytest-xdist workers, CI jobs
+    sharing a cache); the kernel releases it if the holder dies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def ensure_installed(*, quiet: bool = True) -> NodePackages:
-    """Install the pinned packages with ``npm ci`` the first time; later calls only check."""
+    """Install the pinned packages with ``npm ci`` the first time; later calls only check.
+
+    Safe when several processes share the cache: one installs under a lock while the others wait, and
+    the install is built in a private folder and renamed into place, so the folder is complete or absent."""
     node = shutil.which("node")
     npm = shutil.which("npm")
     if node is None or npm is None:
@@ -72,16 +91,31 @@ def ensure_installed(*, quiet: bool = True) -> NodePackages:
     packages = NodePackages(root=root, node=node)
     if done.exists():
         return packages
-    root.mkdir(parents=True, exist_ok=True)
+    with install_lock(root.with_name(root.name + ".lock")):
+        if done.exists():  # installed by another process while this one waited
+            return packages
+        staging = root.with_name(f"{root.name}.partial-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            _npm_ci(npm, staging, quiet)
+            staged = NodePackages(root=staging, node=node)
+            for path in (staged.kinesalite, staged.kinesis_local, staged.dynalite):
+                if not path.exists():
+                    raise LocalStackError(f"npm finished but {path} is missing")
+            (staging / ".installed").write_text(_lock_digest())
+            shutil.rmtree(root, ignore_errors=True)  # an incomplete install of an older streamkit
+            os.rename(staging, root)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return packages
+
+
+def _npm_ci(npm: str, folder: Path, quiet: bool) -> None:
+    folder.mkdir(parents=True)
     for name in ("package.json", "package-lock.json"):
-        shutil.copyfile(_NPM_DIR / name, root / name)
+        shutil.copyfile(_NPM_DIR / name, folder / name)
     cmd = [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"]
-    proc = subprocess.run(cmd, cwd=root, capture_output=quiet, text=True, check=False)
+    proc = subprocess.run(cmd, cwd=folder, capture_output=quiet, text=True, check=False)
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout or "").strip().splitlines()[-5:] if quiet else []
-        raise LocalStackError(f"`npm ci` failed in {root} (exit {proc.returncode}): " + " | ".join(detail))
-    for path in (packages.kinesalite, packages.kinesis_local, packages.dynalite):
-        if not path.exists():
-            raise LocalStackError(f"npm finished but {path} is missing")
-    done.write_text(_lock_digest())
-    return packages
+        raise LocalStackError(f"`npm ci` failed in {folder} (exit {proc.returncode}): " + " | ".join(detail))
