@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from streamkit.checkpoints.model import Checkpoint
@@ -45,8 +45,8 @@ from streamkit.errors import (
 )
 from streamkit.hashing import ShardInfo
 from streamkit.limits import MIB, RECORD_MAX_BYTES
-from streamkit.retry import Backoff, Interrupted, RetryPolicy, call_with_retry
-from streamkit.transport import IteratorStart, KinesisTransport
+from streamkit.retry import Interrupted, RetryPolicy, call_with_retry
+from streamkit.transport import Fetched, IteratorStart, KinesisTransport
 
 __all__ = ["MAX_FETCH_BYTES", "Batch", "FetchLimit", "ReaderBase", "ReaderSettings", "ShardReader", "fetched_bytes",
            "foreign_checkpoint_error", "start_of", "startable"]
@@ -183,7 +183,7 @@ class ReaderBase:
         self.troubled = 0
         self._unanswered = 0  # consecutive calls with no answer at all
         self._unanswered_since = 0.0
-        self._backoff = Backoff(base=FETCH_RETRY.base, maximum=FETCH_RETRY.maximum)
+        self._backoff = FETCH_RETRY.backoff()
 
     def _resume_point(self) -> Checkpoint:
         return self.start if self.last_read is None else Checkpoint(self.last_read)
@@ -212,6 +212,15 @@ class ReaderBase:
             return 0.0
         return self.clock.monotonic() - self._unanswered_since
 
+    def _retry_after(self, err: StreamkitError, policy: RetryPolicy = FETCH_RETRY) -> bool:
+        """A failed call in a loop that cannot be wrapped in `call_with_retry` (a subscription streams):
+        `err` is raised if `policy` gives up on it, else said and waited out; True if stopping."""
+        delay = policy.next_delay(self._backoff, self.failures + 1, 0.0, err)
+        if delay is None:
+            raise err
+        self._failed(self.failures + 1, err, delay)
+        return self._pause(delay)
+
     def _pause(self, seconds: float) -> bool:
         """Wait; True if stopping."""
         if seconds <= 0:
@@ -230,7 +239,9 @@ class ShardReader(ReaderBase):
                  on_error: Callable[[StreamkitError, int, float], None] | None = None) -> None:
         super().__init__(transport, stream, shard_id, start, stop=stop, clock=clock, on_error=on_error)
         self.settings = settings or ReaderSettings()
-        self._backoff = Backoff(base=self.settings.retry.base, maximum=self.settings.retry.maximum)
+        policy = self.settings.retry
+        # An expired iterator is retried with a new iterator (below), never with the same one.
+        self._fetch_retry = replace(policy, retryable=lambda e: not isinstance(e, ExpiredIteratorError) and policy.retryable(e))
         self.fetch_limit = FetchLimit(self.settings.max_fetch_bytes, self.settings.max_records, self.settings.first_limit)
 
     def _derived_lag(self, records: list[dict[str, Any]]) -> int | None:
@@ -265,12 +276,17 @@ class ShardReader(ReaderBase):
         except Interrupted:
             return
         last_call: float | None = None
-        while not self.stop.is_set():
+
+        def get_records() -> Fetched:
+            nonlocal last_call
             if last_call is not None and self._pause(s.min_poll_interval - (self.clock.monotonic() - last_call)):
-                return
+                raise Interrupted("stopped between calls")
             last_call = self.clock.monotonic()
+            return self.transport.get_records(iterator, self.fetch_limit.limit)
+
+        while not self.stop.is_set():
             try:
-                fetched = self.transport.get_records(iterator, self.fetch_limit.limit)
+                fetched = call_with_retry(get_records, self._fetch_retry, clock=self.clock, stop=self.stop, on_retry=self._failed)
             except ExpiredIteratorError:
                 log.info("iterator for %s expired; resuming after the last record read", self.shard_id)
                 try:
@@ -278,14 +294,8 @@ class ShardReader(ReaderBase):
                 except Interrupted:
                     return
                 continue
-            except StreamkitError as err:
-                if not err.retryable:
-                    raise
-                delay = self._backoff.delay(self.failures + 1)
-                self._failed(self.failures + 1, err, delay)
-                if self._pause(delay):
-                    return
-                continue
+            except Interrupted:
+                return
             self._succeeded()
             behind = fetched.millis_behind_latest
             if fetched.records:

@@ -10,28 +10,39 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 from streamkit.checkpoints.model import Checkpoint
 from streamkit.clock import SYSTEM_CLOCK, Clock
 from streamkit.errors import KinesisError, StreamkitError
-from streamkit.shard_reader import Batch, ReaderBase, foreign_checkpoint_error, start_of
+from streamkit.retry import RetryPolicy, call_with_retry, is_retryable
+from streamkit.shard_reader import FETCH_RETRY, Batch, ReaderBase, foreign_checkpoint_error, start_of
 from streamkit.transport import KinesisTransport
 
 __all__ = ["EfoReader", "register_consumer"]
 
 log = logging.getLogger("streamkit.consumer")
 
+#: A subscription that broke is made again with the reader's backoff; ResourceInUseException (the previous
+#: subscription of this consumer to this shard is still open) is waited out too.
+RESUBSCRIBE_RETRY = replace(FETCH_RETRY, retryable=lambda e: is_retryable(e) or _code(e) == "ResourceInUseException")
+
+
+def _code(err: BaseException) -> str:
+    return err.code if isinstance(err, KinesisError) else ""
+
 
 def register_consumer(transport: KinesisTransport, stream_arn: str, name: str, *, timeout: float = 60.0,
                       clock: Clock = SYSTEM_CLOCK) -> str:
     """The ARN of stream consumer `name`, registered if needed and ACTIVE."""
     arn = transport.register_stream_consumer(stream_arn, name)
-    deadline = clock.monotonic() + timeout
-    while clock.monotonic() < deadline:
-        if transport.stream_consumer_status(arn) == "ACTIVE":
-            return arn
-        clock.sleep(0.1)
-    raise KinesisError(f"stream consumer {name!r} not ACTIVE after {timeout:.0f} s")
+
+    def active() -> str:
+        if transport.stream_consumer_status(arn) != "ACTIVE":
+            raise KinesisError(f"stream consumer {name!r} not ACTIVE after {timeout:.0f} s", retryable=True)
+        return arn
+
+    return call_with_retry(active, RetryPolicy(base=0.1, maximum=1.0, max_elapsed=timeout), clock=clock)
 
 
 class EfoReader(ReaderBase):
@@ -64,12 +75,7 @@ class EfoReader(ReaderBase):
                 if not got and self._pause(1.0):
                     return  # a subscription that brought nothing: do not resubscribe in a tight loop
             except StreamkitError as err:
-                code = getattr(err, "code", "")
-                if code == "InvalidArgumentException" and not position.is_sentinel:
+                if _code(err) == "InvalidArgumentException" and not position.is_sentinel:
                     raise foreign_checkpoint_error(self.stream, self.shard_id, position, err) from err
-                if not err.retryable and code != "ResourceInUseException":
-                    raise
-                delay = self._backoff.delay(self.failures + 1)
-                self._failed(self.failures + 1, err, delay)
-                if self._pause(delay):
+                if self._retry_after(err, RESUBSCRIBE_RETRY):
                     return
