@@ -27,7 +27,7 @@ from producer.config import ProducerConfig
 from producer.producer import INTERRUPT_GRACE, Producer, WouldBlock
 from producer.results import PutResult
 from streamkit.clock import Clock
-from streamkit.errors import BufferFullError, ConfigurationError
+from streamkit.errors import BufferFullError, ConfigurationError, ProducerClosedError
 
 __all__ = ["YIELD_AFTER", "AsyncProducer"]
 
@@ -73,16 +73,20 @@ class AsyncProducer:
         self._left = 0  # sends before the next look at the clock; 0 until started
         self._acc: Any = None  # the started producer's accumulator and send, read on the hot path
         self._send: Any = None
+        self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> AsyncProducer:
         """Describe the stream and start the sender (in a thread: DescribeStreamSummary is a network call)."""
+        self._refuse_if_closed()
         if self._producer is None:
             if self._starting is None:
                 self._starting = asyncio.Lock()
             async with self._starting:
+                self._refuse_if_closed()
                 if self._producer is None:
-                    p = await asyncio.to_thread(Producer, self.stream_name, **self._args)
+                    p = Producer(self.stream_name, **self._args)
+                    await asyncio.to_thread(p.start)
                     p._no_block_thread = threading.get_ident()  # this loop's thread: WouldBlock, not a wait
                     self._acc, self._send = p._acc, p.send
                     self._producer = p
@@ -101,14 +105,24 @@ class AsyncProducer:
 
     async def flush(self, timeout: float | None = None) -> bool:
         """`Producer.flush`, awaited: True once every record put so far has resolved."""
+        self._refuse_if_closed()
         if self._producer is None:
             return True
         return await asyncio.to_thread(self._producer.flush, timeout)
 
     async def close(self, timeout: float | None = None) -> None:
-        """`Producer.close`, awaited: flush, then stop; what is unwritten after `timeout` fails, reported."""
+        """`Producer.close`, awaited: flush, then stop; what is unwritten after `timeout` fails, reported.
+
+        Every later call but `close` raises `ProducerClosedError`.
+        """
+        self._closed = True
+        self._left = 0  # the next send takes `_admit`, which refuses
         if self._producer is not None:
             await asyncio.to_thread(self._producer.close, timeout)
+
+    def _refuse_if_closed(self) -> None:
+        if self._closed:
+            raise ProducerClosedError(f"the AsyncProducer for stream {self.stream_name!r} is closed")
 
     async def __aenter__(self) -> AsyncProducer:
         return await self.start()
@@ -175,7 +189,8 @@ class AsyncProducer:
         await self.send(orjson.dumps(obj), partition_key, explicit_hash_key)
 
     async def _admit(self) -> None:
-        """Before a record is added: started, and the loop handed back when it is due."""
+        """Before a record is added: started (and not closed), and the loop handed back when it is due."""
+        self._refuse_if_closed()
         if self._producer is None:
             await self.start()
         self._left = _CHECK_EVERY

@@ -71,6 +71,9 @@ class ProducerConfig:
     #: only the byte bound (which blocks); records may then expire in the buffer before any attempt.
     buffer_full: Literal["block", "raise", "expire"] = "block"
     put_timeout: Seconds = 60.0
+    #: At interpreter exit, a producer never closed flushes for at most this long; what is still
+    #: unwritten then goes to `on_failure` (or, with none, one ERROR line says how many were lost).
+    exit_flush_timeout: Seconds = 10.0
     #: Backoff between attempts: full jitter on an exponential base (tenacity's wait_random_exponential).
     backoff_base: Seconds = 0.1
     backoff_max: Seconds = 5.0
@@ -90,6 +93,7 @@ class ProducerConfig:
     def __post_init__(self) -> None:
         check_fields(self)  # types, NaN and infinity first
         for name, minimum in (("record_max_buffered_time", 0.0), ("record_ttl", 0.001), ("put_timeout", 0.0),
+                              ("exit_flush_timeout", 0.0),
                               ("backoff_base", 0.0), ("backoff_max", 0.0)):
             object.__setattr__(self, name, _seconds(name, getattr(self, name), minimum=minimum))
         if not 1 <= self.collection_max_count <= 500:

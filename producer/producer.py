@@ -23,6 +23,7 @@ from streamkit.errors import (
     BufferFullError,
     ConfigurationError,
     KinesisError,
+    ProducerClosedError,
     RecordExpiredError,
     StreamkitError,
     ValidationError,
@@ -38,6 +39,27 @@ INTERRUPT_GRACE = 2.0
 __all__ = ["Producer", "WouldBlock"]
 
 log = logging.getLogger("streamkit.producer")
+
+#: Started producers not yet closed: interpreter exit closes each (`Producer._close_at_exit`).
+_open_producers: set[Producer] = set()
+
+
+def flush_open_producers() -> None:
+    """What interpreter exit runs: every producer never closed flushes for at most its
+    `ProducerConfig.exit_flush_timeout`, then hands what is unwritten to on_failure (or, with none,
+    says in one ERROR line how many records were lost)."""
+    for p in list(_open_producers):
+        try:
+            p._close_at_exit()
+        except Exception:  # one producer's failure must not keep the others from flushing
+            log.exception("closing the producer for stream %r at interpreter exit failed", p.stream_name)
+
+
+# Registered with threading's exit hooks, which run before concurrent.futures shuts its pools down
+# (the sender's PutRecords calls need them) and before the interpreter stops daemon threads; atexit
+# handlers run too late for both. (Hooks run last-registered first; concurrent.futures registered its
+# hook when it was imported above.)
+threading._register_atexit(flush_open_producers)  # type: ignore[attr-defined]
 
 
 class WouldBlock(BufferFullError):
@@ -140,21 +162,18 @@ class Producer:
         # The hot path reads it as a plain call: the C builtin itself for the system clock.
         self._clock = time.monotonic if self._time is SYSTEM_CLOCK else self._time.monotonic
         self._user_config = self.config
-        summary = self._transport.describe_stream_summary(stream_name)
-        self._auto = summary.auto_distribution
-        self.config = self._user_config.for_stream(summary.max_record_bytes, auto=self._auto)
         self._on_failure = _failure_handler(self.config.on_failure)
         self._retry = RetryPolicy(base=float(self.config.backoff_base), maximum=float(self.config.backoff_max))  # type: ignore[arg-type]
         self._backoff = self._retry.backoff(rng)
-        self._acc = Accumulator(self.config, ShardMap(self._transport.list_shards(stream_name)),
-                                placed_by_service=self._auto)
-        self._acc.warm_mibps = summary.warm_throughput_mibps
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
+        self._start_lock = threading.Lock()  # start()'s network calls happen under this one, not _lock
+        self._started = False
         # A record's wall-clock put time, without a second clock read per put.
         self._wall_offset = self._time.time() - self._clock()
         self._held: list[Item] = []  # puts that arrive while the shard map is being refreshed
-        self._max_record_size = self.config.record_limit
+        # 0 until started: every put then takes `_check_size`, which starts the producer (first use).
+        self._max_record_size = 0
         self._max_buffered = self.config.max_buffered_bytes
         self._flushing = 0
         self._closing = False
@@ -164,19 +183,61 @@ class Producer:
         self._waiting = 0  # callers held back in put/send (buffer bound or admission by drain time)
         self._no_block_thread: int | None = None  # an AsyncProducer's loop thread: WouldBlock instead of a wait
         self._reshard_pending = False
+        self._auto = False
         self._metrics = ProducerMetrics()
-        from streamkit.metrics import as_metrics
+        self._recorder: Any = None
+        self._own_recorder = False
+        self._trace = False
 
-        self._recorder, self._own_recorder = as_metrics(self.config.metrics)
-        self._m = self._recorder.scope(stream_name, "PutRecords")
-        # Trace context per record, when OpenTelemetry has a tracer provider now (streamkit.tracing).
-        from streamkit.tracing import enabled as tracing_enabled
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> Producer:
+        """Describe the stream, read its shards and start the sender; called by the first put/send/flush.
 
-        self._trace = self.config.trace_context is not False and self.config.aggregation and tracing_enabled()
-        self._note_distribution(summary.record_distribution)
-        self._pool = ThreadPoolExecutor(self.config.max_connections, thread_name_prefix="streamkit-put")
-        self._worker = threading.Thread(target=self._run, name="streamkit-producer", daemon=True)
-        self._worker.start()
+        Construction makes no network call; this does. Raises `StreamNotFoundError` for a missing stream
+        (and `ProducerClosedError` once closed). Calling it again does nothing.
+        """
+        if self._started:
+            if self._closing:
+                raise ProducerClosedError(f"the producer for stream {self.stream_name!r} is closed")
+            return self
+        with self._start_lock:
+            if self._closing:
+                raise ProducerClosedError(f"the producer for stream {self.stream_name!r} is closed")
+            if self._started:
+                return self
+            summary = self._transport.describe_stream_summary(self.stream_name)
+            shards = ShardMap(self._transport.list_shards(self.stream_name))
+            from streamkit.metrics import as_metrics
+
+            # Trace context per record, when OpenTelemetry has a tracer provider now (streamkit.tracing).
+            from streamkit.tracing import enabled as tracing_enabled
+
+            with self._cond:
+                self._auto = summary.auto_distribution
+                self.config = self._user_config.for_stream(summary.max_record_bytes, auto=self._auto)
+                self._acc = Accumulator(self.config, shards, placed_by_service=self._auto)
+                self._acc.warm_mibps = summary.warm_throughput_mibps
+                self._max_buffered = self.config.max_buffered_bytes
+                self._recorder, self._own_recorder = as_metrics(self.config.metrics)
+                self._m = self._recorder.scope(self.stream_name, "PutRecords")
+                self._trace = self.config.trace_context is not False and self.config.aggregation and tracing_enabled()
+                self._note_distribution(summary.record_distribution)
+                self._pool = ThreadPoolExecutor(self.config.max_connections, thread_name_prefix="streamkit-put")
+                self._worker = threading.Thread(target=self._run, name="streamkit-producer", daemon=True)
+                self._worker.start()
+                _open_producers.add(self)
+                self._max_record_size = self.config.record_limit
+                self._started = True
+        return self
+
+    def stop_accepting(self) -> None:
+        """Refuse every later put/send with `ProducerClosedError`, and end a put waiting for room.
+
+        Safe to call from a signal handler (two plain stores, no lock); `close()` then flushes what
+        was accepted. What the CLI calls on SIGTERM, SIGINT or SIGHUP.
+        """
+        self._closing = True
+        self._detour = True
 
     # -- public API ----------------------------------------------------------------------------
     def put(self, data: bytes | bytearray | memoryview | str, partition_key: str | None,
@@ -190,7 +251,7 @@ class Producer:
         else:
             data, ehk, size = self._validate(data, partition_key, explicit_hash_key)
         if size > self._max_record_size:
-            raise self._too_big(data, size)
+            self._check_size(data, size)
         now = self._clock()
         pending = Pending(data, partition_key, ehk, now, size)
         if self._trace:
@@ -214,7 +275,7 @@ class Producer:
         else:
             data, ehk, size = self._validate(data, partition_key, explicit_hash_key)
         if size > self._max_record_size:
-            raise self._too_big(data, size)
+            self._check_size(data, size)
         now = self._clock()
         if self._trace:
             self._enqueue((data, partition_key, ehk, now, size, 0), data, partition_key, ehk, now, size,
@@ -240,6 +301,8 @@ class Producer:
             else:
                 raise ValidationError(f"data must be bytes or str, got {type(data).__name__}")
         if partition_key is None:
+            if not self._started:
+                self.start()  # whether the stream places records itself is read there
             if not self._auto:
                 raise ValidationError(f"partition_key=None needs a stream that places records itself "
                                       f"(RecordDistributionStrategy AUTO); {self.stream_name!r} places them by key")
@@ -248,6 +311,14 @@ class Producer:
             validate_partition_key(partition_key)
         ehk = validate_explicit_hash_key(explicit_hash_key) if explicit_hash_key is not None else None
         return data, ehk, len(data) + len(partition_key.encode("utf-8"))
+
+    def _check_size(self, data: bytes, size: int) -> None:
+        """Off the fast path: start on first use (or refuse when closed), then the record limit."""
+        if not self._started or self._closing:
+            self.start()
+            if size <= self._max_record_size:
+                return
+        raise self._too_big(data, size)
 
     def _too_big(self, data: bytes, size: int) -> ValidationError:
         return ValidationError(f"record of {len(data)} bytes plus its {size - len(data)}-byte partition key is "
@@ -271,7 +342,7 @@ class Producer:
     def _enqueue_slow(self, item: Item, size: int, tags: tuple[tuple[str, str], ...] = ()) -> None:
         """`_enqueue` under the lock when closing, resharding, or the buffer or the record's shard is full."""
         if self._closing:
-            raise StreamkitError("the producer is closed")
+            raise ProducerClosedError(f"the producer for stream {self.stream_name!r} is closed: record not accepted")
         if not self._has_room(item, size):
             self._wait_for_room(item, size)
         if self._reshard_pending:
@@ -293,6 +364,10 @@ class Producer:
 
         Like the KPL's flushSync, it waits for records put by other threads meanwhile too.
         """
+        if self._closed:
+            raise ProducerClosedError(f"the producer for stream {self.stream_name!r} is closed")
+        if not self._started:
+            self.start()
         deadline = None if timeout is None else self._clock() + timeout
         with self._cond:
             self._flushing += 1
@@ -313,36 +388,83 @@ class Producer:
         return not self._held and self._acc.idle and self._calls_in_flight == 0
 
     def close(self, timeout: float | None = None) -> None:
-        """Flush, then stop. Records still unresolved after `timeout` fail with RecordExpiredError."""
-        with self._cond:
-            if self._closed:
+        """Flush, then stop. Records still unresolved after `timeout` fail with RecordExpiredError.
+
+        Every later call but `close` and `metrics` raises `ProducerClosedError`.
+        """
+        with self._start_lock:  # not started, it never will be; started, the sender is complete
+            with self._cond:
+                if self._closed:
+                    return
+                self._closing = self._detour = True
+                self._cond.notify_all()
+                started = self._started
+            if not started:
+                self._closed = True
                 return
-            self._closing = self._detour = True
-            self._cond.notify_all()
-        self.flush(timeout)
+        self._flush_for(timeout)
         with self._cond:
             self._closed = True
             self._cond.notify_all()
         self._worker.join(timeout=None if timeout is None else 5)
         self._pool.shutdown(wait=True)
         self._fail_leftovers(RecordExpiredError("the producer was closed before this record was written"), "Expired")
+        _open_producers.discard(self)
         if self._own_recorder:
             self._recorder.close()
         else:
             self._recorder.flush()
 
-    def _fail_leftovers(self, error: StreamkitError, code: str) -> None:
-        """Fail every record still buffered: futures fail, and each record goes to on_failure."""
+    def _flush_for(self, timeout: float | None) -> None:
+        try:
+            self.flush(timeout)
+        except StreamkitError as exc:  # the worker died: what it held fails below, reported
+            log.error("%s", exc)
+
+    def _fail_leftovers(self, error: StreamkitError, code: str, *, why: str = "") -> None:
+        """Fail every record still buffered: futures fail, and each record goes to on_failure.
+
+        Without an on_failure, `why` (when given) makes one ERROR line naming how many were lost.
+        """
         with self._cond:
             leftovers = self._held + self._acc.drain()
             self._held = []
             self._metrics.user_records_failed += len(leftovers)
             self._m.count("UserRecordsFailed", len(leftovers))
+        if why and leftovers and self._on_failure is None:
+            log.error("%d record(s) for stream %r were not written %s and no on_failure is set: they are lost",
+                      len(leftovers), self.stream_name, why)
+            resolve_exception(leftovers, error)
+            return
         outcomes = _Outcomes(self._on_failure, self._wall_offset)
         outcomes.failed.append((leftovers, error, code, 0))
         outcomes.apply()
 
+    def _close_at_exit(self) -> None:
+        """Interpreter exit found this producer open: flush for `exit_flush_timeout`, then hand the rest over."""
+        timeout = float(self._user_config.exit_flush_timeout)  # type: ignore[arg-type]
+        with self._start_lock, self._cond:
+            if self._closed or not self._started:
+                return
+            self._closing = self._detour = True
+            self._cond.notify_all()
+        self._flush_for(timeout)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._worker.join(timeout=5)
+        self._pool.shutdown(wait=True)
+        self._fail_leftovers(RecordExpiredError(f"not written within exit_flush_timeout={timeout} s at interpreter "
+                                                "exit (the producer was never closed)"), "Expired",
+                             why=f"within exit_flush_timeout={timeout} s at interpreter exit (the producer was "
+                                 "never closed)")
+        _open_producers.discard(self)
+        if self._recorder is not None:
+            self._recorder.flush()
+
     def __enter__(self) -> Producer:
+        if self._closing:
+            raise ProducerClosedError(f"the producer for stream {self.stream_name!r} is closed")
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
@@ -357,6 +479,8 @@ class Producer:
         """A snapshot of counters, buffered bytes and put-to-result latency percentiles."""
         with self._cond:
             m = self._metrics
+            if not self._started:
+                return m.snapshot(buffered_bytes=0, buffered_records=0, held_back=False, drain_seconds={})
             # Every record put is written, failed, or still buffered.
             m.user_records_put = m.user_records_written + m.user_records_failed + self._acc.buffered_records + len(self._held)
             return self._metrics.snapshot(buffered_bytes=self._acc.buffered_bytes,
@@ -371,7 +495,7 @@ class Producer:
 
     @property
     def shard_map(self) -> ShardMap:
-        return self._acc.shard_map
+        return self.start()._acc.shard_map
 
     # -- buffering -----------------------------------------------------------------------------
     def _buffered(self) -> int:
@@ -406,10 +530,14 @@ class Producer:
         try:
             while not self._has_room(item, size):
                 left = deadline - self._clock()
-                if left <= 0 or self._closing:
+                if self._closing:
+                    raise ProducerClosedError(f"the producer for stream {self.stream_name!r} was closed while a "
+                                              "record waited for room: record not accepted")
+                if left <= 0:
                     raise BufferFullError(f"no room for put_timeout={self.config.put_timeout} s (it stayed full): "
                                           f"{self._why_full(item, size)}")
-                self._cond.wait(left)
+                # In slices: `stop_accepting` (a signal handler in this very thread) cannot notify.
+                self._cond.wait(min(left, 0.1))
         finally:
             self._note_wait(-1, self._clock() - start)
 

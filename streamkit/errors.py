@@ -19,6 +19,7 @@
     ├── LocalStackError                 the local servers could not be installed, started or reached
     ├── BufferFullError                 the producer's buffer stayed full past the put timeout
     ├── RecordExpiredError              a producer record could not be written before its TTL
+    ├── ProducerClosedError             a call on a producer that is closed (or closing)
     ├── LeaseLostError                  a worker no longer holds the lease it tried to use
     └── CheckpointError                 a checkpoint could not be read or written
 """
@@ -40,6 +41,7 @@ __all__ = [
     "LeaseLostError",
     "LocalStackError",
     "NoProgressError",
+    "ProducerClosedError",
     "RecordExpiredError",
     "ServerUnreachableError",
     "ShardFailedError",
@@ -148,6 +150,10 @@ class BufferFullError(StreamkitError):
 
 class RecordExpiredError(StreamkitError):
     """A record could not be written before its time-to-live ran out."""
+
+
+class ProducerClosedError(StreamkitError):
+    """A call on a producer that was closed (or is closing, or was stopped by a signal): nothing was buffered."""
 
 
 class LeaseLostError(StreamkitError):
