@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from streamkit.aggregation import MAX_RECORD_BYTES
 from streamkit.errors import ConfigurationError
-from streamkit.limits import PUT_RECORDS_MAX_BYTES, PUT_RECORDS_MAX_ENTRIES
+from streamkit.limits import PUT_RECORDS_MAX_BYTES, PUT_RECORDS_MAX_ENTRIES, RECORD_MAX_BYTES_LARGEST
 from streamkit.validation import check_fields
 
 if TYPE_CHECKING:
@@ -96,12 +96,13 @@ class ProducerConfig:
                               ("exit_flush_timeout", 0.0),
                               ("backoff_base", 0.0), ("backoff_max", 0.0)):
             object.__setattr__(self, name, _seconds(name, getattr(self, name), minimum=minimum))
-        if not 1 <= self.collection_max_count <= 500:
-            raise ConfigurationError(f"ProducerConfig.collection_max_count must be 1..500, got {self.collection_max_count}")
-        record_limit = self.max_record_size if self.max_record_size is not None else 10 * MAX_RECORD_BYTES
-        if self.max_record_size is not None and not 1024 <= self.max_record_size <= 10 * MAX_RECORD_BYTES:
+        if not 1 <= self.collection_max_count <= PUT_RECORDS_MAX_ENTRIES:
+            raise ConfigurationError(f"ProducerConfig.collection_max_count must be 1..{PUT_RECORDS_MAX_ENTRIES}, "
+                                     f"got {self.collection_max_count}")
+        record_limit = self.max_record_size if self.max_record_size is not None else RECORD_MAX_BYTES_LARGEST
+        if self.max_record_size is not None and not 1024 <= self.max_record_size <= RECORD_MAX_BYTES_LARGEST:
             raise ConfigurationError(f"ProducerConfig.max_record_size must be 1024 bytes to 10 MiB, got {self.max_record_size}")
-        if not 64 <= self.aggregation_max_size <= min(record_limit, 10 * MAX_RECORD_BYTES):
+        if not 64 <= self.aggregation_max_size <= min(record_limit, RECORD_MAX_BYTES_LARGEST):
             raise ConfigurationError(
                 f"ProducerConfig.aggregation_max_size must be between 64 and max_record_size ({record_limit}), "
                 f"got {self.aggregation_max_size}")

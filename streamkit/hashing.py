@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamkit.errors import ValidationError
+from streamkit.limits import PARTITION_KEY_MAX_CHARS
 
 __all__ = [
     "MAX_HASH_KEY",
@@ -25,7 +26,7 @@ __all__ = [
 ]
 
 MAX_HASH_KEY = (1 << 128) - 1
-MAX_PARTITION_KEY_LENGTH = 256
+MAX_PARTITION_KEY_LENGTH = PARTITION_KEY_MAX_CHARS
 _md5 = hashlib.md5
 _ROUTE_CACHE_LIMIT = 100_000
 

@@ -44,7 +44,7 @@ from streamkit.errors import (
     ThrottledError,
 )
 from streamkit.hashing import ShardInfo
-from streamkit.limits import MIB, RECORD_MAX_BYTES
+from streamkit.limits import GET_RECORDS_MAX_RECORDS, MIB, RECORD_MAX_BYTES
 from streamkit.retry import Interrupted, RetryPolicy, call_with_retry
 from streamkit.transport import Fetched, IteratorStart, KinesisTransport
 
@@ -69,7 +69,7 @@ MAX_FETCH_BYTES = 4 * MIB
 
 @dataclass(frozen=True, kw_only=True)
 class ReaderSettings:
-    max_records: int = 10_000
+    max_records: int = GET_RECORDS_MAX_RECORDS
     min_poll_interval: float = 0.2
     idle_poll_interval: float = 1.0
     retry: RetryPolicy = FETCH_RETRY

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from streamkit.hashing import ShardInfo
+from streamkit.limits import KIB, RECORD_MAX_SIZE_KIB_DEFAULT
 
 __all__ = [
     "Fetched",
@@ -71,7 +72,7 @@ class StreamSummary:
     open_shards: int | None = None
     stream_mode: str = "PROVISIONED"  # or ON_DEMAND
     retention_hours: int = 24
-    max_record_size_kib: int = 1024
+    max_record_size_kib: int = RECORD_MAX_SIZE_KIB_DEFAULT
     record_distribution: str = "USER_PARTITION_KEY"  # or AUTO: the service places records, keys are ignored
     warm_throughput_mibps: int | None = None
     #: StreamCreationTimestamp, epoch seconds (None if the server does not say).
@@ -88,7 +89,7 @@ class StreamSummary:
     @property
     def max_record_bytes(self) -> int:
         """Data + partition key of one record, at most."""
-        return self.max_record_size_kib * 1024
+        return self.max_record_size_kib * KIB
 
     @property
     def auto_distribution(self) -> bool:

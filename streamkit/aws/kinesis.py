@@ -31,6 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from streamkit.aws import wire
 from streamkit.aws.errors import call_kinesis, error_code, translate_error
 from streamkit.hashing import ShardInfo
+from streamkit.limits import RECORD_MAX_SIZE_KIB_DEFAULT
 from streamkit.transport import Fetched, IteratorStart, PutEntryResult, StreamSummary, is_stream_arn, stream_name_of
 
 __all__ = ["BotoKinesis", "stream_params", "tolerate_missing_initial_response"]
@@ -134,7 +135,7 @@ class BotoKinesis:
                              open_shards=s.get("OpenShardCount"),
                              stream_mode=(s.get("StreamModeDetails") or {}).get("StreamMode", "PROVISIONED"),
                              retention_hours=int(s.get("RetentionPeriodHours", 24)),
-                             max_record_size_kib=int(s.get("MaxRecordSizeInKiB") or 1024),
+                             max_record_size_kib=int(s.get("MaxRecordSizeInKiB") or RECORD_MAX_SIZE_KIB_DEFAULT),
                              record_distribution=str(s.get("RecordDistributionStrategy") or "USER_PARTITION_KEY"),
                              warm_throughput_mibps=None if warm is None else int(warm),
                              created_at=_epoch(s.get("StreamCreationTimestamp")))

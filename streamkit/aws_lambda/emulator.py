@@ -36,6 +36,7 @@ from streamkit.checkpoints.base import CheckpointStore
 from streamkit.clock import SYSTEM_CLOCK, Clock
 from streamkit.destinations import as_destination
 from streamkit.errors import NoProgressError
+from streamkit.limits import GET_RECORDS_MAX_RECORDS
 from streamkit.retry import Interrupted, call_until_answered
 from streamkit.shard_reader import ShardReader
 from streamkit.transport import as_kinesis, stream_name_of
@@ -66,7 +67,8 @@ class EventSourceMapping:
         self.handler = handler
         self.config = config or EsmConfig()
         # The first GetRecords of a shard asks for one batch per lane (more as the records' size allows).
-        self._polling = replace(POLLING, first_limit=min(10_000, self.config.batch_size * self.config.parallelization_factor))
+        first = min(GET_RECORDS_MAX_RECORDS, self.config.batch_size * self.config.parallelization_factor)
+        self._polling = replace(POLLING, first_limit=first)
         self.clock = clock
         self._failure_destination = None if self.config.on_failure is None else as_destination(self.config.on_failure)
         self.transport = as_kinesis(client, stream=self.stream, retries=0, region=self.config.region)  # streamkit retries itself

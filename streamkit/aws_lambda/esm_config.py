@@ -7,6 +7,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from streamkit.errors import ConfigurationError
+from streamkit.limits import (
+    ESM_BATCH_SIZE_MAX,
+    ESM_BATCHING_WINDOW_MAX,
+    ESM_MAX_RETRY_ATTEMPTS_MAX,
+    ESM_PARALLELIZATION_MAX,
+    ESM_RECORD_AGE_MAX,
+    ESM_RECORD_AGE_MIN,
+    ESM_TUMBLING_WINDOW_MAX,
+)
 from streamkit.validation import check_fields
 
 __all__ = ["EsmConfig", "EsmStats"]
@@ -34,15 +43,17 @@ class EsmConfig:
     def __post_init__(self) -> None:
         check_fields(self)  # types, NaN and infinity first
         checks = [
-            (1 <= self.batch_size <= 10_000, f"batch_size must be 1..10000, got {self.batch_size}"),
-            (0 <= self.batching_window <= 300, f"batching_window must be 0..300 s, got {self.batching_window}"),
+            (1 <= self.batch_size <= ESM_BATCH_SIZE_MAX, f"batch_size must be 1..{ESM_BATCH_SIZE_MAX}, got {self.batch_size}"),
+            (0 <= self.batching_window <= ESM_BATCHING_WINDOW_MAX,
+             f"batching_window must be 0..{ESM_BATCHING_WINDOW_MAX} s, got {self.batching_window}"),
             (self.starting_position in ("TRIM_HORIZON", "LATEST"), "starting_position must be TRIM_HORIZON or LATEST"),
-            (1 <= self.parallelization_factor <= 10, "parallelization_factor must be 1..10"),
-            (self.max_retry_attempts == -1 or 0 <= self.max_retry_attempts <= 10_000,
-             "max_retry_attempts must be -1 or 0..10000"),
-            (self.max_record_age == -1 or 60 <= self.max_record_age <= 604_800,
-             "max_record_age must be -1 or 60..604800 s"),
-            (0 <= self.tumbling_window <= 900, "tumbling_window must be 0..900 s"),
+            (1 <= self.parallelization_factor <= ESM_PARALLELIZATION_MAX,
+             f"parallelization_factor must be 1..{ESM_PARALLELIZATION_MAX}"),
+            (self.max_retry_attempts == -1 or 0 <= self.max_retry_attempts <= ESM_MAX_RETRY_ATTEMPTS_MAX,
+             f"max_retry_attempts must be -1 or 0..{ESM_MAX_RETRY_ATTEMPTS_MAX}"),
+            (self.max_record_age == -1 or ESM_RECORD_AGE_MIN <= self.max_record_age <= ESM_RECORD_AGE_MAX,
+             f"max_record_age must be -1 or {ESM_RECORD_AGE_MIN}..{ESM_RECORD_AGE_MAX} s"),
+            (0 <= self.tumbling_window <= ESM_TUMBLING_WINDOW_MAX, f"tumbling_window must be 0..{ESM_TUMBLING_WINDOW_MAX} s"),
         ]
         for ok, message in checks:
             if not ok:

@@ -15,6 +15,7 @@ from streamkit.aws_lambda.esm_lanes import Lane, split_by_lane
 from streamkit.aws_lambda.esm_positions import Positions
 from streamkit.clock import Clock
 from streamkit.errors import StreamkitError, ThrottledError
+from streamkit.limits import GET_RECORDS_MAX_RECORDS
 from streamkit.shard_reader import ReaderSettings, ShardReader
 
 __all__ = ["POLLING", "PollState", "backlog_full", "poll_shard", "read_failed"]
@@ -22,7 +23,7 @@ __all__ = ["POLLING", "PollState", "backlog_full", "poll_shard", "read_failed"]
 log = logging.getLogger("streamkit.esm")
 
 #: Lambda polls each shard about once a second when caught up, back to back (5 calls/s) while behind.
-POLLING = ReaderSettings(max_records=10_000, min_poll_interval=0.2, idle_poll_interval=1.0)
+POLLING = ReaderSettings(max_records=GET_RECORDS_MAX_RECORDS, min_poll_interval=0.2, idle_poll_interval=1.0)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from streamkit.errors import ConfigurationError
+from streamkit.limits import GET_RECORDS_MAX_RECORDS
 from streamkit.shard_reader import MAX_FETCH_BYTES
 from streamkit.validation import check_fields
 
@@ -31,7 +32,7 @@ class ConsumerConfig:
     #: Where a shard with no checkpoint starts: "TRIM_HORIZON", "LATEST", or a time (AT_TIMESTAMP).
     initial_position: Literal["TRIM_HORIZON", "LATEST"] | datetime | float = "TRIM_HORIZON"
     #: GetRecords Limit (at most 10,000).
-    max_records: int = 10_000
+    max_records: int = GET_RECORDS_MAX_RECORDS
     #: Per shard, bytes (data + keys) fetched and not yet processed, at most about this much: each
     #: GetRecords Limit is sized to it (streamkit.shard_reader.FetchLimit). Default 4 MiB: two seconds
     #: of a shard's 2 MiB/s read limit, so it never slows a reader; lower it for many shards per worker.
@@ -95,7 +96,7 @@ class ConsumerConfig:
         if float(self.backoff_max) < float(self.backoff_base):  # type: ignore[arg-type]
             raise ConfigurationError(f"ConsumerConfig.backoff_max ({self.backoff_max}) must not be below backoff_base "
                                      f"({self.backoff_base})")
-        if not 1 <= self.max_records <= 10_000:
+        if not 1 <= self.max_records <= GET_RECORDS_MAX_RECORDS:
             raise ConfigurationError(f"ConsumerConfig.max_records must be 1..10000, got {self.max_records}")
         if self.max_fetch_bytes < 1024:
             raise ConfigurationError(f"ConsumerConfig.max_fetch_bytes must be at least 1024, got {self.max_fetch_bytes}")

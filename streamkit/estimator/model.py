@@ -11,7 +11,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from streamkit.errors import ConfigurationError
-from streamkit.limits import LAMBDA_SYNC_PAYLOAD, MIB, RECORD_MAX_BYTES
+from streamkit.limits import (
+    ESM_BATCH_SIZE_MAX,
+    EVENT_RECORD_OVERHEAD,
+    LAMBDA_SYNC_PAYLOAD,
+    MIB,
+    RECORD_MAX_BYTES,
+    RECORD_MAX_BYTES_LARGEST,
+)
 
 __all__ = ["Inputs", "Limits", "estimate", "hot_shard_share", "zipf_shares"]
 
@@ -22,7 +29,6 @@ PRICES_NOTE = ("us-east-1 list prices as published in public cost tools in 2024 
                "documentation of late 2026 ('at least 60% lower'); no price list in this repository")
 AGG_OVERHEAD = 20  # magic + digest
 PER_SUBRECORD = 6  # protobuf framing of one sub-record (index, lengths), typical
-EVENT_RECORD_JSON = 530  # what the Lambda event adds around each record's base64 data
 LAMBDA_PAYLOAD = LAMBDA_SYNC_PAYLOAD
 
 
@@ -96,7 +102,7 @@ class Inputs:
             raise ConfigurationError(f"--shards must be at least 1, got {self.shards}")
         if not 1 <= self.parallelization_factor <= 10:
             raise ConfigurationError("--parallelization-factor must be 1..10")
-        if not 1 <= self.batch_size <= 10_000:
+        if not 1 <= self.batch_size <= ESM_BATCH_SIZE_MAX:
             raise ConfigurationError("--batch-size must be 1..10000")
         if self.duration is not None and self.duration <= 0:
             raise ConfigurationError("--duration must be positive")
@@ -106,7 +112,7 @@ class Inputs:
             raise ConfigurationError("--aggregation must be at least 1 (or auto)")
         if self.partition_keys < 1:
             raise ConfigurationError("--partition-keys must be at least 1")
-        if not 1024 * 1024 <= self.max_record_size <= 10 * 1024 * 1024:
+        if not RECORD_MAX_BYTES <= self.max_record_size <= RECORD_MAX_BYTES_LARGEST:
             raise ConfigurationError("--max-record-size must be 1 MiB to 10 MiB (MaxRecordSizeInKiB 1024..10240)")
         if self.distribution == "AUTO" and self.mode == "provisioned":
             raise ConfigurationError("--distribution auto needs an on-demand --mode (AWS allows it there only)")
@@ -164,8 +170,8 @@ def _evaluate(inp: Inputs, shards: int) -> dict[str, Any]:
     h = hot_shard_share(shares, shards)
     polling = inp.consumers
     # Lambda batch: Kinesis records per invocation, within BatchSize and the 6 MiB payload.
-    payload_fit = math.floor(LAMBDA_PAYLOAD / (4 / 3 * (s_k - inp.key_bytes) + EVENT_RECORD_JSON + inp.key_bytes))
-    b = max(1, min(inp.batch_size, 10_000, payload_fit))
+    payload_fit = math.floor(LAMBDA_PAYLOAD / (4 / 3 * (s_k - inp.key_bytes) + EVENT_RECORD_OVERHEAD + inp.key_bytes))
+    b = max(1, min(inp.batch_size, ESM_BATCH_SIZE_MAX, payload_fit))
     user_per_batch = a * b
     if inp.duration is not None:
         cycle = inp.duration
@@ -361,8 +367,8 @@ def _advice(inp: Inputs, shards: int, ev: dict[str, Any]) -> list[dict[str, Any]
         options.append((f"double the shards to {shards * 2}", replace(inp, shards=shards * 2), shards * 2))
     if inp.aggregation != "auto" and float(inp.aggregation) <= 1:
         options.append(("aggregate records (KPL format, streamkit's producer)", replace(inp, aggregation="auto"), shards))
-    if inp.batch_size < 10_000 and inp.duration is None:
-        bigger = min(10_000, inp.batch_size * 4)
+    if inp.batch_size < ESM_BATCH_SIZE_MAX and inp.duration is None:
+        bigger = min(ESM_BATCH_SIZE_MAX, inp.batch_size * 4)
         options.append((f"raise BatchSize to {bigger}", replace(inp, batch_size=bigger), shards))
     if inp.parallelization_factor < 10:
         options.append(("raise ParallelizationFactor to 10", replace(inp, parallelization_factor=10), shards))

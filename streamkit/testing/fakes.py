@@ -24,11 +24,12 @@ from streamkit.errors import (
     StreamNotFoundError,
 )
 from streamkit.hashing import MAX_HASH_KEY, ShardInfo, ShardMap
+from streamkit.limits import GET_RECORDS_MAX_RECORDS, ITERATOR_LIFETIME, KIB, RECORD_MAX_SIZE_KIB_DEFAULT, RECORD_MAX_SIZE_KIB_MAX
 from streamkit.transport import Fetched, IteratorStart, PutEntryResult, StreamSummary, stream_name_of
 
 __all__ = ["FakeClock", "FakeKinesis", "FakeKinesisClient"]
 
-ITERATOR_TTL = 300.0  # AWS: a shard iterator expires 5 minutes after it is returned
+ITERATOR_TTL = ITERATOR_LIFETIME  # AWS: a shard iterator expires 5 minutes after it is returned
 ACCOUNT = "000000000000"
 
 
@@ -98,7 +99,7 @@ class _Stream:
     shards: dict[str, _Shard]
     next_shard: int
     mode: str = "PROVISIONED"
-    max_record_size_kib: int = 1024
+    max_record_size_kib: int = RECORD_MAX_SIZE_KIB_DEFAULT
     distribution: str = "USER_PARTITION_KEY"
     warm_throughput_mibps: int | None = None
     placed: int = 0  # AUTO placement: records spread over the open shards in turn
@@ -198,14 +199,15 @@ class FakeKinesis:
             shards = 4  # AWS: a new on-demand stream starts at 4 MiB/s of writes, 4 shards
         if shards is None or shards < 1:
             raise ConfigurationError(f"ShardCount must be at least 1, got {shards}")
-        _check_record_size(max_record_size_kib or 1024)
+        _check_record_size(max_record_size_kib or RECORD_MAX_SIZE_KIB_DEFAULT)
         if distribution == "AUTO" and not on_demand:
             raise _invalid("RecordDistributionStrategy AUTO is supported only for on-demand streams")
         with self._lock:
             if name in self._streams:
                 raise KinesisError(f"ResourceInUseException: stream {name} exists", code="ResourceInUseException")
             s = _Stream(name, f"arn:aws:kinesis:{self.region}:{ACCOUNT}:stream/{name}", {}, 0,
-                        mode="ON_DEMAND" if on_demand else "PROVISIONED", max_record_size_kib=max_record_size_kib or 1024,
+                        mode="ON_DEMAND" if on_demand else "PROVISIONED",
+                        max_record_size_kib=max_record_size_kib or RECORD_MAX_SIZE_KIB_DEFAULT,
                         distribution=distribution or "USER_PARTITION_KEY",
                         created_at=1_700_000_000.0 + len(self._streams))
             self._streams[name] = s
@@ -329,7 +331,7 @@ class FakeKinesis:
             if self.clock.monotonic() - made > ITERATOR_TTL:
                 raise ExpiredIteratorError(f"ExpiredIteratorException: Iterator expired ({iterator})",
                                            code="ExpiredIteratorException")
-            if not 1 <= limit <= 10_000:
+            if not 1 <= limit <= GET_RECORDS_MAX_RECORDS:
                 raise KinesisError(f"ValidationException: Limit {limit} is not in 1..10000", code="ValidationException")
             shard = self._shard(stream, shard_id)
             batch = [dict(r) for r in shard.records[index:index + limit]]
@@ -363,7 +365,7 @@ class FakeKinesis:
                                        f"'records.{n}.member.partitionKey' failed to satisfy constraint: Member must "
                                        "not be null", code="ValidationException")
                 size = len(entry["Data"]) + len((key or "").encode())
-                if size > s.max_record_size_kib * 1024:
+                if size > s.max_record_size_kib * KIB:
                     raise KinesisError(f"ValidationException: record {n} is {size} bytes, over the stream's "
                                        f"{s.max_record_size_kib} KiB maximum record size", code="ValidationException")
             smap = ShardMap(sh.info for sh in s.shards.values())
@@ -436,7 +438,7 @@ def _invalid(message: str) -> KinesisError:
 
 
 def _check_record_size(kib: int) -> None:
-    if not 1024 <= kib <= 10240:
+    if not RECORD_MAX_SIZE_KIB_DEFAULT <= kib <= RECORD_MAX_SIZE_KIB_MAX:
         raise KinesisError(f"ValidationException: MaxRecordSizeInKiB must be 1024..10240, got {kib}",
                            code="ValidationException")
 
