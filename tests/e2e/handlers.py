@@ -99,3 +99,21 @@ class KclpyCollect:
 
     def shutdown_requested(self, shutdown_requested_input: object) -> None:
         shutdown_requested_input.checkpointer.checkpoint()  # type: ignore[attr-defined]
+
+
+def slow_lambda(event: dict, context: object) -> dict:  # type: ignore[type-arg]
+    """A plain Lambda handler (event, context), 10 ms a record: writes each record's data."""
+    import base64
+
+    for r in event["Records"]:
+        time.sleep(0.01)
+        _out(f"{r['eventID']} {base64.b64decode(r['kinesis']['data']).decode()}")
+    return {"batchItemFailures": []}
+
+
+class KclpySlowCollect(KclpyCollect):
+    """KclpyCollect at 10 ms a record, checkpointing after each batch."""
+
+    def process_records(self, process_records_input: object) -> None:
+        time.sleep(0.01 * len(process_records_input.records))  # type: ignore[attr-defined]
+        super().process_records(process_records_input)
