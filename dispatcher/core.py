@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from dispatcher.targets import Target
+from dispatcher.targets import InvalidBody, Target
 from streamkit.checkpoints.model import Checkpoint
 from streamkit.destinations import DeadLetter, Destination, as_destination
 from streamkit.errors import ConfigurationError
@@ -44,6 +44,8 @@ class DispatchResult:
     delivered: int = 0
     retried: int = 0
     dead_lettered: int = 0
+    #: Records whose body did not validate into the target's model (never retried; dead-lettered or failed).
+    invalid: int = 0
     failed: list[StreamRecord] = field(default_factory=list)  # not delivered and not dead-lettered
 
     def batch_item_failures(self) -> list[dict[str, str]]:
@@ -82,6 +84,13 @@ class Dispatcher:
 
         self._recorder, self._own_recorder = as_metrics(metrics)
         self._target_name = type(target).__name__
+        from streamkit.bodies import body_name, is_model
+
+        body = getattr(target, "body", None)
+        if body is not None and is_model(body) and self.dead_letter is None:
+            log.warning("body=%s without a dead-letter destination: a record that does not validate is reported "
+                        "as failed, and Lambda retries its batch until the record expires, blocking the shard",
+                        body_name(body))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -108,21 +117,27 @@ class Dispatcher:
         return self._deliver(lane, records)
 
     def _deliver(self, lane: int, records: list[StreamRecord]) -> tuple[int, int, list[tuple[StreamRecord, str]]]:
-        """Deliver `records` in one call, then only the failed ones again, up to `max_attempts`.
+        """Deliver `records` in one call, then only the failed ones again, up to `max_attempts`; an
+        `InvalidBody` failure is final at once (retrying cannot fix it).
 
         Returns (delivered, retried, failures after the last attempt).
         """
         pending = records
         retried = 0
         failures: list[tuple[StreamRecord, str]] = []
+        invalid: list[tuple[StreamRecord, str]] = []
         for attempt in range(1, self.max_attempts + 1):
             failures = self.target.deliver(lane, pending) if pending else []
+            if any(isinstance(e, InvalidBody) for _r, e in failures):
+                invalid += [f for f in failures if isinstance(f[1], InvalidBody)]
+                failures = [f for f in failures if not isinstance(f[1], InvalidBody)]
             if not failures or attempt == self.max_attempts:
                 break
             failed_ids = {id(r) for r, _e in failures}
             pending = [r for r in pending if id(r) in failed_ids]
             retried += len(pending)
             self._sleep(self._backoff.delay(attempt))
+        failures = invalid + failures
         return len(records) - len(failures), retried, failures
 
     def _run_ordered_lane(self, lane: int, records: list[StreamRecord]) -> tuple[int, int, list[tuple[StreamRecord, str]]]:
@@ -159,10 +174,10 @@ class Dispatcher:
             result.delivered += delivered
             result.retried += retried
             undelivered += failures
+        result.invalid = sum(isinstance(e, InvalidBody) for _r, e in undelivered)
         if undelivered:
             if self.dead_letter is not None:
-                self.dead_letter.send([DeadLetter(record=r, error=e, attempts=self.max_attempts,
-                                                  stream_arn=r.event_source_arn) for r, e in undelivered])
+                self.dead_letter.send([_letter(r, e, self.max_attempts) for r, e in undelivered])
                 result.dead_lettered = len(undelivered)
                 log.error("dispatcher: %d record(s) dead-lettered to %r", len(undelivered), self.dead_letter)
             else:
@@ -177,7 +192,15 @@ class Dispatcher:
             m.count("RecordsDelivered", result.delivered, Target=self._target_name)
             m.count("DeliveryFailures", len(undelivered), Target=self._target_name)
             m.count("RecordsDeadLettered", result.dead_lettered)
+            m.count("RecordsInvalid", result.invalid)
         return result
+
+
+def _letter(record: StreamRecord, error: str, max_attempts: int) -> DeadLetter:
+    if isinstance(error, InvalidBody):  # sent on at its first attempt, with its validation errors
+        return DeadLetter(record=record, error=str(error), attempts=1, stream_arn=record.event_source_arn,
+                          validation_errors=error.errors)
+    return DeadLetter(record=record, error=error, attempts=max_attempts, stream_arn=record.event_source_arn)
 
 
 def _order_key(r: StreamRecord) -> str:

@@ -13,18 +13,30 @@ from typing import Any, Protocol
 import orjson
 
 from streamkit.aio import blocking
-from streamkit.destinations import sqs_batches
-from streamkit.errors import StreamkitError
+from streamkit.destinations import sqs_batches, validation_errors_of
+from streamkit.errors import BodyDecodeError, StreamkitError
 from streamkit.lazy_client import LazyClient
 from streamkit.limits import LAMBDA_ASYNC_PAYLOAD, LAMBDA_SYNC_PAYLOAD, SQS_MESSAGE_BYTES
 from streamkit.records import StreamRecord
 
-__all__ = ["LambdaTarget", "LocalTarget", "SqsTarget", "Target", "record_payload"]
+__all__ = ["InvalidBody", "LambdaTarget", "LocalTarget", "SqsTarget", "Target", "record_payload"]
 
 
 def record_payload(r: StreamRecord) -> dict[str, Any]:
     """A record as the workers receive it: StreamRecord.to_json() (data base64-encoded)."""
     return r.to_json()
+
+
+class InvalidBody(str):
+    """A delivery failure that retrying cannot fix: the record's body did not decode or validate into the
+    target's model. The dispatcher sends it on at once (no retries), with the validation `errors`."""
+
+    errors: tuple[tuple[str, str], ...]
+
+    def __new__(cls, error: BodyDecodeError) -> InvalidBody:
+        text = super().__new__(cls, f"{type(error).__name__}: {error}")
+        text.errors = validation_errors_of(error)
+        return text
 
 
 class Target(Protocol):
@@ -47,20 +59,40 @@ class LocalTarget:
 
     `worker` may be ``async def``: each lane's records are then awaited one after another on
     `streamkit.aio`'s event loop, at most `workers` lanes at once (order per key kept in ``per-key`` mode).
+    `body`: how the worker's ``record.body`` is decoded (None: as the dispatcher's records are); a model
+    type (`streamkit.bodies`) is validated before the worker is called, and a record that does not
+    validate is an `InvalidBody` failure, not retried.
     """
 
     preserves_order = True  # deliver() runs the worker on each record in turn and returns when done
 
-    def __init__(self, worker: Callable[[StreamRecord], Any], *, workers: int = 8) -> None:
+    def __init__(self, worker: Callable[[StreamRecord], Any], *, workers: int = 8, body: Any = None) -> None:
         self.worker = blocking(worker)
         self.capacity = workers
+        self.body = body
+        if body is None:
+            self._decode: Callable[[bytes], Any] | None = None
+            self._validate = False
+        else:
+            from streamkit.bodies import body_decoder, is_model
+
+            self._decode = body_decoder(body)  # a bad body, or a model whose library is missing: raises here
+            self._validate = is_model(body)
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="dispatch-worker")
 
     def deliver(self, lane: int, records: Sequence[StreamRecord]) -> list[tuple[StreamRecord, str]]:
-        failed = []
+        failed: list[tuple[StreamRecord, str]] = []
+        decode = self._decode
         for r in records:
+            given = r if decode is None else r._with_decoder(decode)
+            if self._validate:
+                try:
+                    given.body  # noqa: B018  # validated before the worker sees it
+                except BodyDecodeError as exc:
+                    failed.append((r, InvalidBody(exc)))
+                    continue
             try:
-                self.worker(r)
+                self.worker(given)
             except Exception as exc:
                 failed.append((r, f"{type(exc).__name__}: {exc}"))
         return failed

@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 
 from streamkit.clock import SYSTEM_CLOCK, Clock
-from streamkit.errors import AwsServiceError, ConfigurationError, StreamkitError
+from streamkit.errors import AwsServiceError, BodyValidationError, ConfigurationError, StreamkitError
 from streamkit.files import private_file
 from streamkit.lazy_client import LazyClient
 from streamkit.limits import SQS_BATCH_ENTRIES, SQS_MESSAGE_BYTES
@@ -36,6 +36,7 @@ __all__ = [
     "read_dead_letters",
     "split_destination",
     "sqs_batches",
+    "validation_errors_of",
 ]
 
 
@@ -48,13 +49,28 @@ class DeadLetter:
     attempts: int
     stream_arn: str | None = None
     failed_at: float = field(default_factory=time.time)
+    #: (field, message) pairs of a body that did not validate into its model (`BodyValidationError`).
+    validation_errors: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, record: StreamRecord, error: str, attempts: int, cause: BaseException | None = None) -> DeadLetter:
+        """A letter for `record`, carrying the validation errors of `cause` when it is a `BodyValidationError`."""
+        return cls(record=record, error=error, attempts=attempts, stream_arn=record.event_source_arn,
+                   validation_errors=validation_errors_of(cause))
 
     def to_json(self) -> dict[str, Any]:
         out = self.record.to_json()
         out.update(error=self.error, attempts=self.attempts, failed_at=self.failed_at)
+        if self.validation_errors:
+            out["validation_errors"] = [{"field": f, "message": m} for f, m in self.validation_errors]
         if self.stream_arn and not out.get("event_source_arn"):
             out["event_source_arn"] = self.stream_arn
         return out
+
+
+def validation_errors_of(cause: BaseException | None) -> tuple[tuple[str, str], ...]:
+    """The (field, message) pairs of a body that failed validation; () for any other error."""
+    return cause.errors if isinstance(cause, BodyValidationError) else ()
 
 
 @runtime_checkable

@@ -6,6 +6,7 @@
     ├── BadLineError                    a line of a producer input file that cannot be sent (exit 1)
     ├── AggregationFormatError          a KPL aggregate with a good digest but a malformed body
     ├── BodyDecodeError                 a record's data is not the JSON or text the handler asked for
+    │   └── BodyValidationError         a record's body does not validate into the model asked for (errors)
     ├── EventFormatError                a Lambda event that is not a Kinesis event
     ├── BatchFailedError                the wrapper fails the invocation (report_batch_item_failures=False)
     ├── StreamNotFoundError             the stream does not exist
@@ -32,6 +33,7 @@ __all__ = [
     "BadLineError",
     "BatchFailedError",
     "BodyDecodeError",
+    "BodyValidationError",
     "BufferFullError",
     "CheckpointError",
     "ConfigurationError",
@@ -81,6 +83,18 @@ class AggregationFormatError(StreamkitError, ValueError):
 
 class BodyDecodeError(StreamkitError):
     """A record's data could not be decoded as the handler asked (JSON or UTF-8 text)."""
+
+
+class BodyValidationError(BodyDecodeError):
+    """A record's body is not a valid instance of the model asked for (``body=Model``).
+
+    `errors` holds ``(field, message)`` pairs, as the validating library reported them (msgspec reports
+    the first only). Never retryable: the same bytes fail the same way.
+    """
+
+    def __init__(self, message: str, *, errors: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(message, retryable=False)
+        self.errors = errors
 
 
 class EventFormatError(StreamkitError):

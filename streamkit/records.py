@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from operator import attrgetter
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal
 
 import orjson
 
@@ -13,6 +13,17 @@ from streamkit.errors import BodyDecodeError
 __all__ = ["BODY_DECODERS", "BodyDecodeError", "BodyMode", "StreamRecord"]
 
 BodyMode = Literal["json", "text", "bytes"]
+
+if TYPE_CHECKING:
+    # The body's type defaults to Any, so a bare `StreamRecord` stays what it always was (PEP 696; the
+    # runtime TypeVar of 3.11 takes no default, and typing_extensions is not imported in a Lambda).
+    from typing_extensions import TypeVar
+
+    BodyT = TypeVar("BodyT", default=Any)
+else:
+    from typing import TypeVar
+
+    BodyT = TypeVar("BodyT")
 
 
 def _json(data: bytes) -> Any:
@@ -37,13 +48,14 @@ BODY_DECODERS: dict[str, Callable[[bytes], Any]] = {"json": _json, "text": _text
 _UNSET = object()
 
 
-class StreamRecord:
+class StreamRecord(Generic[BodyT]):
     """A read-only view of one user record.
 
-    ``body`` is the data decoded as asked (``"json"``, ``"text"`` or ``"bytes"``), on first access; a
-    record that cannot be decoded raises `BodyDecodeError` there, so a handler wrapper can treat it
-    as that record's failure. ``sub_sequence_number`` is the record's index inside its KPL aggregate,
-    or None for a plain record. Attributes cannot be assigned.
+    ``body`` is the data decoded as asked (``"json"``, ``"text"``, ``"bytes"``, or a model type:
+    `streamkit.bodies`), on first access; a record that cannot be decoded raises `BodyDecodeError`
+    there (`BodyValidationError` for a model), so a handler wrapper can treat it as that record's
+    failure. ``StreamRecord[Model]`` tells a type checker what ``body`` is. ``sub_sequence_number`` is
+    the record's index inside its KPL aggregate, or None for a plain record. Attributes cannot be assigned.
     """
 
     __slots__ = ("_arn", "_body", "_data", "_decode", "_ehk", "_pk", "_seq", "_shard", "_sub", "_ts")
@@ -58,7 +70,7 @@ class StreamRecord:
         approximate_arrival_timestamp: float | None = None,
         explicit_hash_key: str | None = None,
         event_source_arn: str | None = None,
-        body: BodyMode = "bytes",
+        body: BodyMode | type[Any] = "bytes",
     ) -> None:
         self._data = data
         self._pk = partition_key
@@ -68,7 +80,12 @@ class StreamRecord:
         self._ts = approximate_arrival_timestamp
         self._ehk = explicit_hash_key
         self._arn = event_source_arn
-        self._decode = BODY_DECODERS[body]
+        decode = BODY_DECODERS.get(body)  # type: ignore[arg-type]
+        if decode is None:
+            from streamkit.bodies import body_decoder  # a model type (or a bad value: ConfigurationError)
+
+            decode = body_decoder(body)
+        self._decode = decode
         self._body = _UNSET
 
     # Read-only fields: properties over private slots (attrgetter keeps reads at C speed).
@@ -85,7 +102,7 @@ class StreamRecord:
     @classmethod
     def _fast(cls, data: bytes, partition_key: str | None, sequence_number: str, sub_sequence_number: int | None,
               shard_id: str, approximate_arrival_timestamp: float | None, explicit_hash_key: str | None,
-              event_source_arn: str | None, decode: Callable[[bytes], Any]) -> StreamRecord:
+              event_source_arn: str | None, decode: Callable[[bytes], Any]) -> StreamRecord[Any]:
         """Internal constructor for trusted, already-typed fields (the hot path of event parsing)."""
         rec = _new(cls)
         rec._data = data
@@ -100,12 +117,17 @@ class StreamRecord:
         rec._body = _UNSET
         return rec
 
+    def _with_decoder(self, decode: Callable[[bytes], Any]) -> StreamRecord[Any]:
+        """The same record, its body decoded by `decode` (a target with a model of its own)."""
+        return self._fast(self._data, self._pk, self._seq, self._sub, self._shard, self._ts, self._ehk, self._arn,
+                          decode)
+
     @property
-    def body(self) -> Any:
-        b = self._body
+    def body(self) -> BodyT:
+        b: Any = self._body
         if b is _UNSET:
             b = self._body = self._decode(self._data)
-        return b
+        return b  # type: ignore[no-any-return]
 
     @property
     def stream_name(self) -> str | None:

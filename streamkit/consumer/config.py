@@ -72,8 +72,11 @@ class ConsumerConfig:
     #: with records pushed by SubscribeToShard (2 MiB/s per shard of its own) instead of GetRecords polling.
     enhanced_fan_out: bool = False
     efo_consumer_name: str | None = None
-    #: How the records' body is decoded for StreamRecord.body.
-    body: Literal["json", "text", "bytes"] = "bytes"
+    #: How the records' body is decoded for StreamRecord.body: "json", "text", "bytes", or a model type
+    #: (a Pydantic model, a msgspec Struct, a dataclass or a TypedDict: `streamkit.bodies`); a function
+    #: handler then gets only records whose body validated, and one that does not goes to `on_failure`
+    #: at once, without retries.
+    body: Literal["json", "text", "bytes"] | type[Any] = "bytes"
     #: Time processors get in shutdown_requested before the lease is released regardless.
     shutdown_grace: float | timedelta = 10.0
     worker_id: str = field(default_factory=_default_worker_id)
@@ -109,8 +112,12 @@ class ConsumerConfig:
                 f"ConsumerConfig.initial_position must be TRIM_HORIZON, LATEST or a time, got {self.initial_position!r}")
         if self.balance not in ("count", "load"):
             raise ConfigurationError(f"ConsumerConfig.balance must be 'count' or 'load', got {self.balance!r}")
-        if self.body not in ("json", "text", "bytes"):
-            raise ConfigurationError(f"ConsumerConfig.body must be json, text or bytes, got {self.body!r}")
+        from streamkit.bodies import body_decoder
+
+        try:
+            body_decoder(self.body)  # a model's library is imported (and its absence said) here, before any I/O
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"ConsumerConfig.{exc}") from None
         if self.on_failure != "stop":
             from streamkit.destinations import check_destination
 

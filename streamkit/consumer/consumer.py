@@ -47,8 +47,9 @@ DEFAULT_CHECKPOINT_FILE = "streamkit-checkpoints.db"
 log = logging.getLogger("streamkit.consumer")
 
 
-def _as_factory(processor_factory: Any) -> Callable[[], RecordProcessor]:
-    """A RecordProcessor subclass, a zero-argument factory, or a plain per-record function."""
+def _as_factory(processor_factory: Any, *, validate: bool = False) -> Callable[[], RecordProcessor]:
+    """A RecordProcessor subclass, a zero-argument factory, or a plain per-record function (`validate`: its
+    records' bodies are validated into their model before each call)."""
     if isinstance(processor_factory, type) and issubclass(processor_factory, RecordProcessor):
         cls = processor_factory
         return lambda: blocking_methods(cls(), LIFECYCLE)  # async def methods run on streamkit.aio's loop
@@ -63,7 +64,7 @@ def _as_factory(processor_factory: Any) -> Callable[[], RecordProcessor]:
         params = []
     if params:
         func: Callable[[StreamRecord], Any] = processor_factory  # FunctionProcessor awaits an async def
-        return lambda: FunctionProcessor(func)
+        return lambda: FunctionProcessor(func, validate=validate)
     return lambda: blocking_methods(processor_factory(), LIFECYCLE)  # async def methods: the same
 
 
@@ -139,7 +140,14 @@ class Consumer:
         self._streams = [_Stream(g, n, forced_ident=forced.get(g)) for g, n in zip(given, names, strict=True)]
         self.application_name = application_name
         self.config = config or ConsumerConfig()
-        self._factory = _as_factory(processor_factory)
+        from streamkit.bodies import body_name, is_model
+
+        typed = is_model(self.config.body)
+        self._factory = _as_factory(processor_factory, validate=typed)
+        if typed and self.config.on_failure == "stop":
+            log.warning("body=%s without on_failure: a record that does not validate stops its shard, which stays "
+                        "blocked until that record expires; give on_failure a destination to set such records aside",
+                        body_name(self.config.body))
         self.store = checkpoint_store
         arns = [g for g in given if is_stream_arn(g)]
         if len({region_of(a) for a in arns}) > 1:

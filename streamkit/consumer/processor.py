@@ -141,12 +141,14 @@ class FunctionProcessor(RecordProcessor):
     """Adapts a per-record function: calls it in order, checkpoints after every batch and at shard end.
 
     A record whose call raises is retried by the consumer's policy as a batch of one; see
-    `Consumer` for what happens after the last attempt.
+    `Consumer` for what happens after the last attempt. With `validate` (the body is a model type) each
+    record's body is validated before the call: a record that does not validate fails without reaching
+    the function (`BodyValidationError`, never retried).
     """
 
-    def __init__(self, func: Callable[[StreamRecord], Any]) -> None:
-        self.func = func
+    def __init__(self, func: Callable[[StreamRecord], Any], *, validate: bool = False) -> None:
         self._async = is_async(func)
+        self.func = func if not validate else _validated_async(func) if self._async else _validated(func)
 
     def process_records(self, input: ProcessRecordsInput) -> None:
         records = input.records
@@ -192,3 +194,18 @@ class FunctionProcessor(RecordProcessor):
 
     def shutdown_requested(self, input: ShutdownRequestedInput) -> None:
         input.checkpointer.checkpoint()
+
+
+def _validated(func: Callable[[StreamRecord], Any]) -> Callable[[StreamRecord], Any]:
+    """`func`, called only once the record's body has been decoded into its model (which raises if it does not)."""
+    def call(record: StreamRecord) -> Any:
+        record.body  # noqa: B018  # decodes and validates now, once (the body is cached on the record)
+        return func(record)
+    return call
+
+
+def _validated_async(func: Callable[[StreamRecord], Any]) -> Callable[[StreamRecord], Any]:
+    async def call(record: StreamRecord) -> Any:
+        record.body  # noqa: B018
+        return await func(record)
+    return call

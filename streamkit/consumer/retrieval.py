@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamkit.aggregation import decode_parts
-from streamkit.records import StreamRecord
+from streamkit.records import BodyMode, StreamRecord
 from streamkit.transport import Fetched
 
 __all__ = ["Fetched", "to_stream_records"]
@@ -23,7 +23,7 @@ def _timestamp(value: Any) -> float | None:
 
 
 def to_stream_records(raw: list[dict[str, Any]], shard_id: str, *, after: tuple[str, int] | None = None,
-                      event_source_arn: str | None = None, body: str = "bytes",
+                      event_source_arn: str | None = None, body: BodyMode | type[Any] = "bytes",
                       corrupt: list[tuple[dict[str, Any], Exception]] | None = None) -> list[StreamRecord]:
     """Deaggregate GetRecords records into StreamRecords, in order.
 
@@ -48,10 +48,10 @@ def to_stream_records(raw: list[dict[str, Any]], shard_id: str, *, after: tuple[
         if parts is None:
             if after is not None and seq == after[0]:
                 continue
-            append(StreamRecord(data, pk, seq, None, shard_id, ts, r.get("ExplicitHashKey"), event_source_arn, body))  # type: ignore[arg-type]
+            append(StreamRecord(data, pk, seq, None, shard_id, ts, r.get("ExplicitHashKey"), event_source_arn, body))
             continue
         skip = after[1] if after is not None and seq == after[0] else -1
         for i, (d, k, e) in enumerate(parts):
             if i > skip:
-                append(StreamRecord(d, k, seq, i, shard_id, ts, e, event_source_arn, body))  # type: ignore[arg-type]
+                append(StreamRecord(d, k, seq, i, shard_id, ts, e, event_source_arn, body))
     return out

@@ -36,8 +36,8 @@ from streamkit.consumer.processor import (
     ShutdownRequestedInput,
 )
 from streamkit.consumer.retrieval import to_stream_records
-from streamkit.destinations import DeadLetter, Destination
-from streamkit.errors import LeaseLostError, ShardFailedError, StreamkitError, ThrottledError
+from streamkit.destinations import DeadLetter, Destination, validation_errors_of
+from streamkit.errors import BodyDecodeError, LeaseLostError, ShardFailedError, StreamkitError, ThrottledError
 from streamkit.hashing import ShardInfo
 from streamkit.records import StreamRecord
 from streamkit.retry import RetryPolicy
@@ -62,6 +62,8 @@ class ShardStats:
     millis_behind_latest: int | None = None
     last_activity: float = 0.0
     dead_lettered: int = 0
+    #: Records whose body did not decode or validate as `body=` asked (also counted in dead_lettered when sent).
+    invalid: int = 0
     corrupt: int = 0
     #: starting, reading, idle (the last read found nothing new), failing (reads fail), ended, stopped, ...
     state: str = "starting"
@@ -71,6 +73,11 @@ class ShardStats:
     stream_name: str = ""
     #: Bytes of record data processed (what balancing by load measures).
     bytes: int = 0
+
+
+def _worth_retrying(error: BaseException) -> bool:
+    """Every processing error is retried, except a body that did not decode or validate: the same bytes fail again."""
+    return not isinstance(error, BodyDecodeError)
 
 
 @dataclass
@@ -109,7 +116,7 @@ class ShardConsumer:
         self.error: BaseException | None = None
         self.finished = threading.Event()
         self._policy = RetryPolicy(base=config.f("backoff_base"), maximum=config.f("backoff_max"),
-                                   max_attempts=config.max_attempts)
+                                   max_attempts=config.max_attempts, retryable=_worth_retrying)
         self._backoff = self._policy.backoff()
         self._last_notice = -FAILURE_NOTICE_INTERVAL
         self._reader_now: ReaderBase | None = None
@@ -264,7 +271,7 @@ class ShardConsumer:
             key = failed[0].position
             attempts.count = attempts.count + 1 if key == attempts.key else 1
             attempts.key = key
-            delay = self._policy.next_delay(self._backoff, attempts.count, 0.0)
+            delay = self._policy.next_delay(self._backoff, attempts.count, 0.0, cause)
             if delay is not None:
                 log.warning("shard %s: processing %d record(s) from %s failed (attempt %d of %d): %r; retrying in "
                             "%.2f s", self.shard_id, len(failed), failed[0].position, attempts.count,
@@ -279,12 +286,15 @@ class ShardConsumer:
             attempts = _Attempts()
 
     def _give_up(self, failed: list[StreamRecord], cause: BaseException, attempts: int) -> None:
+        if isinstance(cause, BodyDecodeError):
+            self.stats.invalid += len(failed)
+            self.metrics.count("RecordsInvalid", len(failed), shard=self.shard_id)
         if self.destination is None:
             raise ShardFailedError(
                 f"shard {self.shard_id}: {len(failed)} record(s) from sequence {failed[0].sequence_number} failed "
                 f"{attempts} times; last error: {cause!r} (on_failure='stop')") from cause
-        letters = [DeadLetter(record=r, error=repr(cause), attempts=attempts, stream_arn=self.stream_arn)
-                   for r in failed]
+        letters = [DeadLetter(record=r, error=repr(cause), attempts=attempts, stream_arn=self.stream_arn,
+                              validation_errors=validation_errors_of(cause)) for r in failed]
         self.destination.send(letters)  # raises if the destination cannot take them: nothing moves on
         self.stats.dead_lettered += len(failed)
         self.metrics.count("RecordsDeadLettered", len(failed), shard=self.shard_id)
