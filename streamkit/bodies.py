@@ -120,7 +120,11 @@ def _pydantic_decoder(model: type[Any], kind: ModelKind) -> Callable[[bytes], An
     except ImportError:
         raise ConfigurationError(f"body={model.__qualname__} (a {kind}) is validated by Pydantic, which is not "
                                  "installed: pip install 'streamkit[pydantic]'") from None
-    validate = model.model_validate_json if kind == "pydantic" else pydantic.TypeAdapter(model).validate_json
+    try:
+        validate = model.model_validate_json if kind == "pydantic" else pydantic.TypeAdapter(model).validate_json
+    except pydantic.PydanticUserError as exc:  # e.g. typing.TypedDict before 3.12: typing_extensions' is needed
+        first = str(exc).splitlines()[0]
+        raise ConfigurationError(f"body={model.__qualname__}: Pydantic cannot validate it: {first}") from None
     name = model.__qualname__
 
     def decode(data: bytes) -> Any:

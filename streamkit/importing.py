@@ -12,22 +12,25 @@ from streamkit.errors import ConfigurationError
 __all__ = ["import_callable"]
 
 
-def import_callable(spec: str) -> Any:
-    """``package.module:function`` -> the function (the current directory is importable)."""
+def import_callable(spec: str, *, what: str = "handler", shape: str = "package.module:function") -> Any:
+    """``package.module:function`` -> the function (the current directory is importable).
+
+    `what` and `shape` name it in errors (``what="model", shape="package.module:Model"`` for a body model).
+    """
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise ConfigurationError(f"bad handler {spec!r}: expected package.module:function")
+        raise ConfigurationError(f"bad {what} {spec!r}: expected {shape}")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigurationError(f"cannot import {module_name!r} for handler {spec!r}: {exc}") from exc
+        raise ConfigurationError(f"cannot import {module_name!r} for {what} {spec!r}: {exc}") from exc
     obj: Any = module
     for part in attr.split("."):
         obj = getattr(obj, part, None)
         if obj is None:
-            raise ConfigurationError(f"{module_name!r} has no {attr!r} (handler {spec!r})")
+            raise ConfigurationError(f"{module_name!r} has no {attr!r} ({what} {spec!r})")
     if not callable(obj):
-        raise ConfigurationError(f"handler {spec!r} is not callable")
+        raise ConfigurationError(f"{what} {spec!r} is not callable")
     return obj

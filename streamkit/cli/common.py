@@ -16,6 +16,7 @@ from streamkit.transport import region_of
 
 __all__ = [
     "CliArgumentParser",
+    "body_from_arg",
     "checkpoint_store",
     "client_for",
     "common_options",
@@ -33,6 +34,26 @@ class CliArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:
         sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
         raise SystemExit(2)
+
+
+BODY_HELP = ("how record.body is decoded: bytes, text, json, or package.module:Model (a Pydantic model, msgspec Struct, "
+             "dataclass or TypedDict, validated; a record that does not validate goes to --on-failure at once)")
+
+
+def body_from_arg(text: str) -> Any:
+    """``--body``: a mode, or ``package.module:Model`` imported and checked (its library too) before any work."""
+    if text in ("bytes", "text", "json"):
+        return text
+    if ":" not in text:
+        raise ConfigurationError(f"--body {text!r}: use bytes, text, json or package.module:Model")
+    from streamkit.bodies import body_decoder
+
+    model = import_callable(text, what="--body model", shape="package.module:Model")
+    try:
+        body_decoder(model)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"--body {text}: {exc}") from None
+    return model
 
 
 def common_options() -> argparse.ArgumentParser:

@@ -9,7 +9,9 @@ import time
 from typing import Any
 
 from streamkit.cli.common import (
+    BODY_HELP,
     add_metrics_options,
+    body_from_arg,
     checkpoint_store,
     client_for,
     emit_json,
@@ -38,7 +40,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help="where shards with no checkpoint start: trim-horizon | latest | at-timestamp:ISO "
                         "(underscores and any case accepted)")
     p.add_argument("--efo", action="store_true", help="enhanced fan-out (RegisterStreamConsumer + SubscribeToShard)")
-    p.add_argument("--body", choices=("bytes", "text", "json"), default="bytes", help="how record.body is decoded")
+    p.add_argument("--body", default="bytes", help=BODY_HELP)
     p.add_argument("--on-failure", default="stop", help="stop | file:PATH | sqs:URL, after --max-attempts")
     p.add_argument("--max-attempts", type=int, default=3)
     p.add_argument("--stop-after-idle", type=float, default=None, help="stop once no records came for SECONDS")
@@ -60,7 +62,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
 
     func = import_callable(args.handler)
     config = ConsumerConfig(initial_position=_initial_position(args.start), enhanced_fan_out=args.efo,
-                            body=args.body, max_attempts=args.max_attempts,
+                            body=body_from_arg(args.body), max_attempts=args.max_attempts,
                             on_failure=args.on_failure, lease_duration=args.lease_duration, balance=args.balance,
                             **({"worker_id": args.worker_id} if args.worker_id else {}))
     store = checkpoint_store(args)
@@ -102,6 +104,7 @@ def run_and_summarise(consumer: Any, args: argparse.Namespace, metrics: Any = No
         "seconds": round(time.monotonic() - t0, 3),
         "records": sum(s.records for s in consumer.final_stats),
         "dead_lettered": sum(s.dead_lettered for s in consumer.final_stats),
+        "invalid": sum(s.invalid for s in consumer.final_stats),
         "corrupt": sum(s.corrupt for s in consumer.final_stats),
         "shards": {shard_name(s): {"records": s.records, "millis_behind_latest": s.millis_behind_latest, "state": s.state}
                    for s in consumer.final_stats},
@@ -110,7 +113,8 @@ def run_and_summarise(consumer: Any, args: argparse.Namespace, metrics: Any = No
         emit_json(summary)
     else:
         print(f"processed {summary['records']:,} records from {len(summary['shards'])} shard(s) in "
-              f"{summary['seconds']:.1f} s; dead-lettered {summary['dead_lettered']}, corrupt {summary['corrupt']}")
+              f"{summary['seconds']:.1f} s; dead-lettered {summary['dead_lettered']} (invalid {summary['invalid']}), "
+              f"corrupt {summary['corrupt']}")
     return 0
 
 
