@@ -13,7 +13,7 @@ from streamkit.errors import ConfigurationError, StreamkitError
 
 # Command modules, imported when the parser is built; each has register(subparsers, parents).
 COMMANDS = ("local_cmd", "stream_cmd", "produce_cmd", "consume_cmd", "kcl_cmd", "lambda_cmd", "replay_cmd",
-            "dispatch_cmd", "estimate_cmd", "demo_cmd")
+            "dispatch_cmd", "estimate_cmd", "demo_cmd", "tail_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:
