@@ -18,6 +18,8 @@ __all__ = ["NodePackages", "cache_root", "ensure_installed", "install_lock"]
 
 _NPM_DIR = Path(__file__).resolve().parent / "npm"
 PRELOAD = _NPM_DIR / "bind-loopback.js"
+#: Preloaded into dynalite only: UpdateTable creates a global secondary index (KCL 3's lease-owner index).
+DYNALITE_GSI = _NPM_DIR / "dynalite-gsi.js"
 
 
 def cache_root() -> Path:
@@ -55,6 +57,10 @@ class NodePackages:
     @property
     def preload(self) -> Path:
         return PRELOAD
+
+    @property
+    def dynalite_gsi(self) -> Path:
+        return DYNALITE_GSI
 
 
 def _lock_digest() -> str:
