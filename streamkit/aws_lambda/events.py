@@ -83,7 +83,7 @@ def _parts(data: bytes, seq: str, shard: str) -> list[tuple[bytes, str, str | No
     return parts
 
 
-def parse_event(event: Mapping[str, Any], *, body: str = "bytes",
+def parse_event(event: Mapping[str, Any], *, body: str | type[Any] = "bytes",
                 broken: dict[int, str] | None = None) -> list[StreamRecord]:
     """Every user record of a Kinesis event, deaggregated, in order.
 
@@ -93,7 +93,11 @@ def parse_event(event: Mapping[str, Any], *, body: str = "bytes",
     """
     if not isinstance(event, Mapping):
         raise EventFormatError(f"not a Kinesis event: expected a JSON object, got {type(event).__name__}")
-    decode = BODY_DECODERS[body]
+    decode = BODY_DECODERS.get(body)  # type: ignore[arg-type]
+    if decode is None:
+        from streamkit.bodies import body_decoder
+
+        decode = body_decoder(body)  # a model type (`body=Model`)
     fast = StreamRecord._fast
     b64 = pybase64.b64decode
     out: list[StreamRecord] = []

@@ -3,7 +3,9 @@
 Per record, in order: decode, call, retry a failure in-function (exponential backoff, full jitter)
 while the invocation has time left, then either send the record with its payload to `on_failure`
 and go on, or stop and report it in ``batchItemFailures`` (Lambda then retries from it; nothing after
-it was processed). A record whose body cannot be decoded fails at once, with a clear error.
+it was processed). A record whose body cannot be decoded fails at once, with a clear error; with
+``body=Model`` (`streamkit.bodies`) each body is validated before the function is called, and one that
+does not validate fails at once, never retried, its validation errors in its dead letter.
 
 With a `progress_store` (any streamkit CheckpointStore), sub-records of an aggregate that already
 succeeded are skipped when Lambda redelivers the aggregate after a failure inside it.
@@ -36,7 +38,8 @@ Body = Literal["json", "text", "bytes"]
 
 @dataclass(frozen=True, kw_only=True)
 class HandlerOptions:
-    body: Body = "bytes"
+    #: "json", "text", "bytes", or a model type (a Pydantic model, a msgspec Struct, a dataclass, a TypedDict).
+    body: Body | type[Any] = "bytes"
     max_attempts: int = 3
     on_failure: Destination | None = None
     batch: bool = False
@@ -55,12 +58,19 @@ class HandlerOptions:
 
     def __post_init__(self) -> None:
         if self.body not in ("json", "text", "bytes"):
-            raise ConfigurationError(f"body must be 'json', 'text' or 'bytes', got {self.body!r}")
+            from streamkit.bodies import body_decoder
+
+            body_decoder(self.body)  # a model type, its library imported now (or one line naming the extra)
         if not isinstance(self.max_attempts, int) or isinstance(self.max_attempts, bool) or self.max_attempts < 1:
             raise ConfigurationError(f"max_attempts must be a whole number >= 1, got {self.max_attempts!r}")
         # Also checks backoff_base <= backoff_max, both numbers.
         RetryPolicy(base=_number("backoff_base", self.backoff_base), maximum=_number("backoff_max", self.backoff_max),
                     max_attempts=self.max_attempts)
+
+    @property
+    def typed(self) -> bool:
+        """The body is a model: validated before the function is called."""
+        return not isinstance(self.body, str)
 
     @property
     def policy(self) -> RetryPolicy:
@@ -116,10 +126,10 @@ class _Progress:
 class _Tally:
     """What one invocation did with its records, for the metrics."""
 
-    __slots__ = ("dead", "failed", "processed", "retried")
+    __slots__ = ("dead", "failed", "invalid", "processed", "retried")
 
     def __init__(self) -> None:
-        self.processed = self.failed = self.dead = self.retried = 0
+        self.processed = self.failed = self.dead = self.retried = self.invalid = 0
 
 
 def process_event(event: Mapping[str, Any], context: Any, func: Callable[[Any], Any],
@@ -167,6 +177,7 @@ def _publish(options: HandlerOptions, records: list[StreamRecord], tally: _Tally
     scope.count("RecordsProcessed", tally.processed, shard=shard)
     scope.count("RecordsFailed", tally.failed, shard=shard)
     scope.count("RecordsDeadLettered", tally.dead, shard=shard)
+    scope.count("RecordsInvalid", tally.invalid, shard=shard)
     scope.count("RecordsRetried", tally.retried, shard=shard)
     arrival = records[-1].approximate_arrival_timestamp
     if arrival is not None:
@@ -202,9 +213,10 @@ def _process_from(records: list[StreamRecord], start: int, context: Any, func: C
             tally.processed += 1
             prev = record
             continue
+        if isinstance(error, BodyDecodeError):
+            tally.invalid += 1
         if options.on_failure is not None:
-            options.on_failure.send([DeadLetter(record=record, error=_describe(error), attempts=attempts,
-                                                stream_arn=record.event_source_arn)])
+            options.on_failure.send([DeadLetter.of(record, _describe(error), attempts, error)])
             tally.dead += 1
             log.error("record %s/%s of %s failed %d time(s) and was sent to %r: %s", record.sequence_number,
                       record.sub_sequence_number, record.shard_id, attempts, options.on_failure, _describe(error))
@@ -268,6 +280,20 @@ def _attempt(record: StreamRecord, context: Any, func: Callable[[Any], Any], opt
 
 def _process_batch(records: list[StreamRecord], context: Any, func: Callable[[Any], Any], options: HandlerOptions,
                    backoff: Backoff, tally: _Tally) -> BatchResponse:
+    if options.typed:
+        given = len(records)
+        records, invalid = _validate_batch(records, options, tally)
+        if invalid is not None:  # no destination: the records before it go to the function, then it is reported
+            response = _call_batch(records, context, func, options, backoff, tally)
+            if response["batchItemFailures"]:
+                return response
+            tally.failed = given - len(records)  # the invalid record and every one after it: not processed
+            return _report(options, invalid[0], invalid[1])
+    return _call_batch(records, context, func, options, backoff, tally)
+
+
+def _call_batch(records: list[StreamRecord], context: Any, func: Callable[[Any], Any], options: HandlerOptions,
+                backoff: Backoff, tally: _Tally) -> BatchResponse:
     if not records:
         return {"batchItemFailures": []}
     attempt = 0
@@ -292,6 +318,35 @@ def _process_batch(records: list[StreamRecord], context: Any, func: Callable[[An
             return _report(options, records[0], exc)
 
 
+def _validate_batch(records: list[StreamRecord], options: HandlerOptions,
+                    tally: _Tally) -> tuple[list[StreamRecord], tuple[StreamRecord, BodyDecodeError] | None]:
+    """`batch=True` with a model: each body validated first. Those that do not validate go to `on_failure`
+    at once; without one, the batch ends before the first (returned with its error, to be reported)."""
+    valid: list[StreamRecord] = []
+    for record in records:
+        try:
+            record.body  # noqa: B018  # decoded and validated now, cached on the record
+        except BodyDecodeError as exc:
+            tally.invalid += 1
+            if options.on_failure is None:
+                log.error("record %s/%s of %s does not validate; reporting it as the batch's first failure: %s",
+                          record.sequence_number, record.sub_sequence_number, record.shard_id, _describe(exc))
+                return valid, (record, exc)
+            options.on_failure.send([DeadLetter.of(record, _describe(exc), 1, exc)])
+            tally.dead += 1
+            continue
+        valid.append(record)
+    return valid, None
+
+
+def _validated(call: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`call`, made only once the record's body has been validated into its model (which raises if it does not)."""
+    def validated(record: StreamRecord) -> Any:
+        record.body  # noqa: B018  # decodes and validates now, once (cached on the record)
+        return call(record)
+    return validated
+
+
 def _handler_metrics(metrics: Any) -> Any:
     """A recorder for the wrapper: a spec makes one without a background thread (flushed per invocation)."""
     if metrics is None or not isinstance(metrics, str):
@@ -306,19 +361,21 @@ def kinesis_handler(func: Callable[[StreamRecord], Any], /) -> Callable[[Mapping
 
 
 @overload
-def kinesis_handler(*, body: Body = "bytes", max_attempts: int = 3, on_failure: Any = None, batch: bool = False,
+def kinesis_handler(*, body: Body | type[Any] = "bytes", max_attempts: int = 3, on_failure: Any = None, batch: bool = False,
                     progress_store: CheckpointStore | None = None, backoff_base: float = 0.05,
                     backoff_max: float = 2.0, time_margin_ms: int = 1000, report_batch_item_failures: bool = True,
                     metrics: Any = None,
                     ) -> Callable[[Callable[[Any], Any]], Callable[[Mapping[str, Any], Any], BatchResponse]]: ...
 
 
-def kinesis_handler(func: Callable[[Any], Any] | None = None, /, *, body: Body = "bytes", max_attempts: int = 3,
+def kinesis_handler(func: Callable[[Any], Any] | None = None, /, *, body: Body | type[Any] = "bytes", max_attempts: int = 3,
                     on_failure: Any = None, batch: bool = False, progress_store: CheckpointStore | None = None,
                     backoff_base: float = 0.05, backoff_max: float = 2.0, time_margin_ms: int = 1000,
                     report_batch_item_failures: bool = True, metrics: Any = None) -> Any:
     """Decorator: ``@kinesis_handler`` or ``@kinesis_handler(body="json", on_failure="sqs:URL")``.
 
+    `body`: ``"json"``, ``"text"``, ``"bytes"``, or a model type (`streamkit.bodies`): ``record.body`` is then
+    the validated instance, and a record that does not validate goes to `on_failure` at once.
     `on_failure`: a destination (``"sqs:QUEUE_URL"``, ``"file:PATH"``, a callable taking a list of
     `DeadLetter`, or a Destination). Its AWS client is made once per container, on first use.
     `metrics`: a `streamkit.metrics.Metrics` or a spec ("emf": EMF to stdout, metrics at no API cost
@@ -329,11 +386,19 @@ def kinesis_handler(func: Callable[[Any], Any] | None = None, /, *, body: Body =
                              progress_store=progress_store, backoff_base=backoff_base, backoff_max=backoff_max,
                              time_margin_ms=time_margin_ms, report_batch_item_failures=report_batch_item_failures,
                              metrics=_handler_metrics(metrics))
+    if options.typed and options.on_failure is None:
+        from streamkit.bodies import body_name
+
+        log.warning("body=%s without on_failure: a record that does not validate is reported in batchItemFailures, "
+                    "and Lambda retries it until it expires, blocking its shard; give on_failure a destination",
+                    body_name(options.body))
 
     def wrap(f: Callable[[Any], Any]) -> Callable[[Mapping[str, Any], Any], BatchResponse]:
         # An `async def` handler is awaited on streamkit.aio's loop, kept across invocations; the
         # Lambda handler itself stays a plain function, as Lambda's Python runtime calls it.
         call = blocking(f)
+        if options.typed and not options.batch:
+            call = _validated(call)
 
         @functools.wraps(f)
         def handler(event: Mapping[str, Any], context: Any = None) -> BatchResponse:
