@@ -28,7 +28,8 @@ test: lint servers
 # The state machines of the consumer and the emulator, explored far longer than in `make test`.
 test-deep: $(STAMP)
 	STREAMKIT_DEEP=1 $(PY) -m pytest -q -p no:cacheprovider --hypothesis-show-statistics \
-		tests/unit/test_consumer_stateful.py tests/unit/test_emulator_stateful.py tests/unit/test_handoff_stateful.py
+		tests/unit/test_consumer_stateful.py tests/unit/test_emulator_stateful.py tests/unit/test_handoff_stateful.py \
+		tests/e2e/test_signal_matrix.py
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit

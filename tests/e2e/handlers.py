@@ -117,3 +117,9 @@ class KclpySlowCollect(KclpyCollect):
     def process_records(self, process_records_input: object) -> None:
         time.sleep(0.01 * len(process_records_input.records))  # type: ignore[attr-defined]
         super().process_records(process_records_input)
+
+
+def poison_tried(record: StreamRecord) -> None:
+    """`poison`, writing a "tried" line at every delivery, so a test can count redeliveries."""
+    _out(f"tried {record.data.decode()}")
+    poison(record)

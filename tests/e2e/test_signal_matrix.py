@@ -182,9 +182,6 @@ KNOWN: dict[tuple[str, str], str] = {
     ("produce", "SIGINT"): "produce ends 130 with no summary (issue 24 Deliver 1: the producer's part)",
     ("replay", "SIGTERM"): "replay dies of SIGTERM with no summary",
     ("replay", "SIGINT"): "replay ends 130 with no summary",
-    ("dispatch", "SIGTERM"): "dispatch takes no --checkpoint yet",
-    ("dispatch", "SIGINT"): "dispatch takes no --checkpoint yet",
-    ("dispatch", "SIGKILL"): "dispatch takes no --checkpoint yet",
 }
 
 
