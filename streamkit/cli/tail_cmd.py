@@ -35,6 +35,9 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help="decode bodies as JSON, UTF-8 text or bytes (base64); auto tries them in that order")
     p.add_argument("--key", action="append", default=[], metavar="PARTITION_KEY",
                    help="only records with this partition key (repeatable)")
+    p.add_argument("--where", action="append", default=[], metavar="PATTERN",
+                   help="only records a filter pattern matches (Lambda's filter rule syntax, as `lambda run --filter`: "
+                        "'{\"data\": {\"temp_c\": [{\"numeric\": [\">\", 30]}]}}'); repeated: any of them")
     p.add_argument("--max-body", type=int, default=1000, metavar="CHARS",
                    help="characters of a body on a text line, the rest elided (0: all; --json prints it whole)")
     p.set_defaults(func=cmd_tail)
@@ -72,8 +75,9 @@ def record_line(fields: dict[str, Any], max_body: int) -> str:
 
 def cmd_tail(args: argparse.Namespace) -> int:
     from streamkit.clock import SYSTEM_CLOCK
+    from streamkit.filters import compile_pattern, match_any
     from streamkit.signals import stopping_on_signals
-    from streamkit.tail import Tail, TailConfig
+    from streamkit.tail import Tail, TailConfig, filter_document
 
     if args.max_body < 0:
         raise ConfigurationError(f"--max-body {args.max_body}: give 0 (all) or more")
@@ -81,6 +85,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
                         limit=args.limit)
     as_json = bool(flag(args, "json"))
     keys = set(args.key)
+    patterns = [compile_pattern(w) for w in args.where]
     last_notice: dict[str, float] = {}
     mismatched = 0
 
@@ -98,6 +103,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
         with stopping_on_signals(tail.stop):
             for rec in tail.records():
                 if keys and rec.partition_key not in keys:
+                    continue
+                if patterns and not match_any(patterns, filter_document(rec)):
                     continue
                 fields = record_json(rec, args.body)
                 if fields["body_kind"] == "base64" and args.body in ("json", "text"):
