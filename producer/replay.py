@@ -4,6 +4,7 @@ carry only a sequence range, so their records are read back from the stream whil
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,9 @@ def records_of(letter: dict[str, Any], client: Any, source_stream: str | None = 
 
 
 def replay(source: str, stream: str, *, client: Any, sqs_client: Any = None, source_stream: str | None = None,
-           delete: bool = False) -> dict[str, int]:
+           delete: bool = False, stop: threading.Event | None = None) -> dict[str, int]:
+    """Re-publish every letter of `source` to `stream`; once `stop` is set (SIGTERM in the CLI), read no
+    more letters, write what was read, and say so (``stopped``: 1). A rerun on a file replays it whole."""
     from producer.producer import Producer
 
     kind, _sep, rest = source.partition(":")
@@ -89,6 +92,8 @@ def replay(source: str, stream: str, *, client: Any, sqs_client: Any = None, sou
     futures = []
     with Producer(stream, client=client) as p:
         for letter in iter_letters(source, sqs_client=sqs_client, delete=delete):
+            if stop is not None and stop.is_set():
+                break
             letters += 1
             for data, key, ehk in records_of(letter, client, source_stream):
                 if key is None:
@@ -97,4 +102,5 @@ def replay(source: str, stream: str, *, client: Any, sqs_client: Any = None, sou
                 futures.append(p.put(data, key, ehk))
                 records += 1
     failed = sum(1 for f in futures if f.exception() is not None)
-    return {"letters": letters, "records": records, "failed": failed}
+    return {"letters": letters, "records": records, "failed": failed,
+            "stopped": int(stop is not None and stop.is_set())}

@@ -21,14 +21,20 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from producer.replay import replay
+    import threading
 
-    result = replay(args.source, args.stream, client=client_for(args, retries=0),
-                    sqs_client=client_for(args, "sqs") if args.source.startswith("sqs:") else None,
-                    source_stream=args.source_stream, delete=args.delete)
+    from producer.replay import replay
+    from streamkit.signals import stopping_on_signals
+
+    stop = threading.Event()
+    with stopping_on_signals(stop.set):  # SIGTERM or Ctrl-C: read no more letters, write those read, summarise
+        result = replay(args.source, args.stream, client=client_for(args, retries=0),
+                        sqs_client=client_for(args, "sqs") if args.source.startswith("sqs:") else None,
+                        source_stream=args.source_stream, delete=args.delete, stop=stop)
     if flag(args, "json"):
         emit_json(result)
     else:
         print(f"re-published {result['records']} record(s) from {result['letters']} dead letter(s) to {args.stream}; "
-              f"{result['failed']} failed")
+              f"{result['failed']} failed" + ("; stopped by a signal before the end of the source" if result["stopped"]
+                                              else ""))
     return 1 if result["failed"] else 0

@@ -180,8 +180,6 @@ CASES: dict[str, Callable[[Callable[..., StreamHandle], Path, Any], Case]] = {
 KNOWN: dict[tuple[str, str], str] = {
     ("produce", "SIGTERM"): "produce dies of SIGTERM (-15) with no summary (issue 24 Deliver 1: the producer's part)",
     ("produce", "SIGINT"): "produce ends 130 with no summary (issue 24 Deliver 1: the producer's part)",
-    ("replay", "SIGTERM"): "replay dies of SIGTERM with no summary",
-    ("replay", "SIGINT"): "replay ends 130 with no summary",
 }
 
 
