@@ -22,7 +22,7 @@ from typing import Any, Literal
 from streamkit.errors import BodyValidationError, ConfigurationError
 from streamkit.records import BODY_DECODERS
 
-__all__ = ["BodyMode", "BodySpec", "ModelKind", "body_decoder", "body_name", "is_model", "model_kind"]
+__all__ = ["BodyMode", "BodySpec", "ModelKind", "body_decoder", "body_name", "is_model", "model_kind", "to_builtins"]
 
 BodyMode = Literal["json", "text", "bytes"]
 #: What ``body=`` takes: a mode, or a model type.
@@ -56,6 +56,18 @@ def model_kind(body: object) -> ModelKind:
         if typing.is_typeddict(body) or _is_extensions_typeddict(body):
             return "typeddict"
     raise ConfigurationError(f"body must be 'json', 'text', 'bytes' or a model type ({_KINDS}), got {body!r}")
+
+
+def to_builtins(value: Any) -> Any:
+    """A decoded body as something orjson can write: a Pydantic model or a msgspec Struct as plain JSON types
+    (dataclasses, dicts and the rest orjson writes as they are)."""
+    pydantic = sys.modules.get("pydantic")
+    if pydantic is not None and isinstance(value, pydantic.BaseModel):
+        return value.model_dump(mode="json")
+    msgspec = sys.modules.get("msgspec")
+    if msgspec is not None and isinstance(value, msgspec.Struct):
+        return msgspec.to_builtins(value)
+    return value
 
 
 def _is_extensions_typeddict(body: type) -> bool:

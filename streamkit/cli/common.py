@@ -40,12 +40,12 @@ BODY_HELP = ("how record.body is decoded: bytes, text, json, or package.module:M
              "dataclass or TypedDict, validated; a record that does not validate goes to --on-failure at once)")
 
 
-def body_from_arg(text: str) -> Any:
-    """``--body``: a mode, or ``package.module:Model`` imported and checked (its library too) before any work."""
-    if text in ("bytes", "text", "json"):
+def body_from_arg(text: str, modes: tuple[str, ...] = ("bytes", "text", "json")) -> Any:
+    """``--body``: one of `modes`, or ``package.module:Model`` imported and checked (its library too) before any work."""
+    if text in modes:
         return text
     if ":" not in text:
-        raise ConfigurationError(f"--body {text!r}: use bytes, text, json or package.module:Model")
+        raise ConfigurationError(f"--body {text!r}: use {', '.join(modes)} or package.module:Model")
     from streamkit.bodies import body_decoder
 
     model = import_callable(text, what="--body model", shape="package.module:Model")

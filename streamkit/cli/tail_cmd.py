@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from streamkit.cli.common import client_for, flag, print_err
+from streamkit.cli.common import body_from_arg, client_for, flag, print_err
 from streamkit.errors import ConfigurationError
 from streamkit.positions import POSITION_HELP, parse_position
 from streamkit.records import StreamRecord
@@ -31,8 +31,10 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--limit", type=int, default=None, metavar="N", help="stop after N records")
     p.add_argument("--shard", action="append", default=[], metavar="SHARD_ID",
                    help="read only this shard (repeatable), and its children once it ends")
-    p.add_argument("--body", choices=("auto", "json", "text", "bytes"), default="auto",
-                   help="decode bodies as JSON, UTF-8 text or bytes (base64); auto tries them in that order")
+    p.add_argument("--body", default="auto",
+                   help="decode bodies as JSON, UTF-8 text or bytes (base64); auto tries them in that order; "
+                        "package.module:Model validates each into the model (a Pydantic model, msgspec Struct, "
+                        "dataclass or TypedDict) and shows a record that does not validate with its errors")
     p.add_argument("--key", action="append", default=[], metavar="PARTITION_KEY",
                    help="only records with this partition key (repeatable)")
     p.add_argument("--where", action="append", default=[], metavar="PATTERN",
@@ -49,15 +51,30 @@ def _arrival(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def record_json(rec: StreamRecord, body_mode: str) -> dict[str, Any]:
-    """A record as `--json` prints it (and the console shows it)."""
+def record_json(rec: StreamRecord, body_mode: Any) -> dict[str, Any]:
+    """A record as `--json` prints it (and the console shows it). `body_mode`: a mode, or a model type (a
+    record that does not validate is shown as ``auto`` would, with its ``validation_errors``)."""
     from streamkit.tail import decode_body
 
-    kind, body = decode_body(rec.data, body_mode)
-    return {"shard_id": rec.shard_id, "sequence_number": rec.sequence_number,
-            "sub_sequence_number": rec.sub_sequence_number, "partition_key": rec.partition_key,
-            "explicit_hash_key": rec.explicit_hash_key, "arrival": _arrival(rec.approximate_arrival_timestamp),
-            "size": len(rec.data), "body_kind": kind, "body": body}
+    errors: list[dict[str, str]] | None = None
+    if isinstance(body_mode, str):
+        kind, body = decode_body(rec.data, body_mode)
+    else:
+        from streamkit.bodies import body_decoder, to_builtins
+        from streamkit.errors import BodyValidationError
+
+        try:
+            kind, body = "json", to_builtins(body_decoder(body_mode)(rec.data))
+        except BodyValidationError as exc:
+            kind, body = decode_body(rec.data, "auto")
+            errors = [{"field": f, "message": m} for f, m in exc.errors]
+    fields = {"shard_id": rec.shard_id, "sequence_number": rec.sequence_number,
+              "sub_sequence_number": rec.sub_sequence_number, "partition_key": rec.partition_key,
+              "explicit_hash_key": rec.explicit_hash_key, "arrival": _arrival(rec.approximate_arrival_timestamp),
+              "size": len(rec.data), "body_kind": kind, "body": body}
+    if errors is not None:
+        fields["validation_errors"] = errors
+    return fields
 
 
 def record_line(fields: dict[str, Any], max_body: int) -> str:
@@ -70,6 +87,9 @@ def record_line(fields: dict[str, Any], max_body: int) -> str:
     sub = fields["sub_sequence_number"]
     seq = fields["sequence_number"] if sub is None else f"{fields['sequence_number']}/{sub}"
     key = "-" if fields["partition_key"] is None else fields["partition_key"]
+    invalid = fields.get("validation_errors")
+    if invalid:
+        shown += "  INVALID: " + "; ".join(f"{e['field'] or '(body)'}: {e['message']}" for e in invalid)
     return f"{fields['shard_id']}  {seq}  {key}  {fields['arrival'] or '-'}  {shown}"
 
 
@@ -81,13 +101,14 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
     if args.max_body < 0:
         raise ConfigurationError(f"--max-body {args.max_body}: give 0 (all) or more")
+    body: Any = body_from_arg(args.body, ("auto", "json", "text", "bytes"))  # a model: imported and checked now
     config = TailConfig(position=parse_position(args.start), follow=args.follow, shards=tuple(args.shard),
                         limit=args.limit)
     as_json = bool(flag(args, "json"))
     keys = set(args.key)
     patterns = [compile_pattern(w) for w in args.where]
     last_notice: dict[str, float] = {}
-    mismatched = 0
+    mismatched = invalid = 0
 
     def throttled(shard_id: str, count: int) -> None:
         now = SYSTEM_CLOCK.monotonic()
@@ -106,9 +127,11 @@ def cmd_tail(args: argparse.Namespace) -> int:
                     continue
                 if patterns and not match_any(patterns, filter_document(rec)):
                     continue
-                fields = record_json(rec, args.body)
-                if fields["body_kind"] == "base64" and args.body in ("json", "text"):
+                fields = record_json(rec, body)
+                if fields["body_kind"] == "base64" and body in ("json", "text"):
                     mismatched += 1
+                if "validation_errors" in fields:
+                    invalid += 1
                 line = orjson.dumps(fields).decode() if as_json else record_line(fields, args.max_body)
                 out.write(line + "\n")
                 printed += 1
@@ -122,6 +145,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
     stats = tail.stats
     why = {"caught up": "caught up", "limit": f"--limit {args.limit} reached", "stopped": "stopped"}[stats.ended_by]
     note = f"; {mismatched} not {args.body}, shown as base64" if mismatched else ""
+    if not isinstance(body, str):
+        note += f"; {invalid} did not validate as {args.body}"
     throttles = f"; throttled {stats.throttled} time(s)" if stats.throttled else ""
     print_err(f"streamkit: {printed:,} record(s) from {len(stats.shards_read)} shard(s); {why}{note}{throttles}")
     return 0

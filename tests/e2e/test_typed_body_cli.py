@@ -1,4 +1,4 @@
-"""`streamkit consume --body package.module:Model` against kinesalite (~6 s)."""
+"""`streamkit consume --body package.module:Model` and `tail --body` against kinesalite (~8 s)."""
 
 from __future__ import annotations
 
@@ -41,3 +41,20 @@ def test_a_body_model_that_cannot_be_imported_is_one_line_and_exit_2(tmp_path: P
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "streamkit: error: 'tests.e2e.typed_models' has no 'Nope' (--body model 'tests.e2e.typed_models:Nope')"]
+
+
+@pytest.mark.streamkit(shards=1)
+def test_tail_body_model_prints_validated_bodies_and_flags_the_invalid_one_with_its_errors(
+        kinesis_stream: StreamHandle) -> None:
+    for i in range(4):
+        doc = {"sensor": f"s-{i}", "temp": "hot" if i == 2 else i}
+        kinesis_stream.client.put_record(StreamName=kinesis_stream.name, Data=orjson.dumps(doc), PartitionKey="k")
+    proc = run_cli("tail", kinesis_stream.name, "--from", "trim-horizon", "--body", "tests.e2e.typed_models:Reading",
+                   "--json", "--endpoint-url", kinesis_stream.stack.kinesis_endpoint, env={"PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    lines = [orjson.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["body"] for r in lines if "validation_errors" not in r] == [
+        {"sensor": f"s-{i}", "temp": float(i)} for i in (0, 1, 3)]
+    [bad] = [r for r in lines if "validation_errors" in r]
+    assert bad["body"] == {"sensor": "s-2", "temp": "hot"} and bad["validation_errors"][0]["field"] == "temp"
+    assert "1 did not validate as tests.e2e.typed_models:Reading" in proc.stderr
