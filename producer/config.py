@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from streamkit.aggregation import MAX_RECORD_BYTES
 from streamkit.errors import ConfigurationError
 from streamkit.limits import PUT_RECORDS_MAX_BYTES, PUT_RECORDS_MAX_ENTRIES, RECORD_MAX_BYTES_LARGEST
-from streamkit.validation import check_fields
+from streamkit.validation import check_fields, seconds
 
 if TYPE_CHECKING:
     from producer.results import FailedRecord
@@ -19,13 +19,6 @@ if TYPE_CHECKING:
 __all__ = ["ProducerConfig"]
 
 Seconds = float | timedelta
-
-
-def _seconds(name: str, value: Seconds, *, minimum: float = 0.0) -> float:
-    s = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if s < minimum:
-        raise ConfigurationError(f"ProducerConfig.{name} must be at least {minimum} s, got {s}")
-    return s
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,7 +88,7 @@ class ProducerConfig:
         for name, minimum in (("record_max_buffered_time", 0.0), ("record_ttl", 0.001), ("put_timeout", 0.0),
                               ("exit_flush_timeout", 0.0),
                               ("backoff_base", 0.0), ("backoff_max", 0.0)):
-            object.__setattr__(self, name, _seconds(name, getattr(self, name), minimum=minimum))
+            object.__setattr__(self, name, seconds("ProducerConfig", name, getattr(self, name), minimum=minimum))
         if not 1 <= self.collection_max_count <= PUT_RECORDS_MAX_ENTRIES:
             raise ConfigurationError(f"ProducerConfig.collection_max_count must be 1..{PUT_RECORDS_MAX_ENTRIES}, "
                                      f"got {self.collection_max_count}")

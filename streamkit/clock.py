@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
+from streamkit.errors import ConfigurationError
+
 __all__ = ["SYSTEM_CLOCK", "Clock", "SystemClock", "as_clock"]
 
 
@@ -64,4 +66,4 @@ def as_clock(clock: Any) -> Clock:
         return clock
     if callable(clock):
         return _CallableClock(clock)
-    raise TypeError(f"not a clock: {clock!r}")
+    raise ConfigurationError(f"not a clock: {clock!r}")

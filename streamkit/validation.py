@@ -12,7 +12,7 @@ from typing import Any
 
 from streamkit.errors import ConfigurationError
 
-__all__ = ["check_fields"]
+__all__ = ["check_fields", "seconds"]
 
 _NAMES: dict[str, Any] = {"timedelta": timedelta, "datetime": datetime, "Any": Any, "Literal": typing.Literal}
 
@@ -42,10 +42,20 @@ def _accepts(value: Any, hint: Any) -> bool | None:
     return None
 
 
+def seconds(owner: str, name: str, value: float | timedelta, *, minimum: float = 0.0) -> float:
+    """A duration given as seconds or a `timedelta`, as float seconds; below `minimum` is a ConfigurationError."""
+    s = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if s < minimum:
+        raise ConfigurationError(f"{owner}.{name} must be at least {minimum:g} s, got {s}")
+    return s
+
+
 def check_fields(config: Any) -> None:
     cls = type(config)
     namespace = {**vars(sys.modules[cls.__module__]), **_NAMES}
     for f in fields(config):
+        if not f.init:
+            continue  # derived from the others, set after the check
         try:
             hint = eval(f.type, namespace) if isinstance(f.type, str) else f.type
         except NameError:

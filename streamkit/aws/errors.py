@@ -20,6 +20,7 @@ from streamkit.errors import (
     ExpiredIteratorError,
     KinesisError,
     ServerUnreachableError,
+    ServiceCallError,
     StreamkitError,
     StreamNotFoundError,
     ThrottledError,
@@ -35,7 +36,7 @@ _UNREACHABLE = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutEr
 def error_code(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
-    if isinstance(exc, KinesisError | AwsServiceError):
+    if isinstance(exc, ServiceCallError):
         return exc.code
     return ""
 

@@ -13,14 +13,11 @@ from typing import Any
 from streamkit.aws_lambda.esm_config import EsmConfig, EsmStats
 from streamkit.aws_lambda.esm_core import EVENT_PAYLOAD_LIMIT, PendingRecord, payload_size
 from streamkit.clock import SYSTEM_CLOCK, Clock
+from streamkit.errors import PayloadTooLargeError
 
 __all__ = ["ACCOUNT", "Invoker", "LambdaContext", "PayloadTooLargeError", "WindowView", "build_event", "iso_time"]
 
 ACCOUNT = "000000000000"
-
-
-class PayloadTooLargeError(Exception):
-    """The invocation Lambda refuses: its payload is over the synchronous invoke limit."""
 
 
 class LambdaContext:

@@ -5,24 +5,35 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from streamkit.errors import ConfigurationError
 from streamkit.limits import GET_RECORDS_MAX_RECORDS
 from streamkit.shard_reader import MAX_FETCH_BYTES
-from streamkit.validation import check_fields
+from streamkit.validation import check_fields, seconds
 
-__all__ = ["ConsumerConfig"]
+__all__ = ["ConsumerConfig", "Durations"]
 
 
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def _seconds(value: float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+@dataclass(frozen=True, kw_only=True)
+class Durations:
+    """The configuration's durations as float seconds, by name (`ConsumerConfig.seconds`)."""
+
+    idle_poll_interval: float
+    min_poll_interval: float
+    lease_duration: float
+    renew_interval: float
+    shard_sync_interval: float
+    handoff_timeout: float
+    backoff_base: float
+    backoff_max: float
+    shutdown_grace: float
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,19 +94,20 @@ class ConsumerConfig:
     #: A `streamkit.metrics.Metrics` or a spec ("emf", "emf:PATH", "cloudwatch", "prometheus:PORT");
     #: `Consumer(metrics=...)` wins over it. None: nothing recorded.
     metrics: Any = None
+    #: The durations above as float seconds (set from them; not an argument).
+    seconds: Durations = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_fields(self)  # types, NaN and infinity first
         for name in ("idle_poll_interval", "min_poll_interval", "lease_duration", "shard_sync_interval",
                      "backoff_base", "backoff_max", "shutdown_grace", "handoff_timeout"):
-            value = _seconds(getattr(self, name))
-            if value < 0:
-                raise ConfigurationError(f"ConsumerConfig.{name} must be >= 0, got {value}")
-            object.__setattr__(self, name, value)
+            object.__setattr__(self, name, seconds("ConsumerConfig", name, getattr(self, name)))
         if self.renew_interval is None:
             object.__setattr__(self, "renew_interval", float(self.lease_duration) / 3)  # type: ignore[arg-type]
         else:
-            object.__setattr__(self, "renew_interval", _seconds(self.renew_interval))
+            object.__setattr__(self, "renew_interval", seconds("ConsumerConfig", "renew_interval", self.renew_interval))
+        object.__setattr__(self, "seconds", Durations(**{f.name: float(getattr(self, f.name))
+                                                         for f in fields(Durations)}))
         if float(self.backoff_max) < float(self.backoff_base):  # type: ignore[arg-type]
             raise ConfigurationError(f"ConsumerConfig.backoff_max ({self.backoff_max}) must not be below backoff_base "
                                      f"({self.backoff_base})")
@@ -125,6 +137,3 @@ class ConsumerConfig:
             # opens it (no I/O in a config).
             check_destination(self.on_failure)
 
-    def f(self, name: str) -> float:
-        """A duration field as float seconds."""
-        return float(getattr(self, name))

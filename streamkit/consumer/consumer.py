@@ -214,7 +214,7 @@ class Consumer:
                     break
                 with self._lock:
                     ended, self._ended_children = self._ended_children, []
-                if ended or self._clock.monotonic() - last_sync >= self.config.f("shard_sync_interval"):
+                if ended or self._clock.monotonic() - last_sync >= self.config.seconds.shard_sync_interval:
                     self._sync_shards_safely(ended)
                     last_sync = self._clock.monotonic()
                 if stop_after_idle is not None:
@@ -226,7 +226,7 @@ class Consumer:
                     self._check_progress(stop_after_idle)
                 # Wake for the next renewal, or the moment another worker's lease would expire (so a dead
                 # worker's shards are taken within lease_duration + one renewal interval of its death).
-                wait = self.config.f("renew_interval")
+                wait = self.config.seconds.renew_interval
                 if stop_after_idle is not None:
                     wait = min(wait, 0.25)
                 if self._next_expiry is not None:
@@ -349,7 +349,7 @@ class Consumer:
         self._observer.observe(leases)
         with self._lock:
             self.metrics.gauge("LeasesHeld", sum(1 for run in self._shards.values() if not run.sc.finished.is_set()))
-        duration = self.config.f("lease_duration")
+        duration = self.config.seconds.lease_duration
         self._next_expiry = self._observer.next_expiry(leases, self.worker_id, duration)
         load = (lambda lease: lease.throughput_kbps or 0.0) if self.config.balance == "load" else None
         plan = plan_takes(leases, self.worker_id, lambda lease: self._observer.expired(lease, duration),
@@ -387,17 +387,17 @@ class Consumer:
         overdue = []
         for key, lease in pending.items():
             since = self._incoming_since.setdefault(key, now)
-            if now - since >= self.config.f("handoff_timeout"):
+            if now - since >= self.config.seconds.handoff_timeout:
                 log.warning("%s did not hand %s over within %.0f s (handoff_timeout); taking it: records after its "
                             "last checkpoint may be processed again", lease.checkpoint_owner, key,
-                            self.config.f("handoff_timeout"))
+                            self.config.seconds.handoff_timeout)
                 overdue.append(lease)
         return overdue
 
     def _orphaned(self, leases: list[Lease]) -> list[Lease]:
         """Unfinished leases held by another worker not seen renewing them (it may have died: a rerun
         within the lease time of a crash finds its leases still held)."""
-        duration = self.config.f("lease_duration")
+        duration = self.config.seconds.lease_duration
         return [lease for lease in leases if lease.actual_owner not in (None, self.worker_id)
                 and not lease.checkpoint.is_shard_end and not self._observer.proven_alive(lease, duration)]
 
@@ -407,7 +407,7 @@ class Consumer:
         if not orphaned or now - self._waiting_notice < 10.0:
             return
         self._waiting_notice = now
-        duration = self.config.f("lease_duration")
+        duration = self.config.seconds.lease_duration
         left = max(0.0, min(duration - self._observer.quiet_for(lease) for lease in orphaned))
         owners = sorted({str(lease.actual_owner) for lease in orphaned})
         log.warning("waiting for %d shard(s) leased by %s, not seen renewing them since this worker started; they "
@@ -552,7 +552,7 @@ class Consumer:
             threads = list(self._shards.values())
             for run in threads:
                 run.stop.set()
-        deadline = self._clock.monotonic() + self.config.f("shutdown_grace")
+        deadline = self._clock.monotonic() + self.config.seconds.shutdown_grace
         for run in threads:
             run.thread.join(max(0.0, deadline - self._clock.monotonic()))
             if run.thread.is_alive():

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from streamkit.checkpoints.model import Checkpoint
 from streamkit.clock import SYSTEM_CLOCK, Clock
-from streamkit.errors import KinesisError, StreamkitError
+from streamkit.errors import KinesisError, ServiceCallError, StreamkitError
 from streamkit.retry import RetryPolicy, call_with_retry, is_retryable
 from streamkit.shard_reader import FETCH_RETRY, Batch, ReaderBase, foreign_checkpoint_error, start_of
 from streamkit.transport import KinesisTransport
@@ -29,7 +29,7 @@ RESUBSCRIBE_RETRY = replace(FETCH_RETRY, retryable=lambda e: is_retryable(e) or 
 
 
 def _code(err: BaseException) -> str:
-    return err.code if isinstance(err, KinesisError) else ""
+    return err.code if isinstance(err, ServiceCallError) else ""
 
 
 def register_consumer(transport: KinesisTransport, stream_arn: str, name: str, *, timeout: float = 60.0,

@@ -115,7 +115,7 @@ class ShardConsumer:
         self.stats = ShardStats(holder.shard_id, last_activity=now, stream_name=stream_name_of(stream))
         self.error: BaseException | None = None
         self.finished = threading.Event()
-        self._policy = RetryPolicy(base=config.f("backoff_base"), maximum=config.f("backoff_max"),
+        self._policy = RetryPolicy(base=config.seconds.backoff_base, maximum=config.seconds.backoff_max,
                                    max_attempts=config.max_attempts, retryable=_worth_retrying)
         self._backoff = self._policy.backoff()
         self._last_notice = -FAILURE_NOTICE_INTERVAL
@@ -145,8 +145,8 @@ class ShardConsumer:
             return EfoReader(self.transport, self.stream, self.efo_consumer_arn, self.shard_id, start,
                              stop=self.stopping, clock=self.clock, on_error=self._read_failed)
         settings = ReaderSettings(max_records=self.config.max_records, max_fetch_bytes=self.config.max_fetch_bytes,
-                                  min_poll_interval=self.config.f("min_poll_interval"),
-                                  idle_poll_interval=self.config.f("idle_poll_interval"))
+                                  min_poll_interval=self.config.seconds.min_poll_interval,
+                                  idle_poll_interval=self.config.seconds.idle_poll_interval)
         return ShardReader(self.transport, self.stream, self.shard_id, start, stop=self.stopping, clock=self.clock,
                            settings=settings, on_error=self._read_failed)
 
