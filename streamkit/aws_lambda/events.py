@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, NotRequired, TypedDict
@@ -10,7 +11,7 @@ import pybase64
 
 from streamkit.aggregation import MAGIC, decode_parts
 from streamkit.errors import AggregationFormatError, BodyDecodeError, EventFormatError
-from streamkit.records import BODY_DECODERS, StreamRecord
+from streamkit.records import BODY_DECODERS, StreamRecord, record_decoder
 
 log = logging.getLogger("streamkit.lambda")
 
@@ -91,18 +92,77 @@ def parse_event(event: Mapping[str, Any], *, body: str | type[Any] = "bytes",
     and, when `broken` is given, ``broken[id(record)]`` says why: the wrapper fails that record alone.
     A record with no sequence number cannot be reported or retried on its own: `EventFormatError`.
     """
-    if not isinstance(event, Mapping):
-        raise EventFormatError(f"not a Kinesis event: expected a JSON object, got {type(event).__name__}")
     decode = BODY_DECODERS.get(body)  # type: ignore[arg-type]
     if decode is None:
         from streamkit.bodies import body_decoder
 
         decode = body_decoder(body)  # a model type (`body=Model`)
+    decode = record_decoder(decode)
+    if type(event) is dict:
+        records = event.get("Records")
+        if type(records) is list:
+            out = _parse_well_formed(records, decode)
+            if out is not None:
+                return out
+    return _parse_carefully(event, decode, broken)
+
+
+#: Below this many base64 characters the C standard library's strict decoder is quicker than
+#: pybase64's (whose SIMD decoder wins on aggregates): ~0.23 vs ~0.36 us for a 100-byte record.
+_SHORT_BASE64 = 1024
+
+
+def _parse_well_formed(records: list[Any], decode: Callable[[bytes], Any]) -> list[StreamRecord] | None:
+    """The hot path: an event as Lambda sends it. None at the first thing that is not, with no side effect.
+
+    Only checks that cost nothing on good input sit here (a missing key, a wrong type or bad base64
+    raises, and the careful parser starts over and fails just that record): per-record robustness lives
+    on the error path. A KPL aggregate that does not decode also goes there, to be logged once.
+    """
     fast = StreamRecord._fast
+    a2b = binascii.a2b_base64
     b64 = pybase64.b64decode
     out: list[StreamRecord] = []
     append = out.append
-    records = event.get("Records") or ()
+    try:
+        for rec in records:
+            k = rec["kinesis"]
+            seq = k["sequenceNumber"]
+            raw = k["data"]
+            n = len(raw)
+            if seq.__class__ is not str:
+                return None
+            # Python 3.11's strict mode lets excess padding through: such text goes to pybase64, which refuses it.
+            if raw.__class__ is str and n < _SHORT_BASE64 and not n & 3 and raw[-3:] != "===":
+                data = a2b(raw, strict_mode=True)
+            else:
+                data = b64(raw, validate=True)
+            shard = rec["eventID"].partition(":")[0]
+            if data[:4] != MAGIC:  # plain records skip the aggregation check entirely
+                append(fast(data, k.get("partitionKey"), seq, None, shard, k.get("approximateArrivalTimestamp"),
+                            k.get("explicitHashKey"), rec.get("eventSourceARN"), decode))
+                continue
+            parts = decode_parts(data)
+            if parts is None:
+                return None
+            ts, arn = k.get("approximateArrivalTimestamp"), rec.get("eventSourceARN")
+            for sub, (d, key, ehk) in enumerate(parts):
+                append(fast(d, key, seq, sub, shard, ts, ehk, arn, decode))
+    except (LookupError, TypeError, AttributeError, ValueError, AggregationFormatError):
+        return None  # binascii.Error is a ValueError
+    return out
+
+
+def _parse_carefully(event: Any, decode: Callable[[bytes], Any], broken: dict[int, str] | None) -> list[StreamRecord]:
+    """Any event: a bad record's data or aggregate fails that record only; a bad shape says what is wrong."""
+    if not isinstance(event, Mapping):
+        raise EventFormatError(f"not a Kinesis event: expected a JSON object, got {type(event).__name__}")
+    fast = StreamRecord._fast
+    out: list[StreamRecord] = []
+    append = out.append
+    records = event.get("Records")
+    if records is None:  # no records at all (an empty list is as good)
+        records = []
     if not isinstance(records, list):
         raise EventFormatError(f"not a Kinesis event: Records is a {type(records).__name__}, not a list")
     for n, rec in enumerate(records):
@@ -113,7 +173,7 @@ def parse_event(event: Mapping[str, Any], *, body: str | type[Any] = "bytes",
         arn = rec.get("eventSourceARN")
         raw = k.get("data")
         try:
-            data = b64(raw, validate=True)  # type: ignore[arg-type]  # not a str: TypeError, handled below
+            data = _b64decode(raw)
         except (TypeError, ValueError) as exc:
             text = raw.encode("utf-8", "replace") if isinstance(raw, str) else b""
             reason = f"record data is not valid base64: {exc}" if raw is not None else "record has no data"
@@ -123,7 +183,6 @@ def parse_event(event: Mapping[str, Any], *, body: str | type[Any] = "bytes",
                 broken[id(bad)] = reason
             append(bad)
             continue
-        # Plain records (no KPL magic) skip the aggregation check entirely.
         parts = _parts(data, k["sequenceNumber"], shard) if data[:4] == MAGIC else None
         if parts is None:
             append(fast(data, k.get("partitionKey"), k["sequenceNumber"], None, shard,
@@ -133,3 +192,10 @@ def parse_event(event: Mapping[str, Any], *, body: str | type[Any] = "bytes",
             for sub, (d, key, ehk) in enumerate(parts):
                 append(fast(d, key, seq, sub, shard, ts, ehk, arn, decode))
     return out
+
+
+def _b64decode(raw: Any) -> bytes:
+    """Strict base64 (the same answer as the fast path's): binascii.Error (a ValueError) or TypeError if not."""
+    if isinstance(raw, str) and len(raw) < _SHORT_BASE64 and not len(raw) & 3 and raw[-3:] != "===":
+        return binascii.a2b_base64(raw, strict_mode=True)
+    return pybase64.b64decode(raw, validate=True)
