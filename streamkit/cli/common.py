@@ -48,7 +48,15 @@ def body_from_arg(text: str, modes: tuple[str, ...] = ("bytes", "text", "json"))
         raise ConfigurationError(f"--body {text!r}: use {', '.join(modes)} or package.module:Model")
     from streamkit.bodies import body_decoder
 
-    model = import_callable(text, what="--body model", shape="package.module:Model")
+    try:
+        model = import_callable(text, what="--body model", shape="package.module:Model")
+    except ConfigurationError as exc:
+        missing = getattr(exc.__cause__, "name", None)
+        extra = {"pydantic": "pydantic", "pydantic_core": "pydantic", "msgspec": "msgspec"}.get(str(missing))
+        if extra is not None:  # the model's own module needs a library that is not installed
+            raise ConfigurationError(f"--body {text}: its module needs {missing}, which is not installed: "
+                                     f"pip install 'streamkit[{extra}]'") from None
+        raise
     try:
         body_decoder(model)
     except ConfigurationError as exc:

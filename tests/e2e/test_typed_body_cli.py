@@ -58,3 +58,16 @@ def test_tail_body_model_prints_validated_bodies_and_flags_the_invalid_one_with_
     [bad] = [r for r in lines if "validation_errors" in r]
     assert bad["body"] == {"sensor": "s-2", "temp": "hot"} and bad["validation_errors"][0]["field"] == "temp"
     assert "1 did not validate as tests.e2e.typed_models:Reading" in proc.stderr
+
+
+def test_a_model_whose_library_is_not_installed_is_one_line_naming_the_extra(tmp_path: Path) -> None:
+    """msgspec made unimportable in the CLI's interpreter (a sitecustomize on its path)."""
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['msgspec'] = None\n")
+    (tmp_path / "struct_model.py").write_text("import msgspec\n\nclass Reading(msgspec.Struct):\n    temp: float\n")
+    proc = run_cli("consume", "--stream", "never-read", "--handler", "tests.e2e.typed_models:collect",
+                   "--body", "struct_model:Reading", "--endpoint-url", "http://127.0.0.1:9",
+                   env={"PYTHONPATH": f"{tmp_path}:{ROOT}"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "streamkit: error: --body struct_model:Reading: its module needs msgspec, which is not installed: "
+        "pip install 'streamkit[msgspec]'"]
