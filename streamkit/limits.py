@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "ESM_BATCHING_WINDOW_MAX",
     "ESM_BATCH_SIZE_MAX",
+    "ESM_FILTERS_MAX",
     "ESM_MAX_RETRY_ATTEMPTS_MAX",
     "ESM_PARALLELIZATION_MAX",
     "ESM_RECORD_AGE_MAX",
@@ -84,6 +85,8 @@ LAMBDA_SYNC_PAYLOAD = 6 * MIB
 LAMBDA_ASYNC_PAYLOAD = 256 * KIB
 #: Per-record JSON around the base64 data in a Kinesis event, as AWS sends it (~0.5 KB).
 EVENT_RECORD_OVERHEAD = 530
+#: Filter patterns per event source mapping (FilterCriteria.Filters): AWS's default quota, ORed.
+ESM_FILTERS_MAX = 5
 
 # SQS
 #: A message's body at the queue default MaximumMessageSize (a queue may allow up to 1 MiB).

@@ -27,6 +27,7 @@ from typing import Any
 from streamkit.aws_lambda.esm_config import EsmConfig, EsmStats
 from streamkit.aws_lambda.esm_core import Outcome, PendingRecord
 from streamkit.aws_lambda.esm_discovery import ShardDiscovery
+from streamkit.aws_lambda.esm_filters import RecordFilter, compile_criteria
 from streamkit.aws_lambda.esm_invoke import ACCOUNT, Invoker, LambdaContext, PayloadTooLargeError, WindowView, build_event
 from streamkit.aws_lambda.esm_lanes import Lane
 from streamkit.aws_lambda.esm_on_failure import failure_record
@@ -75,6 +76,9 @@ class EventSourceMapping:
         self.stopping = threading.Event()
         self.stats = EsmStats()
         self.invoker = Invoker(handler, self.config, self.stats, clock)
+        self.record_filter = RecordFilter(compile_criteria(self.config.filter_criteria))
+        self._told_aggregates = False
+        self._created_at: float | None = None
         self._lanes: dict[str, list[Lane]] = {}
         self._readers: dict[str, ShardReader] = {}
         self._shard_lock = threading.Lock()
@@ -103,7 +107,8 @@ class EventSourceMapping:
         `NoProgressError`: a run that keeps failing is not idle, and does not end silently.
         """
         def start() -> None:
-            self.invoker.arn = self.transport.describe_stream_summary(self.stream).arn
+            summary = self.transport.describe_stream_summary(self.stream)
+            self.invoker.arn, self._created_at = summary.arn, summary.created_at
             self._refresh_shards(initial=True)
 
         try:
@@ -203,7 +208,9 @@ class EventSourceMapping:
     def _start_shard(self, shard_id: str) -> None:
         lanes = [Lane(self, shard_id, i) for i in range(self.config.parallelization_factor)]
         self._lanes[shard_id] = lanes
-        initial = initial_position(self.config.starting_position) if shard_id in self.shards.initial else None
+        cfg = self.config
+        initial = (initial_position(cfg.starting_position, cfg.starting_position_timestamp, self._created_at)
+                   if shard_id in self.shards.initial else None)
         reader = ShardReader(self.transport, self.stream, shard_id, self.positions.start(shard_id, initial=initial),
                              stop=self.stopping, clock=self.clock, settings=self._polling,
                              on_error=lambda err, n, delay: read_failed(shard_id, err, n))
@@ -213,7 +220,28 @@ class EventSourceMapping:
         closed = not self.shards.is_open(shard_id)
         self._spawn(lambda: poll_shard(shard_id, reader, lanes, closed=closed, positions=self.positions,
                                        state=self._polled, clock=self.clock, settings=self._polling,
-                                       on_end=self._shard_ended), f"esm-{shard_id}-poller")
+                                       on_end=self._shard_ended, select=self._select), f"esm-{shard_id}-poller")
+
+    def _select(self, shard_id: str, records: list[PendingRecord]) -> list[PendingRecord]:
+        """The records the filter criteria deliver; the others are finished here (the position passes them)."""
+        with self.stats.lock:
+            self.stats.records_polled += len(records)
+        if not self.record_filter:
+            return records
+        kept: list[PendingRecord] = []
+        dropped: list[PendingRecord] = []
+        for r in records:
+            (kept if self.record_filter.keep(r.raw["Data"]) else dropped).append(r)
+        if not dropped:
+            return records
+        with self.stats.lock:
+            self.stats.records_filtered_out += len(dropped)
+        if not self._told_aggregates and any(RecordFilter.meets_aggregate(r.raw["Data"]) for r in dropped):
+            self._told_aggregates = True
+            log.warning("%s holds KPL aggregated records: AWS applies a data filter to aggregated records only "
+                        "with an enhanced fan-out source; polled, they are not JSON and are filtered out", self.stream)
+        self.positions.finished(shard_id, dropped)
+        return kept
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         def guarded() -> None:

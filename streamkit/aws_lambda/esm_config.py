@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,7 +28,8 @@ class EsmConfig:
 
     batch_size: int = 100
     batching_window: float = 0.0
-    starting_position: Literal["TRIM_HORIZON", "LATEST"] = "LATEST"
+    starting_position: Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"] = "LATEST"
+    starting_position_timestamp: float | None = None  # epoch seconds, with AT_TIMESTAMP (StartingPositionTimestamp)
     parallelization_factor: int = 1
     bisect_on_error: bool = False
     max_retry_attempts: int = -1  # -1: until the record expires, as AWS's default
@@ -39,6 +41,9 @@ class EsmConfig:
     timeout: float = 60.0  # the function timeout the handler's context counts down from
     region: str = "us-east-1"
     retry_delay: float = 0.2  # pause before re-invoking a failed batch
+    #: FilterCriteria: up to 5 patterns (JSON text or decoded), ORed, on the record's ``data`` only
+    #: (`streamkit.aws_lambda.esm_filters`); records no pattern matches are not delivered, and passed.
+    filter_criteria: tuple[str | Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         check_fields(self)  # types, NaN and infinity first
@@ -46,7 +51,10 @@ class EsmConfig:
             (1 <= self.batch_size <= ESM_BATCH_SIZE_MAX, f"batch_size must be 1..{ESM_BATCH_SIZE_MAX}, got {self.batch_size}"),
             (0 <= self.batching_window <= ESM_BATCHING_WINDOW_MAX,
              f"batching_window must be 0..{ESM_BATCHING_WINDOW_MAX} s, got {self.batching_window}"),
-            (self.starting_position in ("TRIM_HORIZON", "LATEST"), "starting_position must be TRIM_HORIZON or LATEST"),
+            (self.starting_position in ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"),
+             "starting_position must be TRIM_HORIZON, LATEST or AT_TIMESTAMP"),
+            ((self.starting_position == "AT_TIMESTAMP") == (self.starting_position_timestamp is not None),
+             "starting_position_timestamp is given with starting_position AT_TIMESTAMP, and only then"),
             (1 <= self.parallelization_factor <= ESM_PARALLELIZATION_MAX,
              f"parallelization_factor must be 1..{ESM_PARALLELIZATION_MAX}"),
             (self.max_retry_attempts == -1 or 0 <= self.max_retry_attempts <= ESM_MAX_RETRY_ATTEMPTS_MAX,
@@ -58,6 +66,12 @@ class EsmConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigurationError(message)
+        if not isinstance(self.filter_criteria, tuple | list):
+            raise ConfigurationError("filter_criteria must be a list of patterns")
+        object.__setattr__(self, "filter_criteria", tuple(self.filter_criteria))
+        from streamkit.aws_lambda.esm_filters import compile_criteria
+
+        compile_criteria(self.filter_criteria)
         if self.on_failure is not None:
             from streamkit.destinations import check_destination
 
@@ -75,6 +89,8 @@ class EsmStats:
     bisections: int = 0
     max_concurrent_per_shard: int = 0
     windows_closed: int = 0
+    records_polled: int = 0
+    records_filtered_out: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def to_json(self) -> dict[str, int]:

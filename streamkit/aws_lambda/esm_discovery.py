@@ -21,7 +21,7 @@ __all__ = ["ShardDiscovery"]
 class ShardDiscovery:
     """The shards listed so far, those done, and those of the first listing. The caller holds the shard lock."""
 
-    def __init__(self, positions: Positions, starting_position: Literal["TRIM_HORIZON", "LATEST"]) -> None:
+    def __init__(self, positions: Positions, starting_position: Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"]) -> None:
         self.positions = positions
         self.starting_position = starting_position
         self.known: dict[str, ShardInfo] = {}

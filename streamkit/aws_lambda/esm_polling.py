@@ -51,8 +51,10 @@ def backlog_full(lanes: list[Lane], batch_size: int, max_fetch_bytes: int) -> bo
 
 
 def poll_shard(shard_id: str, reader: ShardReader, lanes: list[Lane], *, closed: bool, positions: Positions,
-               state: PollState, clock: Clock, settings: ReaderSettings, on_end: Callable[[str], None]) -> None:
-    """Read the shard to its end (then `on_end`) or until the mapping stops, feeding its lanes."""
+               state: PollState, clock: Clock, settings: ReaderSettings, on_end: Callable[[str], None],
+               select: Callable[[str, list[PendingRecord]], list[PendingRecord]]) -> None:
+    """Read the shard to its end (then `on_end`) or until the mapping stops, feeding its lanes the
+    records `select` keeps (it finishes those it drops: the filter)."""
     owner = lanes[0].owner
     for batch in reader.batches():
         if batch.records:
@@ -63,7 +65,7 @@ def poll_shard(shard_id: str, reader: ShardReader, lanes: list[Lane], *, closed:
                     raw["ApproximateArrivalTimestamp"] = clock.time()
                 in_order.append(PendingRecord(raw))
             positions.read(shard_id, in_order)
-            for i, recs in split_by_lane(in_order, len(lanes)).items():
+            for i, recs in split_by_lane(select(shard_id, in_order), len(lanes)).items():
                 lanes[i].offer(recs)
         if batch.ended:
             on_end(shard_id)

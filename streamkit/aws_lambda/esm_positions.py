@@ -13,7 +13,7 @@ from typing import Literal
 
 from streamkit.aws_lambda.esm_core import PendingRecord, ShardProgress
 from streamkit.checkpoints.base import NO_OWNER_CHECK, CheckpointStore
-from streamkit.checkpoints.model import LATEST, TRIM_HORIZON, Checkpoint, Lease
+from streamkit.checkpoints.model import AT_TIMESTAMP, LATEST, TRIM_HORIZON, Checkpoint, Lease
 from streamkit.errors import StreamkitError
 
 __all__ = ["Positions", "initial_position"]
@@ -21,8 +21,17 @@ __all__ = ["Positions", "initial_position"]
 log = logging.getLogger("streamkit.esm")
 
 
-def initial_position(starting_position: Literal["TRIM_HORIZON", "LATEST"]) -> Checkpoint:
-    """Where a shard of the mapping's first listing starts when nothing is stored."""
+def initial_position(starting_position: Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"],
+                     timestamp: float | None = None, created_at: float | None = None) -> Checkpoint:
+    """Where a shard of the mapping's first listing starts when nothing is stored.
+
+    A time before the stream was created means the same as its creation time (no record is older); it
+    is asked as that, because kinesalite's GetRecords does not answer for an AT_TIMESTAMP iterator
+    far before a shard's creation (seen with 2020-01-01 on a 4-shard stream of 500 records).
+    """
+    if starting_position == "AT_TIMESTAMP":
+        assert timestamp is not None  # EsmConfig checks it
+        return AT_TIMESTAMP(timestamp if created_at is None else max(timestamp, created_at))
     return LATEST if starting_position == "LATEST" else TRIM_HORIZON
 
 

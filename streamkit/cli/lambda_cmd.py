@@ -25,13 +25,17 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     r.add_argument("--handler", required=True, help="package.module:handler, a Lambda handler (event, context)")
     r.add_argument("--batch-size", type=int, default=100)
     r.add_argument("--batching-window", type=float, default=0.0, help="seconds (MaximumBatchingWindowInSeconds)")
-    r.add_argument("--starting-position", choices=("trim_horizon", "latest"), default="trim_horizon")
+    r.add_argument("--starting-position", default="trim-horizon",
+                   help="trim-horizon | latest | at-timestamp:ISO (StartingPosition, StartingPositionTimestamp)")
     r.add_argument("--parallelization-factor", type=int, default=1)
     r.add_argument("--bisect-on-error", action="store_true")
     r.add_argument("--max-retry-attempts", type=int, default=-1, help="-1 (default): until the records expire")
     r.add_argument("--max-record-age", type=float, default=-1, help="seconds, 60..604800; -1: until retention")
     r.add_argument("--report-batch-item-failures", action="store_true")
     r.add_argument("--on-failure", default=None, help="file:PATH or sqs:URL, for OnFailure records")
+    r.add_argument("--filter", action="append", default=[], metavar="PATTERN", dest="filters",
+                   help="a FilterCriteria pattern on the record's data, e.g. '{\"data\": {\"temp_c\": "
+                        "[{\"numeric\": [\">\", 30]}]}}'; repeatable (at most 5, ORed)")
     r.add_argument("--tumbling-window", type=float, default=0.0, help="seconds, 0..900")
     r.add_argument("--function-name", default="streamkit-local-function")
     r.add_argument("--checkpoint", default=None,
@@ -42,10 +46,14 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from streamkit.aws_lambda.emulator import EsmConfig, EventSourceMapping
+    from streamkit.positions import parse_position
 
+    start = parse_position(args.starting_position, accept=("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"),
+                           option="--starting-position")
     handler = import_callable(args.handler)
     config = EsmConfig(batch_size=args.batch_size, batching_window=args.batching_window,
-                       starting_position=args.starting_position.upper(),
+                       starting_position=start.kind,  # type: ignore[arg-type]  # accept= excludes AT_SEQUENCE_NUMBER
+                       starting_position_timestamp=start.epoch_seconds, filter_criteria=tuple(args.filters),
                        parallelization_factor=args.parallelization_factor, bisect_on_error=args.bisect_on_error,
                        max_retry_attempts=args.max_retry_attempts, max_record_age=args.max_record_age,
                        report_batch_item_failures=args.report_batch_item_failures, on_failure=args.on_failure,
@@ -68,5 +76,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         s = stats.to_json()
         print(f"{s['invocations']} invocations, {s['records_succeeded']} records succeeded, "
               f"{s['function_errors']} function errors, {s['partial_failures']} partial failures, "
-              f"{s['records_discarded']} records discarded")
+              f"{s['records_discarded']} records discarded"
+              + (f", {s['records_filtered_out']} of {s['records_polled']} records filtered out" if args.filters else ""))
     return 0
