@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-deep lint bench unit clean servers
+.PHONY: demo test test-deep lint bench unit clean servers java
 
 # Two makes at once in one clone (parallel CI steps, a test run beside a demo) take turns under a lock; a venv
 # without a working pip (creation interrupted) is created again, and the stamp is written only after the install.
@@ -22,7 +22,15 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check streamkit producer dispatcher tests bench
 	$(VENV)/bin/mypy
 
-test: lint servers
+# Java 17 for the real-KCL interop test (tests/e2e/test_jvm_kcl_interop.py): installed with apt-get when
+# missing (one install at a time); if that cannot work, the test fails saying so, never skips.
+java: $(STAMP)
+	@$(PY) -c "from streamkit.local.jvm_kcl import java_executable; java_executable()" 2>/dev/null || \
+	  { command -v apt-get >/dev/null && flock /tmp/streamkit-apt.lock sh -c \
+	    'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null'; } || \
+	  echo "Java 17 could not be installed: the JVM KCL interop test will fail saying so"
+
+test: lint servers java
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # The state machines of the consumer and the emulator, explored far longer than in `make test`.
