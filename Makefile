@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-deep lint bench unit clean servers java
+.PHONY: demo test test-deep lint bench unit clean servers java browser screenshots
 
 # Two makes at once in one clone (parallel CI steps, a test run beside a demo) take turns under a lock; a venv
 # without a working pip (creation interrupted) is created again, and the stamp is written only after the install.
@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	  test $(STAMP) -nt pyproject.toml && exit 0; \
 	  $(PY) -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV) || exit 1; \
 	  $(PY) -m pip install --quiet --upgrade pip && \
-	  $(PY) -m pip install --quiet -e ".[cli,dev,plot,bench,prometheus,otel]" && touch $(STAMP)'
+	  $(PY) -m pip install --quiet -e ".[cli,dev,plot,bench,prometheus,otel,console]" && touch $(STAMP)'
 
 servers: $(STAMP)
 	$(PY) -c "from streamkit.local.npm import ensure_installed; print('local servers in', ensure_installed().root)"
@@ -30,8 +30,16 @@ java: $(STAMP)
 	    'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null'; } || \
 	  echo "Java 17 could not be installed: the JVM KCL interop test will fail saying so"
 
-test: lint servers java
+test: lint servers java browser
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# Debian's chromium and chromedriver for the console's browser test (apt-get as root, under a lock).
+browser:
+	bash tests/browser/install-chromium.sh
+
+# The README's screenshot of the console (docs/console.png), made against a fresh local stack.
+screenshots: $(STAMP) servers browser
+	$(PY) -m tests.browser.screenshot docs/console.png
 
 # The state machines of the consumer and the emulator, explored far longer than in `make test`.
 test-deep: $(STAMP)

@@ -23,6 +23,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -39,7 +40,7 @@ from streamkit.records import StreamRecord
 from streamkit.shard_reader import ReaderSettings, ShardReader, fetched_bytes, startable
 from streamkit.transport import KinesisTransport, StreamSummary, as_kinesis
 
-__all__ = ["BODY_KINDS", "Tail", "TailConfig", "TailStats", "decode_body", "filter_document"]
+__all__ = ["BODY_KINDS", "Tail", "TailConfig", "TailStats", "decode_body", "filter_document", "record_json"]
 
 log = logging.getLogger("streamkit.tail")
 
@@ -298,3 +299,33 @@ def filter_document(rec: StreamRecord) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError):
         pass
     return doc
+
+
+def _arrival(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def record_json(rec: StreamRecord, body_mode: Any = "auto") -> dict[str, Any]:
+    """A record as `streamkit tail --json` prints it and the console shows it. `body_mode`: a mode, or a
+    model type (a record that does not validate is shown as ``auto`` would, with its ``validation_errors``)."""
+    errors: list[dict[str, str]] | None = None
+    if isinstance(body_mode, str):
+        kind, body = decode_body(rec.data, body_mode)
+    else:
+        from streamkit.bodies import body_decoder, to_builtins
+        from streamkit.errors import BodyValidationError
+
+        try:
+            kind, body = "json", to_builtins(body_decoder(body_mode)(rec.data))
+        except BodyValidationError as exc:
+            kind, body = decode_body(rec.data, "auto")
+            errors = [{"field": f, "message": m} for f, m in exc.errors]
+    fields = {"shard_id": rec.shard_id, "sequence_number": rec.sequence_number,
+              "sub_sequence_number": rec.sub_sequence_number, "partition_key": rec.partition_key,
+              "explicit_hash_key": rec.explicit_hash_key, "arrival": _arrival(rec.approximate_arrival_timestamp),
+              "size": len(rec.data), "body_kind": kind, "body": body}
+    if errors is not None:
+        fields["validation_errors"] = errors
+    return fields

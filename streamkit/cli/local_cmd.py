@@ -6,14 +6,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from streamkit.cli.common import emit_json, flag
+from streamkit.cli.common import emit_json, flag, print_err
 from streamkit.local import stack as local_stack
 from streamkit.local.faults import FAULT_KEYS
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("local", help="run local Kinesis and DynamoDB servers on 127.0.0.1", parents=parents)
-    lsub = p.add_subparsers(dest="local_command", required=True, metavar="up|down|status")
+    lsub = p.add_subparsers(dest="local_command", required=True, metavar="up|down|status|console")
     up = lsub.add_parser("up", help="install (first time) and start the servers", parents=parents)
     up.add_argument("--backend", choices=local_stack.BACKENDS, default="kinesalite")
     up.add_argument("--data-dir", type=Path, default=None, help="state folder (default: per user)")
@@ -35,6 +35,17 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     st = lsub.add_parser("status", help="show the running servers", parents=parents)
     st.add_argument("--data-dir", type=Path, default=None)
     st.set_defaults(func=cmd_status)
+    con = lsub.add_parser("console", help="a web page on 127.0.0.1: streams, records, leases, metrics, dead letters",
+                          parents=parents)
+    con.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one, printed)")
+    con.add_argument("--data-dir", type=Path, default=None, help="the local stack's state folder (default: per user)")
+    con.add_argument("--dynamodb-endpoint-url", default=None,
+                     help="DynamoDB endpoint for lease tables (default: $AWS_ENDPOINT_URL_DYNAMODB or the local stack's)")
+    con.add_argument("--metrics-url", action="append", default=[], metavar="URL",
+                     help="a Prometheus endpoint to show (http://127.0.0.1:PORT/metrics; repeatable)")
+    con.add_argument("--dead-letters", action="append", default=[], metavar="file:PATH",
+                     help="a dead-letter file to show, with a replay button (repeatable)")
+    con.set_defaults(func=cmd_console)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -81,3 +92,30 @@ def cmd_status(args: argparse.Namespace) -> int:
         for p in stack.processes:
             print(f"  {p.name:<12} pid {p.pid:<8} port {p.port}")
     return 0 if stack else 1
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    import threading
+
+    from streamkit.errors import ConfigurationError
+    from streamkit.signals import stopping_on_signals
+
+    try:
+        from streamkit.local.console import ConsoleConfig, ConsoleServer, endpoints_of
+    except ImportError:
+        raise ConfigurationError("the console needs Flask: pip install 'streamkit[console]'") from None
+    kinesis, dynamodb = endpoints_of(flag(args, "endpoint_url"), args.dynamodb_endpoint_url, args.data_dir)
+    config = ConsoleConfig(kinesis_endpoint=kinesis, dynamodb_endpoint=dynamodb, region=flag(args, "region"),
+                           metrics_urls=tuple(args.metrics_url), dead_letters=tuple(args.dead_letters), port=args.port)
+    server = ConsoleServer(config)
+    stop = threading.Event()
+    with server, stopping_on_signals(stop.set):
+        if flag(args, "json"):
+            emit_json({"url": server.url, "port": server.port, "kinesis_endpoint": kinesis,
+                       "dynamodb_endpoint": dynamodb})
+        else:
+            print(f"console on {server.url}  (Ctrl-C stops it)", flush=True)
+        while not stop.wait(0.5):
+            pass
+    print_err("streamkit: console stopped")
+    return 0

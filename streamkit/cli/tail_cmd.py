@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -13,7 +12,6 @@ import orjson
 from streamkit.cli.common import body_from_arg, client_for, flag, print_err
 from streamkit.errors import ConfigurationError
 from streamkit.positions import POSITION_HELP, parse_position
-from streamkit.records import StreamRecord
 
 #: Seconds between two "throttled" notices for one shard.
 THROTTLE_NOTICE_INTERVAL = 5.0
@@ -45,38 +43,6 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_tail)
 
 
-def _arrival(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def record_json(rec: StreamRecord, body_mode: Any) -> dict[str, Any]:
-    """A record as `--json` prints it (and the console shows it). `body_mode`: a mode, or a model type (a
-    record that does not validate is shown as ``auto`` would, with its ``validation_errors``)."""
-    from streamkit.tail import decode_body
-
-    errors: list[dict[str, str]] | None = None
-    if isinstance(body_mode, str):
-        kind, body = decode_body(rec.data, body_mode)
-    else:
-        from streamkit.bodies import body_decoder, to_builtins
-        from streamkit.errors import BodyValidationError
-
-        try:
-            kind, body = "json", to_builtins(body_decoder(body_mode)(rec.data))
-        except BodyValidationError as exc:
-            kind, body = decode_body(rec.data, "auto")
-            errors = [{"field": f, "message": m} for f, m in exc.errors]
-    fields = {"shard_id": rec.shard_id, "sequence_number": rec.sequence_number,
-              "sub_sequence_number": rec.sub_sequence_number, "partition_key": rec.partition_key,
-              "explicit_hash_key": rec.explicit_hash_key, "arrival": _arrival(rec.approximate_arrival_timestamp),
-              "size": len(rec.data), "body_kind": kind, "body": body}
-    if errors is not None:
-        fields["validation_errors"] = errors
-    return fields
-
-
 def record_line(fields: dict[str, Any], max_body: int) -> str:
     """One text line from `record_json`'s fields: shard, sequence[/sub-sequence], key, arrival, body."""
     kind, body = fields["body_kind"], fields["body"]
@@ -97,7 +63,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     from streamkit.clock import SYSTEM_CLOCK
     from streamkit.filters import compile_pattern, match_any
     from streamkit.signals import stopping_on_signals
-    from streamkit.tail import Tail, TailConfig, filter_document
+    from streamkit.tail import Tail, TailConfig, filter_document, record_json
 
     if args.max_body < 0:
         raise ConfigurationError(f"--max-body {args.max_body}: give 0 (all) or more")
