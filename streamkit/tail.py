@@ -40,7 +40,7 @@ from streamkit.records import StreamRecord
 from streamkit.shard_reader import ReaderSettings, ShardReader, fetched_bytes, startable
 from streamkit.transport import KinesisTransport, StreamSummary, as_kinesis
 
-__all__ = ["BODY_KINDS", "Tail", "TailConfig", "TailStats", "decode_body", "filter_document", "record_json"]
+__all__ = ["BODY_KINDS", "Tail", "TailConfig", "TailStats", "decode_body", "record_json"]
 
 log = logging.getLogger("streamkit.tail")
 
@@ -282,23 +282,6 @@ def decode_body(data: bytes, mode: str = "auto") -> tuple[str, Any]:
         except UnicodeDecodeError:
             pass
     return "base64", base64.b64encode(data).decode("ascii")
-
-
-def filter_document(rec: StreamRecord) -> dict[str, Any]:
-    """The document a filter pattern (`streamkit.filters`) is matched against, as Lambda builds it for a
-    Kinesis record: its metadata, and ``data`` decoded when it is JSON (else absent, so a pattern on
-    ``data`` does not match it)."""
-    from streamkit.filters import decode_json
-
-    doc: dict[str, Any] = {"kinesisSchemaVersion": "1.0", "sequenceNumber": rec.sequence_number,
-                           "approximateArrivalTimestamp": rec.approximate_arrival_timestamp}
-    if rec.partition_key is not None:
-        doc["partitionKey"] = rec.partition_key
-    try:
-        doc["data"] = decode_json(rec.data)
-    except (ValueError, UnicodeDecodeError):
-        pass
-    return doc
 
 
 def _arrival(ts: float | None) -> str | None:

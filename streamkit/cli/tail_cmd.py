@@ -36,7 +36,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--key", action="append", default=[], metavar="PARTITION_KEY",
                    help="only records with this partition key (repeatable)")
     p.add_argument("--where", action="append", default=[], metavar="PATTERN",
-                   help="only records a filter pattern matches (Lambda's filter rule syntax, as `lambda run --filter`: "
+                   help="only records a filter pattern matches (`lambda run --filter`'s rules, on the data key: "
                         "'{\"data\": {\"temp_c\": [{\"numeric\": [\">\", 30]}]}}'); repeated: any of them")
     p.add_argument("--max-body", type=int, default=1000, metavar="CHARS",
                    help="characters of a body on a text line, the rest elided (0: all; --json prints it whole)")
@@ -60,10 +60,10 @@ def record_line(fields: dict[str, Any], max_body: int) -> str:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
+    from streamkit.aws_lambda.esm_filters import RecordFilter, compile_criteria
     from streamkit.clock import SYSTEM_CLOCK
-    from streamkit.filters import compile_pattern, match_any
     from streamkit.signals import stopping_on_signals
-    from streamkit.tail import Tail, TailConfig, filter_document, record_json
+    from streamkit.tail import Tail, TailConfig, record_json
 
     if args.max_body < 0:
         raise ConfigurationError(f"--max-body {args.max_body}: give 0 (all) or more")
@@ -72,7 +72,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
                         limit=args.limit)
     as_json = bool(flag(args, "json"))
     keys = set(args.key)
-    patterns = [compile_pattern(w) for w in args.where]
+    where = RecordFilter(compile_criteria(args.where))  # the mapping's own rules: on the data key, at most 5
     last_notice: dict[str, float] = {}
     mismatched = invalid = 0
 
@@ -91,7 +91,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
             for rec in tail.records():
                 if keys and rec.partition_key not in keys:
                     continue
-                if patterns and not match_any(patterns, filter_document(rec)):
+                if where and not where.keep(rec.data):
                     continue
                 fields = record_json(rec, body)
                 if fields["body_kind"] == "base64" and body in ("json", "text"):

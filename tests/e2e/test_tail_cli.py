@@ -59,9 +59,9 @@ def test_tail_prints_decoded_user_records_of_aggregates_as_json_lines(kinesis_st
     # Order per key is the order written; --key keeps one key only.
     s3, _ = tail_json(ep, kinesis_stream.name, "--from", "trim-horizon", "--key", "s-3")
     assert [r["body"]["seq"] for r in s3] == [i for i in range(40) if i % 7 == 3]
-    # --where: Lambda's filter rule syntax (the mapping's engine), on the data and the metadata.
+    # --where: Lambda's filter rule syntax (the mapping's engine) on each user record's data, ORed.
     hot, _ = tail_json(ep, kinesis_stream.name, "--from", "trim-horizon",
-                       "--where", '{"data": {"seq": [{"numeric": [">=", 35]}]}}', "--where", '{"partitionKey": ["s-0"]}')
+                       "--where", '{"data": {"seq": [{"numeric": [">=", 35]}]}}', "--where", '{"data": {"sensor_id": ["s-0"]}}')
     assert sorted(r["body"]["seq"] for r in hot) == sorted({*range(35, 40), *range(0, 40, 7)})
     # The default (latest) with nothing new prints nothing and says it caught up.
     none, proc = tail_json(ep, kinesis_stream.name)
@@ -190,7 +190,8 @@ def test_bad_input_is_one_line_and_the_right_exit_code(local_stack: Any) -> None
              (("tail", "x", "--from", "yesterday"), 2, "--from 'yesterday'"),
              (("tail", "x", "--from", "at-sequence:1"), 2, "--shard"),
              (("tail", "x", "--limit", "0"), 2, "limit"),
-             (("tail", "x", "--where", '{"data": 5}'), 2, "invalid filter pattern")]
+             (("tail", "x", "--where", '{"data": 5}'), 2, "invalid filter pattern"),
+             (("tail", "x", "--where", '{"partitionKey": ["k"]}'), 2, '"data" key only')]
     for args, code, says in cases:
         proc = run_cli(*args, "--endpoint-url", ep)
         assert proc.returncode == code, (args, proc.stderr)
