@@ -43,7 +43,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--checkpoint", default=None,
                    help="sqlite:PATH, dynamodb:TABLE or kcl:TABLE: keep the position per shard there, so a restart "
                         "resumes (default: in memory only, said at start)")
-    p.add_argument("--starting-position", choices=("trim_horizon", "latest"), default="trim_horizon")
+    p.add_argument("--starting-position", default="trim-horizon",
+                   help="trim-horizon | latest | at-timestamp:ISO (underscores and any case accepted)")
     p.add_argument("--stop-after-idle", type=float, default=None)
     p.set_defaults(func=cmd_dispatch)
 
@@ -52,11 +53,15 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     from dispatcher import Dispatcher, LocalTarget
     from streamkit.aws_lambda.emulator import EsmConfig, EventSourceMapping
     from streamkit.aws_lambda.events import parse_event
+    from streamkit.positions import parse_position
     from streamkit.signals import stopping_on_signals
 
+    start = parse_position(args.starting_position, accept=("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"),
+                           option="--starting-position")
     worker = import_callable(args.worker)
     config = EsmConfig(batch_size=args.batch_size, report_batch_item_failures=True, function_name=FUNCTION_NAME,
-                       starting_position=args.starting_position.upper())
+                       starting_position=start.kind,  # type: ignore[arg-type]  # accept= excludes AT_SEQUENCE_NUMBER
+                       starting_position_timestamp=start.epoch_seconds)
     store = checkpoint_store(args)
     if store is None:
         from streamkit.checkpoints import MemoryCheckpointStore

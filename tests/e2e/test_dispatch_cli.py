@@ -24,7 +24,7 @@ def test_dispatch_delivers_every_record_once_in_key_order(kinesis_stream: Stream
             p.put(b"%d" % i, f"k{i % 9}")
     out = tmp_path / "out.txt"
     summary = run_json("dispatch", "--stream", kinesis_stream.name, "--worker", "tests.e2e.handlers:collect",
-                       "--mode", "per-key", "--lanes", "4", "--stop-after-idle", "1.5",
+                       "--mode", "per-key", "--lanes", "4", "--stop-after-idle", "1.5", "--starting-position", "TRIM-horizon",
                        "--endpoint-url", kinesis_stream.stack.kinesis_endpoint,
                        env={"STREAMKIT_TEST_OUT": str(out), "PYTHONPATH": str(ROOT)})
     assert summary["delivered"] == 300 and summary["failed"] == 0
@@ -92,3 +92,12 @@ def test_dispatch_without_checkpoint_says_positions_are_in_memory() -> None:
     proc = run_cli("dispatch", "--stream", "nowhere", "--worker", "tests.e2e.handlers:collect",
                    "--stop-after-idle", "1", "--endpoint-url", "http://127.0.0.1:9", env={"PYTHONPATH": str(ROOT)})
     assert "positions are kept in memory only" in proc.stderr
+
+
+def test_dispatch_refuses_a_starting_position_it_cannot_take_in_one_line() -> None:
+    proc = run_cli("dispatch", "--stream", "nowhere", "--worker", "tests.e2e.handlers:collect",
+                   "--starting-position", "at-sequence:1", "--endpoint-url", "http://127.0.0.1:9",
+                   env={"PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "streamkit: error: --starting-position 'at-sequence:1': at-sequence is not accepted here; "
+        "use trim-horizon | latest | at-timestamp:ISO"]
