@@ -36,8 +36,8 @@ _SPELLING: dict[PositionKind, str] = {
 #: The accepted spellings, for --help texts.
 POSITION_HELP = " | ".join(_SPELLING.values())
 
-# AWS's pattern for a sequence number (GetShardIterator's StartingSequenceNumber).
-_SEQUENCE = re.compile(r"^(0|[1-9]\d{0,128})$")
+# A sequence number: decimal digits, at most 129 (AWS's StartingSequenceNumber; leading zeros are left to the server).
+_SEQUENCE = re.compile(r"^\d{1,129}$")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
