@@ -194,3 +194,4 @@ class StreamRecord(Generic[BodyT]):
 
 
 _new = object.__new__
+_new_record = _new  # for the Lambda event's fast path, which fills the slots itself
