@@ -40,7 +40,10 @@ class EsmConfig:
     function_name: str = "streamkit-local-function"
     timeout: float = 60.0  # the function timeout the handler's context counts down from
     region: str = "us-east-1"
-    retry_delay: float = 0.2  # pause before re-invoking a failed batch
+    #: Pause before re-invoking a failed batch, doubling per failed invocation up to `retry_delay_max`
+    #: (AWS was recorded invoking a failing batch 8 times in ~60 s; the defaults give that).
+    retry_delay: float = 0.25
+    retry_delay_max: float = 30.0
     #: FilterCriteria: up to 5 patterns (JSON text or decoded), ORed, on the record's ``data`` only
     #: (`streamkit.aws_lambda.esm_filters`); records no pattern matches are not delivered, and passed.
     filter_criteria: tuple[str | Mapping[str, Any], ...] = ()

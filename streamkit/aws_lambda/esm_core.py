@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from streamkit.limits import EVENT_RECORD_OVERHEAD, LAMBDA_SYNC_PAYLOAD
 
-__all__ = ["Outcome", "PendingRecord", "ShardProgress", "decide", "payload_size"]
+__all__ = ["Outcome", "PendingRecord", "ShardProgress", "decide", "expired", "payload_size"]
 
 #: The synchronous invoke payload cap a batch must fit in (streamkit/limits.py).
 EVENT_PAYLOAD_LIMIT = LAMBDA_SYNC_PAYLOAD
@@ -81,6 +81,9 @@ class Outcome:
     discard: list[PendingRecord] = field(default_factory=list)  # give up on these (OnFailure)
     condition: Literal["", "RetryAttemptsExhausted", "RecordAgeExceeded"] = ""
     function_error: str = ""
+    #: The invocation raised (AWS's OnFailure ``functionError: "Unhandled"``); False for a failure the
+    #: function reported in ``batchItemFailures`` (``functionError: null``, as AWS was recorded writing).
+    unhandled: bool = False
 
 
 def _failed_from(batch: Sequence[PendingRecord], response: Any) -> int | None:
@@ -122,10 +125,19 @@ def decide(batch: list[PendingRecord], *, error: BaseException | None, response:
     else:
         failed = list(batch)
         out.function_error = f"{type(error).__name__}: {error}"
+        out.unhandled = True
     if bisect_on_error and error is not None and len(failed) > 1:
         # Lambda bisects a failing batch regardless of MaximumRetryAttempts: splits are not retries.
         half = len(failed) // 2
         out.retry = [failed[:half], failed[half:]]
+        return out
+    if out.done:
+        # Lambda checkpointed past the records before the first reported failure and retries from it:
+        # a new batch, whose retries count afresh (recorded against AWS: with MaximumRetryAttempts 3 the
+        # reported record was delivered 5 times, and its OnFailure record says approximateInvokeCount 4).
+        for r in failed:
+            r.attempts = 0
+        out.retry = [failed]
         return out
     for r in failed:
         r.attempts += 1
@@ -141,3 +153,12 @@ def decide(batch: list[PendingRecord], *, error: BaseException | None, response:
         return out
     out.retry = [failed]
     return out
+
+
+def expired(batch: Sequence[PendingRecord], *, max_record_age: float, now: float) -> list[PendingRecord]:
+    """Records past MaximumRecordAgeInSeconds: AWS never invokes the function with them (they go to the
+    OnFailure destination as RecordAgeExceeded, also when the function would succeed)."""
+    if max_record_age < 0:
+        return []
+    return [r for r in batch if now - r.arrival > max_record_age]
+

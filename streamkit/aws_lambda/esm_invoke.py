@@ -15,7 +15,7 @@ from streamkit.aws_lambda.esm_core import EVENT_PAYLOAD_LIMIT, PendingRecord, pa
 from streamkit.clock import SYSTEM_CLOCK, Clock
 from streamkit.errors import PayloadTooLargeError
 
-__all__ = ["ACCOUNT", "Invoker", "LambdaContext", "PayloadTooLargeError", "WindowView", "build_event", "iso_time"]
+__all__ = ["ACCOUNT", "Invoker", "LambdaContext", "PayloadTooLargeError", "WindowView", "build_event", "iso_time", "window_time"]
 
 ACCOUNT = "000000000000"
 
@@ -41,6 +41,11 @@ class LambdaContext:
 def iso_time(ts: float) -> str:
     """Epoch seconds as AWS writes times in OnFailure records and window bounds (milliseconds, Z)."""
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def window_time(ts: float) -> str:
+    """A window bound as AWS's tumbling-window events write it: whole seconds, Z ("2020-07-30T17:00:00Z")."""
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,7 +82,7 @@ def build_event(batch: Sequence[PendingRecord], *, shard_id: str, config: EsmCon
     """The event AWS's mapping sends for `batch` (with the window's fields when tumbling windows are on)."""
     event: dict[str, Any] = {"Records": [_event_record(r, shard_id, config.region, arn) for r in batch]}
     if window is not None:
-        event.update(window={"start": iso_time(window.start), "end": iso_time(window.start + config.tumbling_window)},
+        event.update(window={"start": window_time(window.start), "end": window_time(window.start + config.tumbling_window)},
                      state=dict(window.state), shardId=shard_id, eventSourceARN=arn,
                      isFinalInvokeForWindow=window.final, isWindowTerminatedEarly=False)
     return event

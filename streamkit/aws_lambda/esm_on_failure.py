@@ -15,15 +15,25 @@ __all__ = ["failure_record"]
 
 def failure_record(records: Sequence[PendingRecord], outcome: Outcome, *, shard_id: str, config: EsmConfig,
                    arn: str, now: float) -> dict[str, Any]:
-    """The document AWS sends to an SQS/SNS OnFailure destination for `records` (discarded, in order)."""
-    return {
+    """The document AWS sends to an SQS/SNS OnFailure destination for `records` (discarded, in order).
+
+    ``functionError`` is "Unhandled" when the invocation raised and null when the function reported the
+    failure in ``batchItemFailures``, as LocalStack's snapshots recorded AWS writing (2024-2025).
+    """
+    aged = outcome.condition == "RecordAgeExceeded"
+    doc: dict[str, Any] = {
         "requestContext": {
             "requestId": str(uuid.uuid4()),
             "functionArn": f"arn:aws:lambda:{config.region}:{ACCOUNT}:function:{config.function_name}",
             "condition": outcome.condition,
-            "approximateInvokeCount": max(r.attempts for r in records),
+            # AWS wrote 1 for records that expired, whether before their first invocation or while retried.
+            "approximateInvokeCount": 1 if aged else max(r.attempts for r in records),
         },
-        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+    }
+    if not aged:  # a RecordAgeExceeded record has no responseContext (recorded against AWS)
+        doc["responseContext"] = {"statusCode": 200, "executedVersion": "$LATEST",
+                                  "functionError": "Unhandled" if outcome.unhandled else None}
+    return doc | {
         "version": "1.0",
         "timestamp": iso_time(now),
         "KinesisBatchInfo": {

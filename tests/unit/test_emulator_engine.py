@@ -82,7 +82,9 @@ def test_records_older_than_max_record_age_are_discarded_with_record_age_exceede
     stats = run(kinesis, clock, handler, batch_size=3, max_record_age=60, on_failure=f"file:{dead}")
     (doc,) = [orjson.loads(line) for line in dead.read_text().splitlines()]
     assert doc["requestContext"]["condition"] == "RecordAgeExceeded" and stats.records_discarded == 3
-    assert 2 <= doc["requestContext"]["approximateInvokeCount"] <= 3
+    # AWS wrote approximateInvokeCount 1 for a record that expired while retried (LocalStack's snapshot
+    # test_kinesis_maximum_record_age_exceeded[expire-while-retrying], recorded against AWS 2025-04-13).
+    assert doc["requestContext"]["approximateInvokeCount"] == 1 and "responseContext" not in doc
 
 
 def test_partial_batch_failures_resume_at_the_reported_record() -> None:
