@@ -177,5 +177,5 @@ def test_replay_reads_on_failure_ranges_back_from_the_stream(kinesis_stream: Str
         on_failure=f"file:{dead}")
     target = stream_factory(shards=1)
     result = replay(f"file:{dead}", target.name, client=target.client)
-    assert result == {"letters": 1, "records": 4, "failed": 0}
+    assert result == {"letters": 1, "records": 4, "failed": 0, "stopped": 0}
     assert sorted(int(d) for recs in read_stream(target.client, target.name).values() for _k, d, _s in recs) == [0, 1, 2, 3]
