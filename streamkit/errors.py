@@ -4,7 +4,8 @@ Catch by meaning with the middle layer (a family), or by the exact error below i
 
     StreamkitError                          (retryable: bool)
     ├── ConfigurationError                  bad configuration or arguments, raised before any I/O (ValueError)
-    │   └── ValidationError                 a bad record, partition key, explicit hash key or size (+ PayloadError)
+    │   ├── ValidationError                 a bad record, partition key, explicit hash key or size (+ PayloadError)
+    │   └── TemplateError                   a SAM/CloudFormation template that cannot be read (file and path)
     ├── PayloadError                        data that cannot be sent, decoded or delivered as it is
     │   ├── ValidationError
     │   ├── BadLineError                    a line of a producer input file that cannot be sent (exit 1)
@@ -73,6 +74,7 @@ __all__ = [
     "ShardFailedError",
     "StreamNotFoundError",
     "StreamkitError",
+    "TemplateError",
     "ThrottledError",
     "ThrottlingError",
     "UnavailableError",
@@ -137,6 +139,11 @@ class CoordinationError(StreamkitError):
 
 class ValidationError(ConfigurationError, PayloadError):
     """A record, partition key, explicit hash key or size that Kinesis would reject."""
+
+
+class TemplateError(ConfigurationError):
+    """A SAM or CloudFormation template that cannot be read or evaluated; the message names the file and
+    the path inside it."""
 
 
 class BadLineError(PayloadError):

@@ -14,15 +14,18 @@ from streamkit.cli.common import (
     import_callable,
     metrics_from_args,
 )
+from streamkit.cli.template_run import add_template_options, remember_defaults, run_template
+from streamkit.errors import ConfigurationError
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("lambda", help="run a Kinesis-triggered Lambda handler locally", parents=parents)
     lsub = p.add_subparsers(dest="lambda_command", required=True, metavar="run")
     r = lsub.add_parser("run", help="poll a stream and invoke HANDLER(event, context) as AWS would", parents=parents)
-    r.add_argument("--stream", required=True)
+    r.add_argument("--stream", default=None, help="stream name or ARN (or --template)")
     add_metrics_options(r)
-    r.add_argument("--handler", required=True, help="package.module:handler, a Lambda handler (event, context)")
+    r.add_argument("--handler", default=None,
+                   help="package.module:handler, a Lambda handler (event, context) (or --template)")
     r.add_argument("--batch-size", type=int, default=100)
     r.add_argument("--batching-window", type=float, default=0.0, help="seconds (MaximumBatchingWindowInSeconds)")
     r.add_argument("--starting-position", default="trim-horizon",
@@ -41,10 +44,18 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     r.add_argument("--checkpoint", default=None,
                    help="sqlite:PATH or dynamodb:TABLE: keep the position per shard there, so a restart resumes")
     r.add_argument("--stop-after-idle", type=float, default=None, help="stop once idle for SECONDS")
+    add_template_options(r)
+    remember_defaults(r)
     r.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.template is not None:
+        return run_template(args)
+    if args.function is not None or args.parameter_overrides:
+        raise ConfigurationError("--function and --parameter-overrides go with --template FILE")
+    if not args.stream or not args.handler:
+        raise ConfigurationError("lambda run needs --stream and --handler, or --template FILE")
     from streamkit.aws_lambda.emulator import EsmConfig, EventSourceMapping
     from streamkit.positions import parse_position
 

@@ -1,0 +1,168 @@
+"""`lambda run --template FILE [--function ID] [--parameter-overrides K=V ...]`: a template's Kinesis mappings.
+
+Every function of the template with a Kinesis event (or the one `--function` names) runs under the
+emulator with its mapping's settings, its handler imported from its code folder (``CodeUri``, or CDK's
+``aws:asset:path``) with its ``Environment`` set. Streams the template declares are created on a local
+endpoint; nothing is repeated on the command line (a mapping flag given with --template is refused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from streamkit.cli.common import checkpoint_store, client_for, emit_json, flag, metrics_from_args, print_err
+from streamkit.errors import ConfigurationError, TemplateError
+
+__all__ = ["add_template_options", "load_template", "parse_overrides", "remember_defaults", "run_template"]
+
+#: `lambda run` options the template replaces.
+MAPPING_OPTIONS = ("stream", "handler", "batch_size", "batching_window", "starting_position", "parallelization_factor",
+                   "bisect_on_error", "max_retry_attempts", "max_record_age", "report_batch_item_failures",
+                   "on_failure", "filters", "tumbling_window", "function_name")
+
+
+def add_template_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--template", default=None, metavar="FILE",
+                   help="a SAM or CloudFormation template (YAML or JSON, CDK's cdk.out/*.template.json too): its "
+                        "functions' Kinesis mappings run with the template's settings")
+    p.add_argument("--function", default=None, metavar="LOGICAL_ID",
+                   help="with --template: run only this function (default: every function with a Kinesis event)")
+    p.add_argument("--parameter-overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="with --template: values of the template's Parameters")
+
+
+def remember_defaults(p: argparse.ArgumentParser) -> None:
+    """Keep the mapping options' defaults, so a flag given beside --template can be told apart."""
+    p.set_defaults(mapping_defaults={a.dest: a.default for a in p._actions if a.dest in MAPPING_OPTIONS})
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigurationError(f"--parameter-overrides {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def load_template(args: argparse.Namespace) -> Any:
+    """The template of `--template`, read and checked, its one warning said; mapping flags beside it refused."""
+    from streamkit.aws_lambda.template import read_template
+
+    given = [f"--{name.replace('_', '-')}" for name, default in (flag(args, "mapping_defaults") or {}).items()
+             if getattr(args, name, default) != default]
+    if given:
+        raise ConfigurationError(f"{', '.join(given)}: --template sets the mapping; drop the flag(s) or change the "
+                                 "template (--parameter-overrides sets its parameters)")
+    template = read_template(args.template, parameter_overrides=parse_overrides(args.parameter_overrides),
+                             region=flag(args, "region") or os.environ.get("AWS_REGION") or "us-east-1")
+    warning = template.warning()
+    if warning:
+        print_err(f"streamkit: {warning}")
+    return template
+
+
+def import_handler(path: Path, logical_id: str, code_dir: Path | None, handler: str) -> Any:
+    """Lambda's ``module.function`` from the function's code folder (its folder on sys.path, as Lambda's is)."""
+    module, _, func = handler.rpartition(".")
+    if not module or not func:
+        raise TemplateError(f"{path}: Resources.{logical_id}.Properties.Handler: {handler!r} is not module.function")
+    root = code_dir or path.parent
+    file = root / (module.replace(".", "/") + ".py")
+    if not file.is_file():
+        raise TemplateError(f"{path}: Resources.{logical_id}: handler module {file} does not exist (CodeUri / "
+                            "aws:asset:path)")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    # One module object per function: two functions may both have an `app.py`.
+    spec = importlib.util.spec_from_file_location(f"streamkit_function_{logical_id}_{module}", file)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(mod)
+    except Exception as exc:
+        raise TemplateError(f"{path}: Resources.{logical_id}: importing {file} failed: {exc!r}") from exc
+    target = getattr(mod, func, None)
+    if not callable(target):
+        raise TemplateError(f"{path}: Resources.{logical_id}.Properties.Handler: {file} has no function {func!r}")
+    return target
+
+
+def _is_local(endpoint: str | None) -> bool:
+    return endpoint is not None and ("//127.0.0.1" in endpoint or "//localhost" in endpoint)
+
+
+def run_template(args: argparse.Namespace) -> int:
+    from streamkit.aws.clients import resolve_endpoint
+    from streamkit.aws_lambda.emulator import EsmConfig, EventSourceMapping
+    from streamkit.local.template_resources import provision
+    from streamkit.signals import stopping_on_signals
+
+    template = load_template(args)
+    functions = [template.function(args.function)] if args.function else list(template.functions)
+    if not functions:
+        raise TemplateError(f"{template.path}: no function with a Kinesis event")
+    client = client_for(args, retries=0)
+    region = flag(args, "region") or os.environ.get("AWS_REGION") or "us-east-1"
+    local = _is_local(resolve_endpoint("kinesis", flag(args, "endpoint_url")))
+    runs: list[tuple[str, Any]] = []
+    metrics = metrics_from_args(args)
+    store = checkpoint_store(args)
+    for f in functions:
+        enabled = [m for m in f.mappings if m.enabled]
+        for m in f.mappings:
+            if not m.enabled:
+                print_err(f"streamkit: {m.name}: Enabled is false in the template; not run")
+        if not enabled:
+            continue
+        os.environ.update(f.environment)  # before the import: module-level code reads it, as in Lambda
+        handler = import_handler(template.path, f.logical_id, f.code_dir, f.handler)
+        if local:
+            enabled = provision(template, enabled, kinesis=client, region=region)
+        for m in enabled:
+            esm = EventSourceMapping(m.stream, handler, client=client, config=EsmConfig(**m.settings),
+                                     checkpoint_store=store, metrics=metrics)
+            runs.append((m.name, esm))
+    results: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def run(name: str, esm: Any) -> None:
+        try:
+            results[name] = esm.run(stop_after_idle=args.stop_after_idle).to_json()
+        except BaseException as exc:
+            errors.append(exc)
+            for _n, other in runs:
+                other.stop()
+
+    def stop_all() -> None:
+        for _n, esm in runs:
+            esm.stop()
+
+    try:
+        with stopping_on_signals(stop_all):
+            threads = [threading.Thread(target=run, args=r, name=f"esm-{r[0]}") for r in runs]
+            for t in threads:
+                t.start()
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.2)
+    finally:
+        if metrics is not None:
+            metrics.close()
+    if errors:
+        raise errors[0]
+    if flag(args, "json"):
+        emit_json({"template": str(template.path), "mappings": results})
+    else:
+        for name, s in results.items():
+            print(f"{name}: {s['invocations']} invocations, {s['records_succeeded']} records succeeded, "
+                  f"{s['function_errors']} function errors, {s['partial_failures']} partial failures, "
+                  f"{s['records_discarded']} records discarded")
+    return 0
