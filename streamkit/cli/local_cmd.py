@@ -43,8 +43,10 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                      help="DynamoDB endpoint for lease tables (default: $AWS_ENDPOINT_URL_DYNAMODB or the local stack's)")
     con.add_argument("--metrics-url", action="append", default=[], metavar="URL",
                      help="a Prometheus endpoint to show (http://127.0.0.1:PORT/metrics; repeatable)")
-    con.add_argument("--dead-letters", action="append", default=[], metavar="file:PATH",
-                     help="a dead-letter file to show, with a replay button (repeatable)")
+    con.add_argument("--dead-letters", action="append", default=[], metavar="file:PATH|sqs:URL",
+                     help="a dead-letter file or queue to show, with a replay button (repeatable)")
+    con.add_argument("--sqs-endpoint-url", default=None, help="SQS endpoint for sqs: dead letters "
+                                                              "(default: $AWS_ENDPOINT_URL_SQS)")
     con.set_defaults(func=cmd_console)
 
 
@@ -106,7 +108,8 @@ def cmd_console(args: argparse.Namespace) -> int:
         raise ConfigurationError("the console needs Flask: pip install 'streamkit[console]'") from None
     kinesis, dynamodb = endpoints_of(flag(args, "endpoint_url"), args.dynamodb_endpoint_url, args.data_dir)
     config = ConsoleConfig(kinesis_endpoint=kinesis, dynamodb_endpoint=dynamodb, region=flag(args, "region"),
-                           metrics_urls=tuple(args.metrics_url), dead_letters=tuple(args.dead_letters), port=args.port)
+                           metrics_urls=tuple(args.metrics_url), dead_letters=tuple(args.dead_letters), port=args.port,
+                           sqs_endpoint=args.sqs_endpoint_url)
     server = ConsoleServer(config)
     stop = threading.Event()
     with server, stopping_on_signals(stop.set):

@@ -25,6 +25,7 @@ import base64
 import hmac
 import secrets
 import threading
+import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,8 +51,9 @@ class ConsoleConfig:
     region: str | None = None
     #: Prometheus exposition URLs (a producer's or consumer's ``--metrics prometheus:PORT``).
     metrics_urls: tuple[str, ...] = ()
-    #: Dead-letter sources shown (``file:PATH``).
+    #: Dead-letter sources shown (``file:PATH`` or ``sqs:QUEUE_URL``).
     dead_letters: tuple[str, ...] = ()
+    sqs_endpoint: str | None = None
     port: int = 0
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
@@ -60,8 +62,8 @@ class ConsoleConfig:
             raise ConfigurationError(f"--port {self.port}: use 0 (any free port) to 65535")
         for spec in self.dead_letters:
             kind, sep, rest = spec.partition(":")
-            if kind != "file" or not sep or not rest:
-                raise ConfigurationError(f"--dead-letters {spec!r}: use file:PATH")
+            if kind not in ("file", "sqs") or not sep or not rest:
+                raise ConfigurationError(f"--dead-letters {spec!r}: use file:PATH or sqs:QUEUE_URL")
         for url in self.metrics_urls:
             if not url.startswith(("http://127.0.0.1:", "http://localhost:", "http://[::1]:")):
                 raise ConfigurationError(f"--metrics-url {url!r}: a Prometheus endpoint on this machine "
@@ -149,15 +151,47 @@ class _Backend:
             for item in sorted(leases, key=lambda i: i["leaseKey"]["S"]):
                 sub = item.get("checkpointSubSequenceNumber", {}).get("N")
                 checkpoint = item["checkpoint"]["S"]
+                application = item.get("namespace", {}).get("S") if layout == "streamkit" else name
+                lease_key = item["leaseKey"]["S"].split("|", 1)[-1]
                 rows.append({
-                    "application": item.get("namespace", {}).get("S") if layout == "streamkit" else name,
-                    "lease_key": item["leaseKey"]["S"].split("|", 1)[-1],
+                    "application": application,
+                    "lease_key": lease_key,
                     "owner": item.get("leaseOwner", {}).get("S"),
                     "counter": int(item["leaseCounter"]["N"]),
                     "checkpoint": checkpoint if sub in (None, "0") or not checkpoint.isdigit() else f"{checkpoint}/{sub}",
+                    "lag_ms": self._lag(_stream_of_lease(application, lease_key), lease_key.rpartition(":")[2],
+                                        checkpoint),
                 })
             tables.append({"table": name, "layout": layout, "leases": rows})
         return tables
+
+    def _lag(self, stream: str | None, shard_id: str, checkpoint: str) -> int | None:
+        """Milliseconds since the oldest record past `checkpoint` arrived (0: nothing waits; None: unknown).
+
+        One GetShardIterator and one GetRecords of one record: what Lambda calls the iterator age.
+        """
+        from streamkit.transport import IteratorStart, as_kinesis
+
+        if stream is None or checkpoint == "SHARD_END":
+            return None if stream is None else 0
+        if checkpoint.isdigit():
+            start = IteratorStart(type="AFTER_SEQUENCE_NUMBER", sequence_number=checkpoint)
+        elif checkpoint in ("TRIM_HORIZON", "LATEST"):
+            start = IteratorStart(type=checkpoint)  # type: ignore[arg-type]
+        else:
+            return None
+        try:
+            transport = as_kinesis(self.kinesis)
+            fetched = transport.get_records(transport.get_shard_iterator(stream, shard_id, start), 1)
+        except StreamkitError:
+            return None
+        if not fetched.records:
+            return 0
+        arrival = fetched.records[0].get("ApproximateArrivalTimestamp")
+        if arrival is None:
+            return None
+        seconds = arrival if isinstance(arrival, int | float) else arrival.timestamp()
+        return max(0, int((time.time() - float(seconds)) * 1000))
 
     # -- metrics ---------------------------------------------------------------------------------
     def metrics(self) -> list[dict[str, Any]]:
@@ -174,26 +208,36 @@ class _Backend:
 
     # -- dead letters ----------------------------------------------------------------------------
     def dead_letters(self) -> list[dict[str, Any]]:
-        from streamkit.destinations import read_dead_letters
-
         out = []
         for spec in self.config.dead_letters:
-            path = Path(spec.partition(":")[2]).expanduser()
-            letters = []
+            letters: list[dict[str, Any]] = []
             error = None
             try:
-                for letter in read_dead_letters(path) if path.exists() else []:
-                    data = base64.b64decode(letter["data"]) if "data" in letter else None
-                    letters.append({
-                        "stream": _stream_of(letter), "partition_key": letter.get("partition_key"),
-                        "sequence_number": letter.get("sequence_number"), "error": letter.get("error"),
-                        "attempts": letter.get("attempts"),
-                        "payload": None if data is None else data.decode("utf-8", "replace"),
-                    })
-            except StreamkitError as exc:
+                letters = [_letter_view(letter) for letter in self._letters_of(spec)]
+            except (StreamkitError, OSError) as exc:
                 error = str(exc)
             out.append({"source": spec, "letters": letters, "error": error})
         return out
+
+    def _letters_of(self, spec: str) -> list[dict[str, Any]]:
+        """A file's letters; a queue's first messages, left visible (VisibilityTimeout 0: looking takes nothing)."""
+        import orjson
+
+        from streamkit.destinations import read_dead_letters
+
+        kind, _sep, rest = spec.partition(":")
+        if kind == "file":
+            path = Path(rest).expanduser()
+            return list(read_dead_letters(path)) if path.exists() else []
+        try:
+            messages = self.sqs().receive_message(QueueUrl=rest, MaxNumberOfMessages=10, VisibilityTimeout=0,
+                                                  WaitTimeSeconds=0).get("Messages", [])
+        except Exception as exc:  # botocore's errors: shown on the page, not raised
+            raise StreamkitError(f"{spec}: {exc}") from None
+        return [orjson.loads(m["Body"]) for m in messages]
+
+    def sqs(self) -> Any:
+        return aws_client("sqs", endpoint_url=self.config.sqs_endpoint, region=self.config.region, retries=1)
 
     def replay(self, source: str, stream: str) -> dict[str, int]:
         from producer.replay import replay
@@ -203,7 +247,26 @@ class _Backend:
         if not stream:
             raise ConfigurationError("name the stream to replay to")
         with self._replay_lock:  # one replay at a time: a double click must not publish twice at once
-            return replay(source, stream, client=self.kinesis)
+            return replay(source, stream, client=self.kinesis,
+                          sqs_client=self.sqs() if source.startswith("sqs:") else None)  # as `replay`: nothing deleted
+
+
+def _stream_of_lease(application: str | None, lease_key: str) -> str | None:
+    """The stream a lease reads: ``account:stream:epoch:shard`` keys name it; streamkit's single-stream
+    namespaces are ``application/stream``; a KCL single-stream table does not say."""
+    parts = lease_key.split(":")
+    if len(parts) == 4:
+        return parts[1]
+    if application and "/" in application:
+        return application.rpartition("/")[2]
+    return None
+
+
+def _letter_view(letter: dict[str, Any]) -> dict[str, Any]:
+    data = base64.b64decode(letter["data"]) if "data" in letter else None
+    return {"stream": _stream_of(letter), "partition_key": letter.get("partition_key"),
+            "sequence_number": letter.get("sequence_number"), "error": letter.get("error"),
+            "attempts": letter.get("attempts"), "payload": None if data is None else data.decode("utf-8", "replace")}
 
 
 def _stream_of(letter: dict[str, Any]) -> str | None:

@@ -47,6 +47,7 @@ def put_readings(client: Any, stream: str, n: int, *, start: int = 0) -> None:
 
 @dataclass
 class Seeded:
+    metrics_url: str
     stream: str
     table: str
     dead_letters: Path
@@ -72,28 +73,32 @@ def seed(kinesis_client: Any, dynamodb_client: Any, workdir: Path, *, stream: st
         if record.partition_key == POISON:
             raise ValueError("temp_c is not a number")
 
+    from streamkit.local.stack import free_port
+
+    port = free_port()
     table = f"{stream}-leases"
     store = DynamoDBCheckpointStore(table, client=dynamodb_client)
     consumer = Consumer(stream, handle, application_name="sensor-stats", checkpoint_store=store, client=kinesis_client,
                         config=ConsumerConfig(initial_position="TRIM_HORIZON", max_attempts=1, worker_id="worker-1",
-                                              on_failure=f"file:{dead}"))
+                                              on_failure=f"file:{dead}"),
+                        metrics=f"prometheus:{port}")
 
     def run() -> None:
         consumer.run(install_signal_handlers=False)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    return Seeded(stream, table, dead, consumer, thread)
+    return Seeded(f"http://127.0.0.1:{port}/metrics", stream, table, dead, consumer, thread)
 
 
-def lease_owner_shown(worker: str) -> Any:
-    """A WebDriverWait condition: the lease table names `worker` (the page refreshed until it does)."""
+def shown(element_id: str, text: str) -> Any:
+    """A WebDriverWait condition: the element shows `text` (case ignored), the page refreshed until it does."""
     from selenium.webdriver.common.by import By
 
-    def shown(driver: Any) -> bool:
-        if worker in driver.find_element(By.ID, "leases").text:
+    def check(driver: Any) -> bool:
+        if text.lower() in driver.find_element(By.ID, element_id).text.lower():
             return True
         driver.find_element(By.ID, "refresh").click()
         return False
 
-    return shown
+    return check

@@ -13,7 +13,7 @@ from pathlib import Path
 from streamkit.local import stack as local_stack
 from streamkit.local.console import ConsoleConfig, ConsoleServer
 from streamkit.testing.stacks import local_client
-from tests.browser.scenario import POISON, chrome, lease_owner_shown, seed
+from tests.browser.scenario import POISON, chrome, seed, shown
 
 
 def main(out: Path) -> int:
@@ -34,7 +34,7 @@ def main(out: Path) -> int:
                     raise SystemExit("the poison reading never reached the dead-letter file")
                 time.sleep(0.2)
             config = ConsoleConfig(kinesis_endpoint=stack.kinesis_endpoint, dynamodb_endpoint=stack.dynamodb_endpoint,
-                                   dead_letters=(f"file:{seeded.dead_letters}",))
+                                   dead_letters=(f"file:{seeded.dead_letters}",), metrics_urls=(seeded.metrics_url,))
             driver = chrome(work / "profile")
             driver.set_window_size(1400, 1250)
             with ConsoleServer(config) as server:
@@ -44,7 +44,8 @@ def main(out: Path) -> int:
                 driver.find_elements(By.CSS_SELECTOR, "[data-shard]")[0].click()
                 wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "tr.record"))
                 wait.until(lambda d: POISON in d.find_element(By.ID, "letters").text)
-                wait.until(lease_owner_shown(seeded.consumer.worker_id))
+                wait.until(shown("leases", seeded.consumer.worker_id))
+                wait.until(shown("metrics", "records_processed"))
                 out.parent.mkdir(parents=True, exist_ok=True)
                 driver.save_screenshot(str(out))
         finally:

@@ -15,7 +15,7 @@ import pytest
 from streamkit.local.console import ConsoleConfig, ConsoleServer
 from streamkit.positions import parse_position
 from streamkit.tail import Tail, TailConfig
-from tests.browser.scenario import POISON, chrome, lease_owner_shown, seed
+from tests.browser.scenario import POISON, chrome, seed, shown
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ def test_the_console_shows_records_leases_and_replays_a_dead_letter(local_stack:
     seeded = seed(kinesis_client, dynamodb_client, tmp_path, stream=stream)
     source = f"file:{seeded.dead_letters}"
     config = ConsoleConfig(kinesis_endpoint=local_stack.kinesis_endpoint, dynamodb_endpoint=local_stack.dynamodb_endpoint,
-                           dead_letters=(source,))
+                           dead_letters=(source,), metrics_urls=(seeded.metrics_url,))
     driver = chrome(tmp_path / "profile")
     try:
         wait_for("the poison reading in the dead-letter file",
@@ -61,7 +61,9 @@ def test_the_console_shows_records_leases_and_replays_a_dead_letter(local_stack:
                                       ExplicitHashKey=shard["HashKeyRange"]["StartingHashKey"])
             wait.until(lambda d: "followed-after" in d.find_element(By.ID, "records").text)
             # The lease table names the running consumer as owner.
-            wait.until(lease_owner_shown(seeded.consumer.worker_id))
+            wait.until(shown("leases", seeded.consumer.worker_id))
+            # The consumer's Prometheus endpoint, read by the console.
+            wait.until(shown("metrics", "records_processed"))
             # Replay the dead letter from the page, confirming the dialog.
             wait.until(lambda d: POISON in d.find_element(By.ID, "letters").text)
             driver.find_element(css, f'[data-replay="{source}"]').click()

@@ -94,7 +94,7 @@ def test_replay_without_this_runs_token_is_refused_and_no_cors_is_granted(
 
 def test_bad_console_options_are_one_line_and_exit_2(local_stack: Any) -> None:
     ep = ["--endpoint-url", local_stack.kinesis_endpoint, "--dynamodb-endpoint-url", local_stack.dynamodb_endpoint]
-    for args, says in ((["--port", "70000"], "--port 70000"), (["--dead-letters", "sqs:q"], "use file:PATH"),
+    for args, says in ((["--port", "70000"], "--port 70000"), (["--dead-letters", "s3:bucket"], "use file:PATH or sqs:QUEUE_URL"),
                        (["--metrics-url", "http://example.com/metrics"], "on this machine")):
         proc = run_cli("local", "console", *args, *ep, timeout=30)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and says in proc.stderr, proc.stderr
