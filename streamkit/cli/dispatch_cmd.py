@@ -22,6 +22,8 @@ from streamkit.cli.common import (
     metrics_from_args,
     print_err,
 )
+from streamkit.cli.template_run import DISPATCH_OPTIONS, add_template_options, dispatch_from_template, remember_defaults
+from streamkit.errors import ConfigurationError
 
 #: The mapping's name: dispatch's positions never mix with `lambda run`'s on the same store.
 FUNCTION_NAME = "streamkit-dispatch"
@@ -30,7 +32,7 @@ FUNCTION_NAME = "streamkit-dispatch"
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("dispatch", help="spread a stream's records over local workers (fan-out dispatcher)",
                        parents=parents)
-    p.add_argument("--stream", required=True)
+    p.add_argument("--stream", default=None, help="stream name or ARN (or --template)")
     add_metrics_options(p)
     p.add_argument("--worker", required=True, help="package.module:function, called with each StreamRecord")
     p.add_argument("--mode", choices=("unordered", "per-key"), default="unordered")
@@ -46,6 +48,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--starting-position", default="trim-horizon",
                    help="trim-horizon | latest | at-timestamp:ISO (underscores and any case accepted)")
     p.add_argument("--stop-after-idle", type=float, default=None)
+    add_template_options(p)
+    remember_defaults(p, DISPATCH_OPTIONS)
     p.set_defaults(func=cmd_dispatch)
 
 
@@ -56,6 +60,12 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     from streamkit.positions import parse_position
     from streamkit.signals import stopping_on_signals
 
+    if args.template is not None:
+        dispatch_from_template(args)  # the dispatcher function's mapping and settings, from the template
+    elif args.function is not None or args.parameter_overrides:
+        raise ConfigurationError("--function and --parameter-overrides go with --template FILE")
+    elif not args.stream:
+        raise ConfigurationError("dispatch needs --stream, or --template FILE")
     start = parse_position(args.starting_position, accept=("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"),
                            option="--starting-position")
     worker = import_callable(args.worker)

@@ -19,12 +19,15 @@ from typing import Any
 from streamkit.cli.common import checkpoint_store, client_for, emit_json, flag, metrics_from_args, print_err
 from streamkit.errors import ConfigurationError, TemplateError
 
-__all__ = ["add_template_options", "load_template", "parse_overrides", "remember_defaults", "run_template"]
+__all__ = ["DISPATCH_OPTIONS", "add_template_options", "dispatch_from_template", "load_template", "parse_overrides",
+           "remember_defaults", "run_template"]
 
 #: `lambda run` options the template replaces.
 MAPPING_OPTIONS = ("stream", "handler", "batch_size", "batching_window", "starting_position", "parallelization_factor",
                    "bisect_on_error", "max_retry_attempts", "max_record_age", "report_batch_item_failures",
                    "on_failure", "filters", "tumbling_window", "function_name")
+#: `dispatch` options the template replaces (the dispatcher function's mapping and its STREAMKIT_DISPATCH_* variables).
+DISPATCH_OPTIONS = ("stream", "batch_size", "starting_position", "on_failure", "mode", "lanes", "max_attempts")
 
 
 def add_template_options(p: argparse.ArgumentParser) -> None:
@@ -37,9 +40,9 @@ def add_template_options(p: argparse.ArgumentParser) -> None:
                    help="with --template: values of the template's Parameters")
 
 
-def remember_defaults(p: argparse.ArgumentParser) -> None:
+def remember_defaults(p: argparse.ArgumentParser, names: tuple[str, ...] = MAPPING_OPTIONS) -> None:
     """Keep the mapping options' defaults, so a flag given beside --template can be told apart."""
-    p.set_defaults(mapping_defaults={a.dest: a.default for a in p._actions if a.dest in MAPPING_OPTIONS})
+    p.set_defaults(mapping_defaults={a.dest: a.default for a in p._actions if a.dest in names})
 
 
 def parse_overrides(items: list[str]) -> dict[str, str]:
@@ -166,3 +169,47 @@ def run_template(args: argparse.Namespace) -> int:
                   f"{s['function_errors']} function errors, {s['partial_failures']} partial failures, "
                   f"{s['records_discarded']} records discarded")
     return 0
+
+
+def dispatch_from_template(args: argparse.Namespace) -> None:
+    """`dispatch --template`: the dispatcher function's mapping (stream, batch size, starting position, OnFailure)
+    and its STREAMKIT_DISPATCH_MODE / _LANES / _MAX_ATTEMPTS / _DEAD_LETTER variables, set on `args`."""
+    from datetime import UTC, datetime
+
+    from streamkit.aws.clients import resolve_endpoint
+    from streamkit.local.template_resources import provision
+
+    template = load_template(args)
+    if args.function:
+        f = template.function(args.function)
+    elif len(template.functions) == 1:
+        f = template.functions[0]
+    else:
+        names = ", ".join(x.logical_id for x in template.functions) or "none"
+        raise TemplateError(f"{template.path}: several functions have a Kinesis event ({names}): name the dispatcher "
+                            "with --function")
+    mappings = [m for m in f.mappings if m.enabled]
+    if len(mappings) != 1:
+        raise TemplateError(f"{template.path}: Resources.{f.logical_id}: dispatch runs one Kinesis mapping, the "
+                            f"function has {len(mappings)} enabled")
+    region = flag(args, "region") or os.environ.get("AWS_REGION") or "us-east-1"
+    if _is_local(resolve_endpoint("kinesis", flag(args, "endpoint_url"))):
+        mappings = provision(template, mappings, kinesis=client_for(args, retries=0), region=region)
+    m = mappings[0]
+    env = f.environment
+    args.stream = m.stream
+    args.batch_size = int(m.settings.get("batch_size", 100))  # AWS's default for Kinesis
+    start = str(m.settings.get("starting_position", "LATEST"))
+    stamp = m.settings.get("starting_position_timestamp")
+    args.starting_position = (f"at-timestamp:{datetime.fromtimestamp(float(stamp), UTC).isoformat()}"
+                              if start == "AT_TIMESTAMP" and stamp is not None else start)
+    args.on_failure = env.get("STREAMKIT_DISPATCH_DEAD_LETTER") or m.settings.get("on_failure")
+    args.mode = env.get("STREAMKIT_DISPATCH_MODE", "unordered")
+    try:
+        args.lanes = int(env.get("STREAMKIT_DISPATCH_LANES", "16"))  # the dispatcher handler's defaults
+        args.max_attempts = int(env.get("STREAMKIT_DISPATCH_MAX_ATTEMPTS", "3"))
+    except ValueError as exc:
+        raise TemplateError(f"{template.path}: Resources.{f.logical_id}.Properties.Environment: {exc}") from None
+    if args.mode not in ("unordered", "per-key"):
+        raise TemplateError(f"{template.path}: Resources.{f.logical_id}.Properties.Environment: "
+                            f"STREAMKIT_DISPATCH_MODE={args.mode!r}: use unordered or per-key")

@@ -55,3 +55,21 @@ def test_mapping_flags_beside_a_template_are_refused_in_one_line(tmp_path: Path)
                    "--endpoint-url", "http://127.0.0.1:9")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "--batch-size: --template sets the mapping" in proc.stderr
+
+
+def test_dispatch_takes_the_dispatcher_functions_mapping_and_settings_from_the_template(
+        local_stack: LocalStack, kinesis_client: Any, tmp_path: Path) -> None:
+    stream = f"tpl-{uuid.uuid4().hex[:8]}"
+    out = tmp_path / "out.txt"
+    args = ("dispatch", "--template", str(TEMPLATES / "dispatch.yaml"), "--parameter-overrides",
+            f"StreamName={stream}", "--worker", "tests.e2e.handlers:collect", "--stop-after-idle", "1.5", "--json",
+            "--endpoint-url", local_stack.kinesis_endpoint)
+    env = {"STREAMKIT_TEST_OUT": str(out), "PYTHONPATH": str(ROOT)}
+    assert run_cli(*args, env=env).returncode == 0  # creates the template's stream
+    for i in range(40):
+        kinesis_client.put_record(StreamName=stream, Data=b"%d" % i, PartitionKey=f"k{i % 5}")
+    proc = run_cli(*args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    summary = orjson.loads(proc.stdout)
+    assert (summary["mode"], summary["lanes"], summary["delivered"]) == ("per-key", 4, 40)
+    assert sorted(int(line.split()[-1]) for line in out.read_text().splitlines()) == list(range(40))
