@@ -30,6 +30,7 @@ from streamkit.aws_lambda.esm_discovery import ShardDiscovery
 from streamkit.aws_lambda.esm_filters import RecordFilter, compile_criteria
 from streamkit.aws_lambda.esm_invoke import ACCOUNT, Invoker, LambdaContext, PayloadTooLargeError, WindowView, build_event
 from streamkit.aws_lambda.esm_lanes import Lane
+from streamkit.aws_lambda.esm_metrics import MappingMetrics, mapping_uuid
 from streamkit.aws_lambda.esm_on_failure import failure_record
 from streamkit.aws_lambda.esm_polling import POLLING, PollState, poll_shard, read_failed
 from streamkit.aws_lambda.esm_positions import Positions, initial_position
@@ -64,9 +65,11 @@ class EventSourceMapping:
 
         self._recorder, self._own_recorder = as_metrics(metrics)
         self.metrics = self._recorder.scope(self.stream_name, "Invoke")
+        self.config = config or EsmConfig()
+        self.aws_metrics = MappingMetrics(self._recorder, function_name=self.config.function_name,
+                                          uuid=mapping_uuid(self.config.function_name, self.stream_name))
         self.checkpoint_store = checkpoint_store
         self.handler = handler
-        self.config = config or EsmConfig()
         # The first GetRecords of a shard asks for one batch per lane (more as the records' size allows).
         first = min(GET_RECORDS_MAX_RECORDS, self.config.batch_size * self.config.parallelization_factor)
         self._polling = replace(POLLING, first_limit=first)
@@ -226,6 +229,7 @@ class EventSourceMapping:
         """The records the filter criteria deliver; the others are finished here (the position passes them)."""
         with self.stats.lock:
             self.stats.records_polled += len(records)
+        self.aws_metrics.events(PolledEventCount=len(records))
         if not self.record_filter:
             return records
         kept: list[PendingRecord] = []
@@ -236,6 +240,7 @@ class EventSourceMapping:
             return records
         with self.stats.lock:
             self.stats.records_filtered_out += len(dropped)
+        self.aws_metrics.events(FilteredOutEventCount=len(dropped))
         if not self._told_aggregates and any(RecordFilter.meets_aggregate(r.raw["Data"]) for r in dropped):
             self._told_aggregates = True
             log.warning("%s holds KPL aggregated records: AWS applies a data filter to aggregated records only "
@@ -264,9 +269,18 @@ class EventSourceMapping:
                     ) -> tuple[Any, BaseException | None]:
         return self.invoker.invoke(lane.shard_id, batch, window)
 
-    def account(self, lane: Lane, batch: list[PendingRecord], outcome: Outcome, error: BaseException | None) -> None:
-        """Count an invocation's outcome, say what failed, hand discarded records on, move the position."""
+    def account(self, lane: Lane, batch: list[PendingRecord], outcome: Outcome, error: BaseException | None, *,
+                invoked: bool = True) -> None:
+        """Count an invocation's outcome (`invoked` False: records discarded before any invocation), say what
+        failed, hand discarded records on, move the position."""
+        failed_events = 0
+        if invoked and (error is not None or outcome.function_error):
+            failed_events = len(batch) if error is not None else len(batch) - len(outcome.done)
         with self.stats.lock:
+            if invoked:
+                self.stats.invoked_events += len(batch)
+                self.stats.failed_invoke_events += failed_events
+            self.stats.dropped_events += len(outcome.discard)
             self.stats.records_succeeded += len(outcome.done)
             if error is not None:
                 self.stats.function_errors += 1
@@ -287,8 +301,13 @@ class EventSourceMapping:
                             failed[-1].sequence_number, outcome.function_error,
                             "; retrying" if outcome.retry else "")
         self._record_metrics(lane.shard_id, batch, outcome)
+        self.aws_metrics.events(InvokedEventCount=len(batch) if invoked else 0, FailedInvokeEventCount=failed_events,
+                                DroppedEventCount=len(outcome.discard))
         if outcome.discard:
-            self._on_failure(lane, outcome)
+            try:
+                self._on_failure(lane, outcome)
+            except Interrupted:
+                return  # stopped while the destination was down: the records stay unfinished, read again next run
         self.positions.finished(lane.shard_id, outcome.done + outcome.discard)
 
     def _record_metrics(self, shard: str, batch: list[PendingRecord], outcome: Outcome) -> None:
@@ -301,8 +320,9 @@ class EventSourceMapping:
         m.count("RecordsFailed", n_failed, shard=shard)
         m.count("RecordsRetried", sum(len(r) for r in outcome.retry), shard=shard)
         if batch:
-            m.gauge("IteratorAgeMilliseconds", max(0.0, (self.clock.time() - batch[-1].arrival) * 1000), shard=shard,
-                    unit="Milliseconds")
+            age = max(0.0, (self.clock.time() - batch[-1].arrival) * 1000)
+            m.gauge("IteratorAgeMilliseconds", age, shard=shard, unit="Milliseconds")
+            self.aws_metrics.iterator_age(age)
 
     def _on_failure(self, lane: Lane, outcome: Outcome) -> None:
         recs = outcome.discard
@@ -310,5 +330,13 @@ class EventSourceMapping:
                              now=self.clock.time())
         log.error("discarding %d record(s) of %s (%s): %s", len(recs), lane.shard_id, outcome.condition,
                   outcome.function_error)
-        if self._failure_destination is not None:
-            self._failure_destination.send_json([doc])
+        destination = self._failure_destination
+        if destination is None:
+            return
+        # A destination that cannot be written is waited for, saying so: the shard does not move past the
+        # records until their OnFailure record is written (never dropped because a destination is down).
+        call_until_answered(lambda: destination.send_json([doc]), what=f"write the OnFailure record to {destination!r}",
+                            warn=log.warning, clock=self.clock, stop=self.stopping)
+        with self.stats.lock:
+            self.stats.on_failure_delivered_events += len(recs)
+        self.aws_metrics.events(OnFailureDestinationDeliveredEventCount=len(recs))

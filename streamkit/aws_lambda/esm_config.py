@@ -94,7 +94,23 @@ class EsmStats:
     windows_closed: int = 0
     records_polled: int = 0
     records_filtered_out: int = 0
+    #: AWS's EventCount metrics (EventSourceMappingMetricsConfig), counted as AWS defines them: events
+    #: in every invocation, retries included; events of failed invocations; events dropped (expired or
+    #: out of retries); events whose OnFailure record reached the destination.
+    invoked_events: int = 0
+    failed_invoke_events: int = 0
+    dropped_events: int = 0
+    on_failure_delivered_events: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def to_json(self) -> dict[str, int]:
-        return {k: v for k, v in vars(self).items() if k != "lock"}
+    def event_counts(self) -> dict[str, int]:
+        """The counts under AWS's metric names."""
+        return {"PolledEventCount": self.records_polled, "FilteredOutEventCount": self.records_filtered_out,
+                "InvokedEventCount": self.invoked_events, "FailedInvokeEventCount": self.failed_invoke_events,
+                "DroppedEventCount": self.dropped_events,
+                "OnFailureDestinationDeliveredEventCount": self.on_failure_delivered_events}
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: v for k, v in vars(self).items() if k != "lock"}
+        out["event_counts"] = self.event_counts()
+        return out

@@ -46,7 +46,8 @@ class LaneOwner(Protocol):
     def invoke_lane(self, lane: Lane, batch: list[PendingRecord], window: WindowView | None
                     ) -> tuple[Any, BaseException | None]: ...
 
-    def account(self, lane: Lane, batch: list[PendingRecord], outcome: Outcome, error: BaseException | None) -> None: ...
+    def account(self, lane: Lane, batch: list[PendingRecord], outcome: Outcome, error: BaseException | None, *,
+                invoked: bool = True) -> None: ...
 
 
 def split_by_lane(records: list[PendingRecord], lanes: int) -> dict[int, list[PendingRecord]]:
@@ -186,7 +187,7 @@ class Lane:
         stale = expired(batch, max_record_age=cfg.max_record_age, now=owner.clock.time())
         if stale:
             # Past MaximumRecordAgeInSeconds: never invoked, straight to OnFailure (AWS's behaviour).
-            owner.account(self, stale, Outcome(discard=stale, condition="RecordAgeExceeded"), None)
+            owner.account(self, stale, Outcome(discard=stale, condition="RecordAgeExceeded"), None, invoked=False)
             gone = {id(r) for r in stale}
             batch = [r for r in batch if id(r) not in gone]
             if not batch:

@@ -75,11 +75,20 @@ def test_lambda_run_metrics_agree_with_its_summary(kinesis_stream: StreamHandle,
                      "--batch-size", "10", "--stop-after-idle", "2", "--metrics", f"emf:{emf}",
                      "--endpoint-url", kinesis_stream.stack.kinesis_endpoint, env=env)
     totals: dict[str, float] = {}
+    aws: dict[str, float] = {}
     for line in emf.read_text().splitlines():
         doc = orjson.loads(line)
+        if "EventSourceMappingUUID" in doc:  # AWS's mapping metrics, beside streamkit's own
+            for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                aws[m["Name"]] = aws.get(m["Name"], 0) + doc[m["Name"]]
+            continue
+        if "FunctionName" in doc:  # AWS's IteratorAge
+            continue
         assert doc["Operation"] == "Invoke" and doc["StreamName"] == kinesis_stream.name
         for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
             v = doc[m["Name"]]
             totals[m["Name"]] = totals.get(m["Name"], 0) + (v if not isinstance(v, list) else sum(v))
     assert totals["RecordsProcessed"] == stats["records_succeeded"] == 30
     assert totals["RecordsDeadLettered"] == stats["records_discarded"] == 0
+    assert aws["PolledEventCount"] == aws["InvokedEventCount"] == 30 and aws["DroppedEventCount"] == 0
+    assert stats["event_counts"]["PolledEventCount"] == 30  # type: ignore[index]

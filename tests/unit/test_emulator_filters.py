@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -103,3 +104,39 @@ def test_without_filters_every_record_is_delivered() -> None:
 def test_invalid_criteria_are_refused_at_construction(patterns: tuple[str, ...], said: str) -> None:
     with pytest.raises(ConfigurationError, match=said):
         EsmConfig(filter_criteria=patterns)
+
+
+def test_aws_mapping_metrics_appear_in_emf_and_add_up(tmp_path: Path) -> None:
+    # A run with a filter, a poison record and a destination: AWS's EventCount metrics under
+    # EventSourceMappingUUID, and IteratorAge under FunctionName, as the --json summary counts them.
+    kinesis, clock = fakes()
+    temps = [float(t) for t in range(20, 40)]  # 9 readings above 30, one of them poison
+    for i, t in enumerate(temps):
+        kinesis.put("s", json.dumps({"temp_c": t, "poison": t == 35}).encode(), f"k{i % 3}")
+
+    def handler(event: dict[str, Any], context: Any) -> None:
+        for r in event["Records"]:
+            if json.loads(base64.b64decode(r["kinesis"]["data"]))["poison"]:
+                raise ValueError("poison")
+
+    emf, dead = tmp_path / "metrics.jsonl", tmp_path / "dead.jsonl"
+    esm = EventSourceMapping("s", handler, client=kinesis, clock=clock, metrics=f"emf:{emf}",
+                             config=EsmConfig(starting_position="TRIM_HORIZON", filter_criteria=(HOT,), batch_size=1,
+                                              max_retry_attempts=1, retry_delay=0.01, on_failure=f"file:{dead}"))
+    stats = esm.run(stop_after_idle=1.5)
+    totals: dict[str, float] = {}
+    dims: dict[str, set[str]] = {}
+    for line in emf.read_text().splitlines():
+        doc = json.loads(line)
+        (directive,) = doc["_aws"]["CloudWatchMetrics"]
+        for m in directive["Metrics"]:
+            totals[m["Name"]] = totals.get(m["Name"], 0) + doc[m["Name"]] * (m["Name"] != "IteratorAge")
+            dims.setdefault(m["Name"], set()).update(directive["Dimensions"][0])
+    counts = stats.to_json()["event_counts"]
+    assert {k: int(v) for k, v in totals.items() if k in counts} == counts
+    assert counts["PolledEventCount"] == 20 and counts["FilteredOutEventCount"] == 11
+    assert counts["InvokedEventCount"] == 8 + 2 and counts["FailedInvokeEventCount"] == 2  # the poison, twice
+    assert counts["DroppedEventCount"] == counts["OnFailureDestinationDeliveredEventCount"] == 1
+    # Every polled record was filtered out or invoked at least once.
+    assert counts["PolledEventCount"] == counts["FilteredOutEventCount"] + counts["InvokedEventCount"] - 1
+    assert dims["PolledEventCount"] == {"EventSourceMappingUUID"} and dims["IteratorAge"] == {"FunctionName"}
