@@ -179,6 +179,9 @@ class Consumer:
         self._next_expiry: float | None = None
         self._incoming_since: dict[str, float] = {}  # leases handed to this worker, by key: first seen pending
         self._waiting_notice = -1e18
+        #: With stop_after_idle: when this worker's own shards last did something. Another worker's lease
+        #: not seen renewed since then may belong to a worker that died meanwhile: idle waits for it.
+        self._quiet_since: float | None = None
         self.started = threading.Event()
 
     # -- public ----------------------------------------------------------------------------------
@@ -396,13 +399,22 @@ class Consumer:
 
     def _orphaned(self, leases: list[Lease]) -> list[Lease]:
         """Unfinished leases held by another worker not seen renewing them (it may have died: a rerun
-        within the lease time of a crash finds its leases still held)."""
+        within the lease time of a crash finds its leases still held). With `stop_after_idle`, a lease must
+        have been seen renewed since this worker went quiet: a worker SIGKILLed a moment ago looks alive for
+        a whole lease duration, and ending idle then would leave its shards unread."""
         duration = self.config.seconds.lease_duration
+        since = self._quiet_since
         return [lease for lease in leases if lease.actual_owner not in (None, self.worker_id)
-                and not lease.checkpoint.is_shard_end and not self._observer.proven_alive(lease, duration)]
+                and not lease.checkpoint.is_shard_end
+                and not (self._observer.proven_alive(lease, duration)
+                         and (since is None or self._observer.moved_since(lease, since)))]
 
     def _say_what_we_wait_for(self, leases: list[Lease]) -> None:
-        orphaned = self._orphaned(leases)
+        # Said of a lease never seen renewed, or quiet for longer than a renewal takes (not of a live
+        # worker's lease in the moment between two of its renewals).
+        renew = self.config.seconds.renew_interval
+        orphaned = [lease for lease in self._orphaned(leases)
+                    if lease.key not in self._observer.moved or self._observer.quiet_for(lease) >= 1.5 * renew]
         now = self._clock.monotonic()
         if not orphaned or now - self._waiting_notice < 10.0:
             return
@@ -410,8 +422,8 @@ class Consumer:
         duration = self.config.seconds.lease_duration
         left = max(0.0, min(duration - self._observer.quiet_for(lease) for lease in orphaned))
         owners = sorted({str(lease.actual_owner) for lease in orphaned})
-        log.warning("waiting for %d shard(s) leased by %s, not seen renewing them since this worker started; they "
-                    "expire in %.0f s unless renewed", len(orphaned), ", ".join(owners), left)
+        log.warning("waiting for %d shard(s) leased by %s, not seen renewing them lately; they expire in %.0f s "
+                    "unless renewed, then this worker reads them", len(orphaned), ", ".join(owners), left)
 
     def _take(self, lease: Lease) -> None:
         holder = take_lease(self.store, self.namespace, lease, self.worker_id)
@@ -464,7 +476,10 @@ class Consumer:
         now = self._clock.monotonic()
         with self._lock:
             stats = [run.sc.stats for run in self._shards.values()]
+        if self._quiet_since is None:
+            self._quiet_since = now
         if any(s.state in ("starting", "reading") or now - s.last_activity < 0.5 for s in stats):
+            self._quiet_since = now
             return True
         try:
             leases = self._leases()
@@ -472,6 +487,8 @@ class Consumer:
             return False
         handing_to_me = any(lease.owner == self.worker_id and lease.key not in self._shards
                             and not lease.checkpoint.is_shard_end for lease in leases)
+        if handing_to_me:
+            self._quiet_since = now
         return handing_to_me or bool(self._orphaned(leases))
 
     def _caught_up(self) -> bool:

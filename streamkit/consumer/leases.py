@@ -63,6 +63,16 @@ class LeaseObserver:
         """Its owner renewed it while this worker watched, and not longer ago than `lease_duration`."""
         return lease.key in self._moved and self.quiet_for(lease) < lease_duration
 
+    @property
+    def moved(self) -> set[str]:
+        """Keys of the leases whose counter this worker has seen move."""
+        return self._moved
+
+    def moved_since(self, lease: Lease, since: float) -> bool:
+        """Its counter was last seen to move at or after clock time `since`."""
+        prev = self._seen.get(lease.key)
+        return lease.key in self._moved and prev is not None and prev[0] == lease.counter and prev[1] >= since
+
     def next_expiry(self, leases: list[Lease], me: str, lease_duration: float) -> float | None:
         """Clock time at which the earliest of others' leases would expire if its counter stays put."""
         times = [self._seen[lease.key][1] + lease_duration for lease in leases

@@ -106,3 +106,4 @@ def test_an_emulator_whose_server_dies_ends_with_no_progress() -> None:
     clock.on_wait = lambda s: setattr(kinesis, "unreachable", True)
     with pytest.raises(NoProgressError, match="no answer from Kinesis"):
         esm.run(stop_after_idle=5)
+
