@@ -26,6 +26,17 @@ def import_callable(spec: str, *, what: str = "handler", shape: str = "package.m
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigurationError(f"cannot import {module_name!r} for {what} {spec!r}: {exc}") from exc
+    except SyntaxError as exc:
+        where = f"{exc.filename}:{exc.lineno}" if exc.filename else module_name
+        raise ConfigurationError(f"cannot import {module_name!r} for {what} {spec!r}: SyntaxError at {where}: "
+                                 f"{exc.msg}") from exc
+    except Exception as exc:  # the module's own code raised while it was imported
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = f" ({tb.tb_frame.f_code.co_filename}:{tb.tb_lineno})" if tb is not None else ""
+        raise ConfigurationError(f"cannot import {module_name!r} for {what} {spec!r}: it raised "
+                                 f"{type(exc).__name__}: {exc}{where}") from exc
     obj: Any = module
     for part in attr.split("."):
         obj = getattr(obj, part, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ __all__ = [
     "has_rich",
     "import_callable",
     "print_err",
+    "require_streams",
 ]
 
 
@@ -107,6 +109,24 @@ def print_err(message: str) -> None:
     sys.stderr.write(message.rstrip() + "\n")
 
 
+def require_streams(args: argparse.Namespace, streams: Sequence[str]) -> None:
+    """Before anything is created (a lease table, a .db, a failure file): each stream exists, or one line
+    and exit 2. An endpoint that does not answer is left to the run, which retries and says so."""
+    from streamkit.errors import StreamkitError, StreamNotFoundError
+    from streamkit.transport import as_kinesis
+
+    client = client_for(args, retries=0)
+    for stream in streams:
+        if "/consumer/" in stream:  # an enhanced fan-out consumer ARN: its stream is checked by the run
+            continue
+        try:
+            as_kinesis(client, stream=stream).describe_stream_summary(stream)
+        except StreamNotFoundError as exc:
+            raise ConfigurationError(f"{exc} (nothing was created)") from None
+        except StreamkitError:
+            return
+
+
 def checkpoint_store(args: argparse.Namespace) -> Any:
     """The store named by ``--checkpoint`` (``sqlite:PATH``, ``dynamodb:TABLE``, or ``kcl:TABLE``: a KCL
     lease table, item for item as the KCL writes it), or None."""
@@ -140,6 +160,9 @@ def metrics_from_args(args: argparse.Namespace) -> Any:
     """The recorder the options ask for, or None."""
     if not getattr(args, "metrics", None):
         return None
+    if args.metrics == "emf" and flag(args, "json"):
+        raise ConfigurationError("--metrics emf writes its documents to stdout, where --json writes the summary: "
+                                 "use --metrics emf:PATH")
     from streamkit.metrics import Metrics
 
     return Metrics(args.metrics, namespace=args.metrics_namespace, level=args.metrics_level)

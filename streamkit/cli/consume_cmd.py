@@ -20,6 +20,7 @@ from streamkit.cli.common import (
     import_callable,
     metrics_from_args,
     print_err,
+    require_streams,
 )
 from streamkit.positions import parse_position
 
@@ -61,6 +62,8 @@ def cmd_consume(args: argparse.Namespace) -> int:
     from streamkit.consumer import Consumer, ConsumerConfig
 
     func = import_callable(args.handler)
+    metrics = metrics_from_args(args)
+    require_streams(args, args.stream)
     config = ConsumerConfig(initial_position=_initial_position(args.start), enhanced_fan_out=args.efo,
                             body=body_from_arg(args.body), max_attempts=args.max_attempts,
                             on_failure=args.on_failure, lease_duration=args.lease_duration, balance=args.balance,
@@ -72,7 +75,6 @@ def cmd_consume(args: argparse.Namespace) -> int:
         print_err("streamkit: positions are kept in memory only: a rerun starts again from --from "
                   "(--checkpoint sqlite:PATH keeps them)")
         store = MemoryCheckpointStore()
-    metrics = metrics_from_args(args)
     streams: list[str] = args.stream
     consumer = Consumer(streams if len(streams) > 1 else streams[0], func, application_name=args.app, checkpoint_store=store,
                         client=client_for(args, retries=0), config=config, metrics=metrics)

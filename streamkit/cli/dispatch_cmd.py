@@ -21,6 +21,7 @@ from streamkit.cli.common import (
     import_callable,
     metrics_from_args,
     print_err,
+    require_streams,
 )
 from streamkit.cli.template_run import DISPATCH_OPTIONS, add_template_options, dispatch_from_template, remember_defaults
 from streamkit.errors import ConfigurationError
@@ -69,6 +70,8 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     start = parse_position(args.starting_position, accept=("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"),
                            option="--starting-position")
     worker = import_callable(args.worker)
+    metrics = metrics_from_args(args)
+    require_streams(args, [args.stream])
     config = EsmConfig(batch_size=args.batch_size, report_batch_item_failures=True, function_name=FUNCTION_NAME,
                        starting_position=start.kind,  # type: ignore[arg-type]  # accept= excludes AT_SEQUENCE_NUMBER
                        starting_position_timestamp=start.epoch_seconds)
@@ -81,7 +84,6 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
         store = MemoryCheckpointStore()
     else:
         print_err(f"streamkit: positions kept in {args.checkpoint} (as esm:{FUNCTION_NAME}:{args.stream})")
-    metrics = metrics_from_args(args)
     dispatcher = Dispatcher(LocalTarget(worker, workers=args.lanes), mode=args.mode, lanes=args.lanes,
                             max_attempts=args.max_attempts, dead_letter=args.on_failure, metrics=metrics)
     totals = {"delivered": 0, "retried": 0, "dead_lettered": 0, "failed": 0}

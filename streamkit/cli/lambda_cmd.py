@@ -13,6 +13,7 @@ from streamkit.cli.common import (
     flag,
     import_callable,
     metrics_from_args,
+    require_streams,
 )
 from streamkit.cli.template_run import add_template_options, remember_defaults, run_template
 from streamkit.errors import ConfigurationError
@@ -62,6 +63,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     start = parse_position(args.starting_position, accept=("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"),
                            option="--starting-position")
     handler = import_callable(args.handler)
+    metrics = metrics_from_args(args)
+    require_streams(args, [args.stream])
     config = EsmConfig(batch_size=args.batch_size, batching_window=args.batching_window,
                        starting_position=start.kind,  # type: ignore[arg-type]  # accept= excludes AT_SEQUENCE_NUMBER
                        starting_position_timestamp=start.epoch_seconds, filter_criteria=tuple(args.filters),
@@ -70,7 +73,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                        report_batch_item_failures=args.report_batch_item_failures, on_failure=args.on_failure,
                        tumbling_window=args.tumbling_window, function_name=args.function_name,
                        region=flag(args, "region") or "us-east-1")
-    metrics = metrics_from_args(args)
     esm = EventSourceMapping(args.stream, handler, client=client_for(args, retries=0), config=config,
                              checkpoint_store=checkpoint_store(args), metrics=metrics)
     from streamkit.signals import stopping_on_signals

@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import orjson
 
+from streamkit.errors import ConfigurationError
 from streamkit.metrics.base import Point
 
 __all__ = ["EmfSink", "emf_documents"]
@@ -52,6 +53,11 @@ class EmfSink:
 
     def __init__(self, path: str | Path | None = None, *, interval: float = 60.0) -> None:
         self.path = Path(path) if path is not None else None
+        if self.path is not None:  # checked now, not at the first flush at the end of the run
+            if self.path.is_dir():
+                raise ConfigurationError(f"metrics emf:{path}: is a directory; name a file in it")
+            if not self.path.parent.is_dir():
+                raise ConfigurationError(f"metrics emf:{path}: directory {self.path.parent} does not exist")
         self.interval = interval
         self._lock = threading.Lock()
         self._fh: IO[bytes] | None = None

@@ -44,7 +44,12 @@ class PrometheusSink:
         self._series: dict[str, tuple[str, str, tuple[str, ...], dict[tuple[str, ...], Any]]] = {}
         self._lock = threading.Lock()
         self.registry.register(self)  # a custom collector: exact counts and sums, whatever was sampled
-        self._server, self._server_thread = prometheus_client.start_http_server(port, addr=addr, registry=self.registry)
+        try:
+            self._server, self._server_thread = prometheus_client.start_http_server(port, addr=addr,
+                                                                                    registry=self.registry)
+        except OSError as exc:  # the port is taken (or not ours to take): said before any work starts
+            raise ConfigurationError(f"metrics prometheus:{port}: cannot listen on {addr}:{port}: "
+                                     f"{exc.strerror or exc}") from None
         self.port = int(self._server.server_port)
         self.addr = addr
 

@@ -8,7 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +20,7 @@ from streamkit.testing import StreamHandle
 from tests.e2e.helpers import run_cli
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
@@ -146,3 +150,104 @@ def test_local_stack_tells_the_truth(tmp_path: Path) -> None:
         assert "kinesalite (pid" in line and "no longer running" in line
     finally:
         run_cli("local", "down", "--data-dir", str(data))
+
+
+@pytest.mark.streamkit(shards=2)
+def test_idle_waits_for_the_leases_of_a_worker_killed_beside_it_and_reads_them(kinesis_stream: StreamHandle,
+                                                                              tmp_path: Path) -> None:
+    """Issue 24: two workers on one table, one SIGKILLed; the survivor with --stop-after-idle exited 0 while
+    the dead worker's unexpired leases held unread records (it had seen that worker renew). ~20 s."""
+    put(kinesis_stream, 600)
+    db = tmp_path / "c.db"
+
+    def worker(name: str, *extra: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streamkit.cli.main", "consume", "--stream", kinesis_stream.name, "--handler",
+             "tests.e2e.handlers:slow_collect", "--checkpoint", f"sqlite:{db}", "--lease-duration", "10", "--json",
+             "--endpoint-url", kinesis_stream.stack.kinesis_endpoint, *extra],
+            env={**os.environ, "STREAMKIT_TEST_OUT": str(tmp_path / f"{name}.txt")}, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+
+    doomed = worker("doomed")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (tmp_path / "doomed.txt").exists():
+        time.sleep(0.05)
+    survivor = worker("survivor", "--stop-after-idle", "2")
+    time.sleep(4.0)  # sequencing, not a verdict: the survivor watches the doomed worker renew at least once
+    doomed.kill()
+    doomed.communicate(timeout=10)
+    _out, err = survivor.communicate(timeout=120)
+    assert survivor.returncode == 0, err
+    outputs = [tmp_path / f"{name}.txt" for name in ("doomed", "survivor")]
+    seen = {line.split()[-1] for out in outputs if out.exists() for line in out.read_text().splitlines()}
+    assert seen == {str(i) for i in range(600)}, f"{600 - len(seen)} records left unread; survivor said: {err}"
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+COMMANDS = {  # each long-running command, its handler option, and what else it needs
+    "consume": ["consume", "--handler", "tests.e2e.handlers:collect"],
+    "lambda": ["lambda", "run", "--handler", "tests.e2e.handlers:slow_lambda"],
+    "dispatch": ["dispatch", "--worker", "tests.e2e.handlers:collect"],
+}
+
+
+@pytest.mark.parametrize("command", [*COMMANDS, "produce"])
+@pytest.mark.streamkit(shards=1)
+def test_a_busy_prometheus_port_is_one_line_exit_2_before_any_work(command: str, busy_port: int,
+                                                                   kinesis_stream: StreamHandle, tmp_path: Path) -> None:
+    src = tmp_path / "r.jsonl"
+    src.write_text('{"sensor_id": "a"}\n')
+    args = COMMANDS.get(command, ["produce", "--file", str(src)])
+    proc = run_cli(*args, "--stream", kinesis_stream.name, "--metrics", f"prometheus:{busy_port}",
+                   "--endpoint-url", kinesis_stream.stack.kinesis_endpoint, env={"PYTHONPATH": str(ROOT)}, timeout=60)
+    line = one_line_error(proc, 2)
+    assert f"cannot listen on 127.0.0.1:{busy_port}" in line
+
+
+@pytest.mark.parametrize(("module", "says"), [
+    ("raise RuntimeError('boom at import')\n", "it raised RuntimeError: boom at import"),
+    ("def f(:\n", "SyntaxError at"),
+])
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_a_handler_module_that_fails_to_import_is_one_line_exit_2(command: str, module: str, says: str,
+                                                                  tmp_path: Path) -> None:
+    (tmp_path / "brokenmod.py").write_text(module)
+    args = [a if not a.startswith("tests.e2e.handlers:") else "brokenmod:f" for a in COMMANDS[command]]
+    proc = run_cli(*args, "--stream", "s", "--endpoint-url", "http://127.0.0.1:9",
+                   env={"PYTHONPATH": f"{ROOT}:{tmp_path}"}, timeout=60)
+    assert says in one_line_error(proc, 2)
+
+
+@pytest.mark.parametrize(("metrics", "says"), [
+    ("emf:/nonexistent-dir/x", "directory /nonexistent-dir does not exist"),
+    ("emf", "--metrics emf writes its documents to stdout, where --json writes the summary"),
+])
+def test_emf_metrics_that_cannot_be_written_are_refused_before_the_run(metrics: str, says: str) -> None:
+    proc = run_cli("consume", "--stream", "s", "--handler", "tests.e2e.handlers:collect", "--metrics", metrics,
+                   "--json", "--endpoint-url", "http://127.0.0.1:9", env={"PYTHONPATH": str(ROOT)}, timeout=60)
+    assert says in one_line_error(proc, 2)
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_a_stream_typo_is_one_line_exit_2_and_leaves_no_table_db_or_file(command: str, local_stack: Any,
+                                                                         dynamodb_client: Any, tmp_path: Path) -> None:
+    table = f"typo-{uuid.uuid4().hex[:6]}"
+    for store in (f"sqlite:{tmp_path / 'cp.db'}", f"dynamodb:{table}"):
+        proc = run_cli(*COMMANDS[command], "--stream", "no-such-stream", "--checkpoint", store,
+                       "--on-failure", f"file:{tmp_path / 'failed.jsonl'}",
+                       "--endpoint-url", local_stack.kinesis_endpoint, env={
+                           "PYTHONPATH": str(ROOT), "AWS_ENDPOINT_URL_DYNAMODB": local_stack.dynamodb_endpoint},
+                       timeout=60)
+        assert "no-such-stream" in one_line_error(proc, 2)
+    assert list(tmp_path.iterdir()) == []
+    assert table not in dynamodb_client.list_tables()["TableNames"]
