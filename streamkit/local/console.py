@@ -42,6 +42,8 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 TOKEN_HEADER = "X-Streamkit-Token"
 #: Records a shard view shows at most (the latest).
 SHARD_VIEW_RECORDS = 100
+#: User records one request reads at most: a long shard is shown a page at a time (the page asks for the next).
+SHARD_SCAN_RECORDS = 20_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,12 +124,17 @@ class _Backend:
         tail = Tail(stream, client=self.kinesis, config=TailConfig(position=position, shards=(shard_id,),
                                                                    calls_per_second=2.0))
         latest: list[dict[str, Any]] = []
+        scanned = 0
         for rec in tail.records():
             if skip is not None and (int(rec.sequence_number), rec.sub_sequence_number or 0) <= skip:
                 continue
             latest.append(record_json(rec, "auto"))
             del latest[:-SHARD_VIEW_RECORDS]
-        return {"stream": stream, "shard_id": shard_id, "records": latest}
+            scanned += 1
+            if scanned >= SHARD_SCAN_RECORDS:
+                tail.stop()
+                break
+        return {"stream": stream, "shard_id": shard_id, "records": latest, "more": scanned >= SHARD_SCAN_RECORDS}
 
     # -- leases ----------------------------------------------------------------------------------
     def lease_tables(self) -> list[dict[str, Any]]:

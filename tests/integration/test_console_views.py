@@ -92,3 +92,24 @@ def test_a_dead_letter_queue_is_shown_without_taking_its_messages_and_replayed_w
     back = list(Tail(kinesis_stream.name, client=kinesis_stream.client,
                      config=TailConfig(position=parse_position("trim-horizon"))).records())
     assert [(r.partition_key, r.data) for r in back] == [("s-9", b'{"sensor_id": "s-9", "temp_c": "bad"}')]
+
+
+@pytest.mark.streamkit(shards=1)
+def test_a_long_shard_is_shown_a_page_at_a_time_and_after_goes_on_from_the_last_record(
+        kinesis_stream: StreamHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamkit.local.console as console
+
+    monkeypatch.setattr(console, "SHARD_SCAN_RECORDS", 7)
+    with Producer(kinesis_stream.name, client=kinesis_stream.client) as p:  # one aggregate: sub-records page too
+        for i in range(12):
+            p.put(b"%d" % i, "k")
+    shard = kinesis_stream.client.list_shards(StreamName=kinesis_stream.name)["Shards"][0]["ShardId"]
+    config = ConsoleConfig(kinesis_endpoint=kinesis_stream.stack.kinesis_endpoint,
+                           dynamodb_endpoint=kinesis_stream.stack.dynamodb_endpoint)
+    with ConsoleServer(config) as server:
+        first = get(server, f"/api/records?stream={kinesis_stream.name}&shard={shard}")
+        assert first["more"] and [r["body"] for r in first["records"]] == list(range(7))
+        last = first["records"][-1]
+        after = f"{last['sequence_number']}/{last['sub_sequence_number']}"
+        rest = get(server, f"/api/records?stream={kinesis_stream.name}&shard={shard}&after={after}")
+        assert not rest["more"] and [r["body"] for r in rest["records"]] == list(range(7, 12))
