@@ -33,9 +33,10 @@ java: $(STAMP)
 test: lint servers java browser
 	$(PY) -m pytest -q -p no:cacheprovider
 
-# Debian's chromium and chromedriver for the console's browser test (apt-get as root, under a lock).
+# Debian's chromium and chromedriver for the console's browser test (apt-get as root, under the apt lock);
+# if that cannot work, the test fails saying so, never skips.
 browser:
-	bash tests/browser/install-chromium.sh
+	@bash tests/browser/install-chromium.sh || echo "chromium could not be installed: the console's browser test will fail saying so"
 
 # The README's screenshot of the console (docs/console.png), made against a fresh local stack.
 screenshots: $(STAMP) servers browser

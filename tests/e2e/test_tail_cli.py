@@ -140,8 +140,8 @@ class Follower:
             out.append(orjson.loads(line))
         return out
 
-    def stop(self) -> tuple[int, str]:
-        self.proc.send_signal(signal.SIGTERM)
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
+        self.proc.send_signal(sig)
         code = self.proc.wait(timeout=30)
         return code, self.proc.stderr.read() if self.proc.stderr else ""
 
@@ -182,6 +182,16 @@ def test_follow_prints_records_put_after_it_started_and_goes_on_into_the_childre
     code, err = f.stop()
     assert code == 0, err
     assert "stopped" in err.strip().splitlines()[-1]
+
+
+@pytest.mark.streamkit(shards=1)
+def test_ctrl_c_ends_a_follow_with_its_closing_line(kinesis_stream: StreamHandle,
+                                                   follower: Callable[..., Follower]) -> None:
+    f = follower(kinesis_stream.name, "--from", "trim-horizon", "--endpoint-url", kinesis_stream.stack.kinesis_endpoint)
+    put_readings(kinesis_stream.client, kinesis_stream.name, 2)
+    assert len(f.read(2)) == 2
+    code, err = f.stop(signal.SIGINT)
+    assert code == 0 and err.strip().splitlines()[-1] == "streamkit: 2 record(s) from 1 shard(s); stopped", err
 
 
 def test_bad_input_is_one_line_and_the_right_exit_code(local_stack: Any) -> None:
