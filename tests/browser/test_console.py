@@ -37,12 +37,12 @@ def test_the_console_shows_records_leases_and_replays_a_dead_letter(local_stack:
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
+    driver = chrome(tmp_path / "profile")  # first: a missing browser fails here, in one line, before anything starts
     stream = f"console-{tmp_path.name[-8:].replace('_', '-')}"
     seeded = seed(kinesis_client, dynamodb_client, tmp_path, stream=stream)
     source = f"file:{seeded.dead_letters}"
     config = ConsoleConfig(kinesis_endpoint=local_stack.kinesis_endpoint, dynamodb_endpoint=local_stack.dynamodb_endpoint,
                            dead_letters=(source,), metrics_urls=(seeded.metrics_url,))
-    driver = chrome(tmp_path / "profile")
     try:
         wait_for("the poison reading in the dead-letter file",
                  lambda: seeded.dead_letters.exists() and seeded.dead_letters.read_text().strip())
