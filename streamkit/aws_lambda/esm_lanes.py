@@ -97,6 +97,11 @@ class Lane:
         self.window_state: dict[str, Any] = {}
         self.busy = False
 
+    def pending_bytes(self) -> int:
+        """The data bytes waiting in this lane, read under its lock (its worker pops while the poller counts)."""
+        with self.cond:
+            return sum(len(r.raw["Data"]) for r in self.pending)
+
     def offer(self, records: list[PendingRecord]) -> None:
         with self.cond:
             self.pending.extend(records)

@@ -47,7 +47,7 @@ def backlog_full(lanes: list[Lane], batch_size: int, max_fetch_bytes: int) -> bo
     """The lanes hold enough: more than four batches each, or more bytes than one fetch may hold."""
     if sum(len(lane.pending) for lane in lanes) > 4 * batch_size * len(lanes):
         return True
-    return sum(len(r.raw["Data"]) for lane in lanes for r in lane.pending) > max_fetch_bytes
+    return sum(lane.pending_bytes() for lane in lanes) > max_fetch_bytes
 
 
 def poll_shard(shard_id: str, reader: ShardReader, lanes: list[Lane], *, closed: bool, positions: Positions,
