@@ -21,7 +21,13 @@ __all__ = [
     "GET_RECORDS_MAX_RECORDS",
     "ITERATOR_LIFETIME",
     "KIB",
+    "LAMBDA_ACCOUNT_CONCURRENCY_DEFAULT",
     "LAMBDA_ASYNC_PAYLOAD",
+    "LAMBDA_MEMORY_MAX_MB",
+    "LAMBDA_MEMORY_MIN_MB",
+    "LAMBDA_ONE_VCPU_MB",
+    "LAMBDA_SCALE_ENVIRONMENTS",
+    "LAMBDA_SCALE_PERIOD_S",
     "LAMBDA_SYNC_PAYLOAD",
     "MIB",
     "PARTITION_KEY_MAX_CHARS",
@@ -87,6 +93,16 @@ LAMBDA_ASYNC_PAYLOAD = 256 * KIB
 EVENT_RECORD_OVERHEAD = 530
 #: Filter patterns per event source mapping (FilterCriteria.Filters): AWS's default quota, ORed.
 ESM_FILTERS_MAX = 5
+#: Memory a function may be given, MB ("Configure Lambda function memory": 128 to 10,240 MB in 1-MB steps).
+LAMBDA_MEMORY_MIN_MB = 128
+LAMBDA_MEMORY_MAX_MB = 10_240
+#: "At 1,769 MB, a function has the equivalent of one vCPU"; CPU is given in proportion to memory.
+LAMBDA_ONE_VCPU_MB = 1_769
+#: Concurrent executions per account and region, AWS's default quota ("Lambda quotas").
+LAMBDA_ACCOUNT_CONCURRENCY_DEFAULT = 1_000
+#: "Lambda scaling behavior": per function, 1,000 new execution environments every 10 seconds.
+LAMBDA_SCALE_ENVIRONMENTS = 1_000
+LAMBDA_SCALE_PERIOD_S = 10
 
 # SQS
 #: A message's body at the queue default MaximumMessageSize (a queue may allow up to 1 MiB).

@@ -65,7 +65,20 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help="on-demand: the write MiB/s the stream is kept warm for (WarmThroughputMiBps)")
     p.add_argument("--distribution", choices=("user-partition-key", "auto"), default="user-partition-key",
                    help="auto: the service places records (no hot key, no aggregation, no order)")
-    p.add_argument("--lambda-memory-mb", type=int, default=128)
+    p.add_argument("--lambda-memory-mb", type=int, default=128,
+                   help="the function's memory, MB (the size --duration or --measure was measured at)")
+    p.add_argument("--memory-advice", action="store_true",
+                   help="predict duration, throughput per shard and cost per million records for a range of memory "
+                        "sizes from the measured duration, and recommend one")
+    p.add_argument("--arm64", action="store_true", help="price Lambda on arm64 (Graviton)")
+    p.add_argument("--account-concurrency", type=int, default=1000,
+                   help="the account's Lambda concurrency quota in the region (AWS's default: 1,000)")
+    p.add_argument("--dispatcher-lanes", type=int, default=0,
+                   help="a dispatcher fanning out to a Lambda target: its lanes per invocation (concurrency it adds)")
+    p.add_argument("--reshard-to", type=int, default=None, metavar="SHARDS",
+                   help="shards after a reshard or a burst: how long Lambda's scaling (1,000 environments per 10 s) "
+                        "takes to follow, and its cold starts")
+    p.add_argument("--init-duration", default=None, help="a measured Init Duration (ms suffix accepted)")
     p.add_argument("--limit-scale", type=float, default=1.0, help="scale the shard limits (local validation)")
     p.add_argument("--simulate", action="store_true", help="check the formulas with a discrete-time simulation")
     p.add_argument("--simulate-seconds", type=float, default=120.0)
@@ -113,6 +126,8 @@ def build_inputs(args: argparse.Namespace) -> Any:
         efo_consumers=args.efo_consumers, partition_keys=keys, key_skew=args.key_skew, key_shares=shares,
         retention_hours=args.retention_hours, max_record_age=args.max_record_age, failure_rate=args.failure_rate,
         mode=args.mode, lambda_memory_mb=args.lambda_memory_mb, limits=Limits(scale=args.limit_scale),
+        arm64=args.arm64, account_concurrency=args.account_concurrency, dispatcher_lanes=args.dispatcher_lanes,
+        reshard_to=args.reshard_to, init_duration=parse_seconds(args.init_duration) if args.init_duration else None,
         warm_throughput_mibps=args.warm_throughput, distribution=args.distribution.upper().replace("-", "_"))
     return inp, measured
 
@@ -135,6 +150,17 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     result = estimate(inp)
     if measured is not None:
         result["measured"] = measured
+    if args.memory_advice:
+        from streamkit.estimator.memory import memory_advice
+
+        result["memory_advice"] = memory_advice(
+            batch_seconds=result["batch_seconds"], overhead_seconds=min(inp.invoke_overhead_ms / 1000,
+                                                                        result["batch_seconds"]),
+            measured_at_mb=inp.lambda_memory_mb, records_per_batch=result["lambda_batch_user_records"],
+            parallelization_factor=inp.parallelization_factor,
+            demand_per_shard=inp.records_per_second * result["hot_shard_share"],
+            cpu_fraction=None if measured is None else measured["cpu_fraction"],
+            architecture="arm64" if inp.arm64 else "x86_64")
     if args.simulate or args.plot:
         sim = simulate(replace(inp, shards=result["shards"]), seconds=args.simulate_seconds)
         result["simulation"] = sim.to_json()
@@ -149,6 +175,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         emit_json(result)
     else:
         _print(result)
+        if "memory_advice" in result:
+            _print_memory(result["memory_advice"])
         if "plot" in result:
             print(f"plot written to {result['plot']}")
     return 0
@@ -203,6 +231,17 @@ def _print_plain(r: dict[str, Any]) -> None:
     print(r["prices_note"])
 
 
+def _print_memory(advice: dict[str, Any]) -> None:
+    print(f"memory advice (measured at {advice['measured_at_mb']:,} MB; {advice['architecture']}):")
+    print(f"  {'memory MB':>10} {'batch s':>9} {'billed ms':>10} {'rec/s per shard':>16} {'USD / M records':>16}")
+    for row in advice["rows"]:
+        mark = "  <- recommended" if row["memory_mb"] == advice["recommended_mb"] else ""
+        print(f"  {row['memory_mb']:>10,} {row['batch_seconds']:>9.3f} {row['billed_ms']:>10,} "
+              f"{row['records_per_s_per_shard']:>16,.0f} {row['usd_per_million_records']:>16.4f}{mark}")
+    for note in advice["notes"]:
+        print(f"  note: {note}")
+
+
 def _rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
     seed = r["seed"]
     rows = [
@@ -218,12 +257,18 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
         ("data lost after, s", r["data_loss_after_s"]),
         ("shards needed: write / read / consumer / with skew",
          " / ".join(str(r["shards_needed"][k]) for k in ("write", "read", "consumer", "with_skew"))),
-        ("Lambda concurrency", r["lambda_concurrency"]),
+        ("Lambda concurrency needed / account quota", f"{r['concurrency']['needed']:,} / "
+                                                       f"{r['concurrency']['account_concurrency']:,}"),
         ("latency, s", r["latency_s"]),
         ("monthly cost, provisioned / on-demand / Advantage / Lambda, USD",
          f"{r['cost_monthly_usd']['provisioned']} / {r['cost_monthly_usd']['on_demand']} / "
          f"{r['cost_monthly_usd']['on_demand_advantage']} / {r['cost_monthly_usd']['lambda']}"),
     ]
+    if "burst" in r["concurrency"]:
+        b = r["concurrency"]["burst"]
+        cold = "" if b["cold_start_seconds"] is None else f", {b['cold_start_seconds']:,.1f} s of Init Duration"
+        rows.append(("after the reshard: new environments / up to s to scale / cold starts",
+                     f"{b['new_environments']:,} / {b['seconds_to_scale']} / {b['cold_starts']:,}{cold}"))
     if r["burst"]:
         rows.append(("burst backlog, records / drain s", f"{_fmt(r['burst']['backlog_records'])} / "
                                                           f"{_fmt(r['burst']['drain_seconds'])}"))

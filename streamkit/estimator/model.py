@@ -14,6 +14,9 @@ from streamkit.errors import ConfigurationError
 from streamkit.limits import (
     ESM_BATCH_SIZE_MAX,
     EVENT_RECORD_OVERHEAD,
+    LAMBDA_ACCOUNT_CONCURRENCY_DEFAULT,
+    LAMBDA_MEMORY_MAX_MB,
+    LAMBDA_MEMORY_MIN_MB,
     LAMBDA_SYNC_PAYLOAD,
     MIB,
     RECORD_MAX_BYTES,
@@ -88,6 +91,14 @@ class Inputs:
     max_record_size: float = RECORD_MAX_BYTES
     lambda_memory_mb: int = 128
     arm64: bool = False
+    #: The account's concurrent executions in the region (AWS's default quota is 1,000).
+    account_concurrency: int = LAMBDA_ACCOUNT_CONCURRENCY_DEFAULT
+    #: A dispatcher fanning out to a Lambda target: lanes per invocation, each one more concurrent execution.
+    dispatcher_lanes: int = 0
+    #: Shards after a reshard (or a burst that multiplies them): how long Lambda's scaling takes to follow.
+    reshard_to: int | None = None
+    #: A measured Init Duration (seconds), to count what the new environments' cold starts cost.
+    init_duration: float | None = None
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -118,6 +129,10 @@ class Inputs:
             raise ConfigurationError("--distribution auto needs an on-demand --mode (AWS allows it there only)")
         if self.consumers < 0 or self.efo_consumers < 0 or self.consumers + self.efo_consumers < 1:
             raise ConfigurationError("need at least one consumer (--consumers or --efo-consumers)")
+        if self.account_concurrency < 1 or self.dispatcher_lanes < 0:
+            raise ConfigurationError("--account-concurrency must be at least 1 and --dispatcher-lanes at least 0")
+        if not LAMBDA_MEMORY_MIN_MB <= self.lambda_memory_mb <= LAMBDA_MEMORY_MAX_MB:
+            raise ConfigurationError(f"--lambda-memory-mb must be {LAMBDA_MEMORY_MIN_MB}..{LAMBDA_MEMORY_MAX_MB}")
 
 
 def zipf_shares(keys: int, exponent: float) -> list[float]:
@@ -195,6 +210,13 @@ def _evaluate(inp: Inputs, shards: int) -> dict[str, Any]:
     }
     if b < inp.batch_size:
         caps["Lambda payload cap"] = caps.pop("function time")
+    from streamkit.estimator.memory import concurrency
+
+    quota = concurrency(shards=shards, parallelization_factor=inp.parallelization_factor,
+                        account_concurrency=inp.account_concurrency, dispatcher_lanes=inp.dispatcher_lanes)
+    if quota["quota_share"] < 1:  # fewer lanes run than the mapping wants: the function's rate shrinks with them
+        caps["account concurrency"] = caps.get("function time", caps.get("Lambda payload cap", math.inf)) * \
+            quota["quota_share"]
     binding = min(caps, key=lambda k: caps[k])
     sustainable = caps[binding]  # the binding limit is, by construction, the one that gives this rate
     # The busiest shard is busy mostly with one key: more shards barely help (said apart from the binding limit).
@@ -297,6 +319,20 @@ def estimate(inp: Inputs) -> dict[str, Any]:
                  "peak_iterator_age_s": backlog / min(total_service, ev["sustainable"]) if backlog else 0.0}
     polls_per_shard = inp.consumers * 1.0  # each polling consumer ~1 call/s per shard when caught up
     concurrency = shards * inp.parallelization_factor
+    from streamkit.estimator.memory import concurrency as concurrency_needed
+
+    quota = concurrency_needed(shards=shards, parallelization_factor=inp.parallelization_factor,
+                               account_concurrency=inp.account_concurrency, dispatcher_lanes=inp.dispatcher_lanes,
+                               burst_multiplier=(inp.reshard_to / shards) if inp.reshard_to else 1.0,
+                               init_seconds=inp.init_duration)
+    if not quota["fits"]:
+        warnings.append(f"the mapping needs {quota['needed']:,} concurrent executions (shards x ParallelizationFactor"
+                        f"{' + the dispatcher fan-out' if inp.dispatcher_lanes else ''}) and the account allows "
+                        f"{inp.account_concurrency:,} (--account-concurrency): a binding limit of its own")
+    if "burst" in quota and not quota["burst"]["fits_after"]:
+        warnings.append(f"after the reshard to {inp.reshard_to} shards the mapping needs "
+                        f"{quota['burst']['needed_after']:,} concurrent executions, over the account's "
+                        f"{inp.account_concurrency:,}")
     latency = 0.5 + cycle  # half a poll interval on average, then one batch
     cost = _cost(inp, shards, a, ev["s_k"], b, cycle)
     advice = _advice(inp, shards, ev)
@@ -321,6 +357,7 @@ def estimate(inp: Inputs) -> dict[str, Any]:
         "getrecords_calls_per_shard_per_s": polls_per_shard,
         "getrecords_calls_ok": polls_per_shard <= lim.read_calls,
         "lambda_concurrency": concurrency,
+        "concurrency": quota,
         "latency_s": latency,
         "keeps_up": rate <= ev["sustainable"],
         "iterator_age_growth_s_per_s": growth,

@@ -41,3 +41,17 @@ def test_measure_fits_the_handlers_cost(tmp_path: Path) -> None:
 def test_bad_input_is_a_usage_error(args: list[str], message: str) -> None:
     proc = run_cli("estimate", "--shards", "1", *args)
     assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_memory_advice_prints_the_table_for_a_measured_run(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.jsonl"
+    sample.write_text("\n".join(f'{{"sensor_id": "s{i}", "t": 1}}' for i in range(20)))
+    proc = run_cli("estimate", "--shards", "2", "--records-per-second", "500", "--measure",
+                   "tests.e2e.handlers:costs_two_ms", "--sample", str(sample), "--lambda-memory-mb", "256",
+                   "--memory-advice", env={"PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    table = proc.stdout[proc.stdout.index("memory advice (measured at 256 MB"):].splitlines()
+    assert [line.split()[0] for line in table[2:11]] == ["128", "256", "512", "1,024", "1,769", "2,048", "3,008",
+                                                         "4,096", "10,240"]
+    assert sum("<- recommended" in line for line in table) == 1
+    assert any("looks I/O-bound" in line for line in table)  # it sleeps: its time is not on CPU
