@@ -99,6 +99,10 @@ class RecordFuture(Future[Any]):
     def _result(self, value: Any) -> None:
         self._result_obj = value
 
+    def settled(self) -> bool:
+        """Resolved (written or failed), read without creating the condition `done()` would take."""
+        return self._state == FINISHED
+
     def cancel(self) -> bool:
         """Records cannot be taken back once put."""
         return False

@@ -5,21 +5,27 @@ from __future__ import annotations
 import logging
 import math
 import random
+import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from producer.config import ProducerConfig
+from producer.futures import RecordFuture
+from producer.position import FilePosition, save_position
 from producer.producer import Producer
 from streamkit.aggregation import MAX_RECORD_BYTES
-from streamkit.errors import ConfigurationError, ValidationError
+from streamkit.destinations import parse_destination
+from streamkit.errors import ConfigurationError, ProducerClosedError, StreamkitError, ValidationError
 from streamkit.hashing import validate_partition_key
 
-__all__ = ["BadLine", "PublishSummary", "file_readings", "publish", "simulated_readings"]
+__all__ = ["BadLine", "PositionKeeper", "PublishSummary", "Reading", "StopRequest", "file_lines", "file_readings", "publish",
+           "simulated_readings"]
 
 log = logging.getLogger("streamkit.publisher")
 
@@ -30,9 +36,28 @@ class BadLine:
     reason: str
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Reading:
+    """One reading of a file: its partition key, its bytes, its line number and the byte offset past the line."""
+
+    key: str
+    data: bytes
+    line: int
+    end_offset: int
+
+
 @dataclass(kw_only=True)
 class PublishSummary:
+    """What a run read, wrote and handed over. ``read`` = ``user_records`` + ``failed`` once it ends."""
+
+    #: Readings accepted by the producer (read from the input).
+    read: int = 0
+    #: Readings acknowledged by Kinesis.
     user_records: int = 0
+    #: Readings that could not be written: handed to the failure destination, or not (none was set,
+    #: or it refused them).
+    handed_over: int = 0
+    not_handed_over: int = 0
     kinesis_records: int = 0
     put_calls: int = 0
     bytes: int = 0
@@ -43,6 +68,10 @@ class PublishSummary:
     #: Seconds the publisher was held back: the stream's shards accept less than it offered, and the
     #: producer slowed it to their rate rather than let readings expire in its buffer.
     held_back_s: float = 0.0
+    #: The signal that stopped the run early, if any (SIGTERM, SIGINT, SIGHUP).
+    stopped_by: str | None = None
+    #: `--file`: the line the durable position is past now (a rerun resumes after it).
+    position_line: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -55,31 +84,49 @@ def file_readings(path: Path, key_field: str, on_bad: Callable[[BadLine], None],
     Bad: not JSON, no usable key field, or a reading the producer would refuse (a key of more than
     256 characters, or more than `max_record_size` bytes with its key).
     """
+    for r in file_lines(path, key_field, on_bad, max_record_size=max_record_size):
+        yield r.key, r.data
+
+
+def file_lines(path: Path, key_field: str, on_bad: Callable[[BadLine], None], *,
+               max_record_size: int = MAX_RECORD_BYTES, start: FilePosition | None = None) -> Iterator[Reading]:
+    """`file_readings` with each reading's line number and end offset, from `start` (a kept position) on."""
+    start = start or FilePosition()
     with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            line = raw.strip()
-            if not line:
-                continue
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                on_bad(BadLine(line_number=number, reason=f"not valid JSON ({exc})"))
-                continue
-            if not isinstance(obj, dict) or key_field not in obj or obj[key_field] in (None, ""):
-                on_bad(BadLine(line_number=number, reason=f"no {key_field!r} field to use as the partition key"))
-                continue
-            key = str(obj[key_field])
-            try:
-                validate_partition_key(key)
-            except ValidationError as exc:
-                on_bad(BadLine(line_number=number, reason=str(exc)))
-                continue
-            size = len(line) + len(key.encode("utf-8"))
-            if size > max_record_size:
-                on_bad(BadLine(line_number=number, reason=f"reading of {size} bytes with its key is over the "
-                                                          f"{max_record_size}-byte Kinesis record limit"))
-                continue
-            yield key, line
+        fh.seek(start.offset)
+        offset = start.offset
+        for number, raw in enumerate(fh, start=start.line + 1):
+            offset += len(raw)
+            parsed = _parse_line(raw, number, key_field, on_bad, max_record_size)
+            if parsed is not None:
+                yield Reading(key=parsed[0], data=parsed[1], line=number, end_offset=offset)
+
+
+def _parse_line(raw: bytes, number: int, key_field: str, on_bad: Callable[[BadLine], None],
+                max_record_size: int) -> tuple[str, bytes] | None:
+    line = raw.strip()
+    if not line:
+        return None
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        on_bad(BadLine(line_number=number, reason=f"not valid JSON ({exc})"))
+        return None
+    if not isinstance(obj, dict) or key_field not in obj or obj[key_field] in (None, ""):
+        on_bad(BadLine(line_number=number, reason=f"no {key_field!r} field to use as the partition key"))
+        return None
+    key = str(obj[key_field])
+    try:
+        validate_partition_key(key)
+    except ValidationError as exc:
+        on_bad(BadLine(line_number=number, reason=str(exc)))
+        return None
+    size = len(line) + len(key.encode("utf-8"))
+    if size > max_record_size:
+        on_bad(BadLine(line_number=number, reason=f"reading of {size} bytes with its key is over the "
+                                                  f"{max_record_size}-byte Kinesis record limit"))
+        return None
+    return key, line
 
 
 def simulated_readings(sensors: int, rate: float, duration: float, *, seed: int = 1,
@@ -106,35 +153,163 @@ def simulated_readings(sensors: int, rate: float, duration: float, *, seed: int 
         yield sensor_id, orjson.dumps(reading)
 
 
-def publish(stream: str, readings: Iterator[tuple[str, bytes]], *, client: Any = None,
+class StopRequest:
+    """A stop asked for by a signal (SIGTERM, SIGINT, SIGHUP): `request` only stores, so a signal
+    handler may call it at any point; the publisher then stops reading, flushes for at most its grace
+    period and hands what is still unwritten to the failure destination. A second request ends the
+    grace at once."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.at = 0.0
+        self.urgent = False
+        self.producer: Producer | None = None
+
+    def request(self, reason: str) -> None:
+        if self.reason is not None:
+            self.urgent = True
+        else:
+            self.at = time.monotonic()
+            self.reason = reason
+        p = self.producer
+        if p is not None:
+            p.stop_accepting()
+
+
+class _HandOver:
+    """The producer's on_failure in the publisher: passes failed readings to the destination (if any)
+    and counts what it took and what could not be handed over."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.handed = 0
+        self.lost = 0
+        self._lock = threading.Lock()
+
+    def send_json(self, documents: Sequence[dict[str, Any]]) -> None:
+        n = len(documents)
+        if self.target is None:
+            with self._lock:
+                self.lost += n
+            return
+        try:
+            if hasattr(self.target, "send_json"):
+                self.target.send_json(documents)
+            else:
+                for doc in documents:
+                    self.target(doc)
+        except Exception:
+            with self._lock:
+                self.lost += n
+            raise
+        with self._lock:
+            self.handed += n
+
+
+class _Positions:
+    """`produce --file`'s durable position: advanced past each line once its reading is acknowledged or
+    handed over, in line order; saved at most once a second and at the end (`producer.position`)."""
+
+    def __init__(self, keeper: PositionKeeper, hand_over: _HandOver) -> None:
+        self.keeper = keeper
+        self.hand_over = hand_over
+        self.pending: deque[tuple[int, int, RecordFuture]] = deque()
+        self.pos = keeper.start
+        self.saved_at = time.monotonic()
+        self.blocked = False  # a reading failed and was not handed over: the position stays before it
+
+    def advance(self, *, save: bool = False) -> None:
+        pending = self.pending
+        while pending and not self.blocked:
+            line, offset, fut = pending[0]
+            if not fut.settled():
+                break
+            if fut._exception is not None and (self.hand_over.target is None or self.hand_over.lost):
+                self.blocked = True
+                break
+            pending.popleft()
+            self.pos = FilePosition(line=line, offset=offset)
+        now = time.monotonic()
+        if save or now - self.saved_at >= 1.0:
+            self.saved_at = now
+            self.keeper.save(self.pos)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PositionKeeper:
+    """Where `produce --file` keeps its position, and where this run started (`producer.position`)."""
+
+    position_file: Path
+    input_path: Path
+    stream: str
+    start: FilePosition
+
+    def save(self, pos: FilePosition) -> None:
+        save_position(self.position_file, self.input_path, self.stream, pos)
+
+
+def publish(stream: str, readings: Iterable[tuple[str, bytes]] | Iterable[Reading], *, client: Any = None,
             config: ProducerConfig | None = None, progress: Callable[[int], None] | None = None,
-            bad_lines: list[BadLine] | None = None, held: Callable[[float], None] | None = None) -> PublishSummary:
-    """Send every reading; returns the counts once all of them are written or failed.
+            bad_lines: list[BadLine] | None = None, held: Callable[[float], None] | None = None,
+            stop: StopRequest | None = None, shutdown_grace: float = 5.0,
+            positions: PositionKeeper | None = None) -> PublishSummary:
+    """Send every reading; returns the counts once each is acknowledged or handed over (or a stop ended it).
 
     Readings go out with `Producer.send` (no future each: a long file does not pile up futures in
-    memory); a reading that fails for good reaches ``config.on_failure`` and is counted in ``failed``.
-    `progress` hears of every 1,000 readings sent; `held`, when the producer has held the publisher
-    back since it last heard (with the seconds held so far).
+    memory), or, when a position is kept (`Reading`s of a file), with `put`, whose futures say which
+    lines are done. A reading that fails for good goes to ``config.on_failure`` (counted as handed
+    over) or, with none, is counted as not handed over. On `stop`, reading ends, the producer flushes
+    for at most `shutdown_grace` seconds, and what is still unwritten is handed over.
     """
+    config = config or ProducerConfig()
+    target = config.on_failure
+    if isinstance(target, str):
+        target = parse_destination(target)
+    hand_over = _HandOver(target)
+    config = replace(config, on_failure=cast(Any, hand_over))
+    stop = stop or StopRequest()
     summary = PublishSummary()
     t0 = time.perf_counter()
     n = 0
     held_so_far = 0.0
-    with Producer(stream, client=client, config=config) as p:
-        for n, (key, data) in enumerate(readings, start=1):
-            p.send(data, key)
+    p = Producer(stream, client=client, config=config)
+    p.start()  # a missing stream (or an unreachable server) is said before any reading is read
+    stop.producer = p
+    if stop.reason is not None:
+        p.stop_accepting()
+    track = _Positions(positions, hand_over) if positions is not None else None
+    try:
+        for item in readings:
+            if stop.reason is not None:
+                break
+            try:
+                if track is not None:
+                    r = cast(Reading, item)
+                    track.pending.append((r.line, r.end_offset, cast(RecordFuture, p.put(r.data, r.key))))
+                else:
+                    key, data = cast(tuple[str, bytes], item)
+                    p.send(data, key)
+            except ProducerClosedError:
+                break  # stopped while it waited for room: this reading was not accepted (a rerun reads it)
+            n += 1
             if n % 1000 == 0:
                 if progress is not None:
                     progress(1000)
                 if held is not None and p.held_back_seconds > held_so_far:
                     held_so_far = p.held_back_seconds
                     held(held_so_far)
-        p.flush()
-        m = p.metrics()
+                if track is not None:
+                    track.advance()
+    finally:
+        _finish(p, stop, shutdown_grace, track)
+    m = p.metrics()
     if progress is not None:
         progress(n % 1000)
     summary.seconds = round(time.perf_counter() - t0, 3)
+    summary.read = n
     summary.user_records = m["user_records_written"]
+    summary.handed_over = hand_over.handed
+    summary.not_handed_over = hand_over.lost
     summary.failed = m["user_records_failed"]
     summary.kinesis_records = m["kinesis_records_written"]
     summary.put_calls = m["put_calls"]
@@ -142,6 +317,25 @@ def publish(stream: str, readings: Iterator[tuple[str, bytes]], *, client: Any =
     summary.retried = m["retries"]
     summary.bad_lines = len(bad_lines or [])
     summary.held_back_s = m["admission_wait_s"]
+    summary.stopped_by = stop.reason
+    if track is not None:
+        summary.position_line = track.pos.line
     return summary
 
 
+def _finish(p: Producer, stop: StopRequest, grace: float, track: _Positions | None) -> None:
+    """Flush (in slices, so a signal's grace is kept), then close: what is unwritten is handed over."""
+    while True:
+        try:
+            if p.flush(timeout=0.1):
+                break
+        except StreamkitError as exc:  # the sender died: close() below fails what it held, reported
+            log.error("%s", exc)
+            break
+        if track is not None:
+            track.advance()
+        if stop.reason is not None and (stop.urgent or time.monotonic() - stop.at >= grace):
+            break
+    p.close(timeout=0)
+    if track is not None:
+        track.advance(save=True)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +33,21 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                         "is held back when a shard holds half of that of what it accepts")
     p.add_argument("--on-failure", metavar="DEST",
                    help="file:PATH or sqs:QUEUE_URL: where readings that could not be written go, payload included")
+    p.add_argument("--shutdown-grace", type=float, default=5.0, metavar="SECONDS",
+                   help="on SIGTERM, SIGINT or SIGHUP: stop reading, flush for at most this long (default 5), then "
+                        "hand what is unwritten to --on-failure; a second signal hands it over at once")
+    p.add_argument("--position-file", type=Path, metavar="PATH",
+                   help="--file: where the position (the last line acknowledged) is kept; default: per user, under "
+                        "$XDG_STATE_HOME/streamkit/produce/ (or ~/.local/state/...)")
+    p.add_argument("--from-start", action="store_true",
+                   help="--file: ignore the kept position and read from line 1 (the position is then rewritten)")
     p.set_defaults(func=cmd_produce)
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
     from producer import ProducerConfig
-    from producer.publisher import BadLine, file_readings, publish, simulated_readings
+    from producer.position import FilePosition, default_position_file, load_position
+    from producer.publisher import BadLine, PositionKeeper, StopRequest, file_lines, publish, simulated_readings
     from streamkit.errors import BadLineError
 
     bad: list[BadLine] = []
@@ -47,10 +59,19 @@ def cmd_produce(args: argparse.Namespace) -> int:
         if args.on_bad_line == "fail":
             raise BadLineError(f"{args.file}:{b.line_number}: {b.reason}")
 
+    if args.shutdown_grace < 0:
+        raise ConfigurationError(f"--shutdown-grace must be 0 or more seconds, got {args.shutdown_grace}")
+    readings: Any
+    positions = None
     if args.file is not None:
         if not args.file.is_file():
             raise ConfigurationError(f"--file {args.file}: no such file")
-        readings = file_readings(args.file, args.key_field, on_bad)
+        position_file = args.position_file or default_position_file(args.file, args.stream)
+        start, said = (FilePosition(), "") if args.from_start else load_position(position_file, args.file, args.stream)
+        if said and not flag(args, "json"):
+            print_err(f"streamkit: {said}")
+        positions = PositionKeeper(position_file=position_file, input_path=args.file, stream=args.stream, start=start)
+        readings = file_lines(args.file, args.key_field, on_bad, start=start)
         total = None
     else:
         readings = simulated_readings(args.sensors, args.rate, args.duration)
@@ -69,25 +90,61 @@ def cmd_produce(args: argparse.Namespace) -> int:
             print_err(f"streamkit: held back: {args.stream}'s shards accept less than offered; publishing at "
                       "their rate so that no reading expires unsent")
 
-    if show_progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    stop = StopRequest()
+    with _stop_on_signals(stop):
+        if show_progress:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      transient=True) as bar:
-            task = bar.add_task("publishing", total=total)
-            summary = publish(args.stream, readings, client=client, config=config,
-                              progress=lambda n: bar.advance(task, n), bad_lines=bad,
-                              held=lambda s: bar.update(task, description=f"publishing, held back {s:.1f} s "
-                                                                          "(the shards are full)"))
-    else:
-        summary = publish(args.stream, readings, client=client, config=config, bad_lines=bad, held=held_line)
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          transient=True) as bar:
+                task = bar.add_task("publishing", total=total)
+                summary = publish(args.stream, readings, client=client, config=config,
+                                  progress=lambda n: bar.advance(task, n), bad_lines=bad, stop=stop,
+                                  shutdown_grace=args.shutdown_grace, positions=positions,
+                                  held=lambda s: bar.update(task, description=f"publishing, held back {s:.1f} s "
+                                                                              "(the shards are full)"))
+        else:
+            summary = publish(args.stream, readings, client=client, config=config, bad_lines=bad, held=held_line,
+                              stop=stop, shutdown_grace=args.shutdown_grace, positions=positions)
     if metrics is not None:
         metrics.close()
     if flag(args, "json"):
         emit_json(summary.to_json())
     else:
-        print(f"published {summary.user_records:,} readings as {summary.kinesis_records:,} Kinesis records in "
-              f"{summary.put_calls:,} PutRecords calls ({summary.bytes:,} bytes) in {summary.seconds:.2f} s; "
-              f"failed {summary.failed}, retried {summary.retried}, bad lines {summary.bad_lines}"
-              + (f"; held back {summary.held_back_s:.1f} s by the shards' rate" if summary.held_back_s else ""))
-    return 1 if summary.failed else 0
+        print(_summary_line(summary, args))
+    # 0: every reading read was acknowledged by Kinesis; 1: some went to --on-failure or were lost.
+    return 0 if summary.user_records == summary.read else 1
+
+
+def _summary_line(summary: Any, args: argparse.Namespace) -> str:
+    why = f"stopped by {summary.stopped_by}: " if summary.stopped_by else ""
+    line = (f"{why}read {summary.read:,}; published {summary.user_records:,} readings as {summary.kinesis_records:,} "
+            f"Kinesis records in {summary.put_calls:,} PutRecords calls ({summary.bytes:,} bytes) in "
+            f"{summary.seconds:.2f} s; failed {summary.failed}, retried {summary.retried}, bad lines {summary.bad_lines}")
+    if summary.failed:
+        line += (f"; handed over {summary.handed_over:,} to {args.on_failure}" if args.on_failure
+                 else "; no --on-failure given")
+        if summary.not_handed_over:
+            line += f"; NOT handed over: {summary.not_handed_over:,}"
+    if summary.held_back_s:
+        line += f"; held back {summary.held_back_s:.1f} s by the shards' rate"
+    if summary.position_line is not None:
+        line += f"; position: after line {summary.position_line:,}"
+    return line
+
+
+@contextmanager
+def _stop_on_signals(stop: Any) -> Iterator[None]:
+    """SIGTERM, SIGINT and SIGHUP ask the publisher to stop (it flushes within --shutdown-grace)."""
+    names = ("SIGTERM", "SIGINT", "SIGHUP")
+    sigs = [getattr(signal, n) for n in names if hasattr(signal, n)]
+
+    def handler(signum: int, _frame: Any) -> None:
+        stop.request(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, handler) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

@@ -14,6 +14,12 @@ from tests.integration.helpers import read_stream
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(autouse=True)
+def _positions_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`produce --file` keeps its position per user: here, in the test's own folder."""
+    monkeypatch.setenv("STREAMKIT_STATE_DIR", str(tmp_path / "state"))
+
+
 @pytest.mark.streamkit(shards=2)
 def test_file_with_bad_lines_reports_each_with_its_number_and_skips_it(kinesis_stream: StreamHandle,
                                                                       tmp_path: Path) -> None:
