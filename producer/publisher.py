@@ -215,7 +215,7 @@ class _Positions:
         self.hand_over = hand_over
         self.pending: deque[tuple[int, int, RecordFuture]] = deque()
         self.pos = keeper.start
-        self.saved_at = time.monotonic()
+        self.saved_at = 0.0  # the first advance saves: a position file exists from the first lines on
         self.blocked = False  # a reading failed and was not handed over: the position stays before it
 
     def advance(self, *, save: bool = False) -> None:
