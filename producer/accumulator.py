@@ -25,6 +25,8 @@ from streamkit.ratelimit import TokenBucket
 
 __all__ = ["AUTO_PLACED", "Accumulator", "Entry", "Item", "Pending", "Rec", "rec_of"]
 
+THROTTLED = "ProvisionedThroughputExceededException"
+
 #: The one queue of an AUTO stream's records (the service, not the key, picks their shard).
 AUTO_PLACED = "auto-placed"
 
@@ -441,7 +443,10 @@ class Accumulator:
             stuck = not self.admission or now - q.progress_at >= ttl  # (making_progress, for a queue)
             keep: deque[Entry] = deque()
             for e in q.ready:
-                (out if now - e.oldest >= ttl and (e.attempts or stuck) else keep).append(e)
+                # A throttled entry of a shard still accepting records stays too (as `making_progress`
+                # keeps it on a throttled answer): its shard is busy, not stuck.
+                gave_up = stuck or (e.attempts and e.last_code != THROTTLED)
+                (out if now - e.oldest >= ttl and gave_up else keep).append(e)
             q.ready = keep
         for e in out:
             self._queues[e.shard_id].held_bytes -= e.user_bytes

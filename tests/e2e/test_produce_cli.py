@@ -94,7 +94,7 @@ def test_a_publisher_offering_more_than_the_shard_takes_is_held_back_says_so_and
         kinesis_stream: StreamHandle, kinesis_proxy: Callable[..., ProxyHandle], tmp_path: Path) -> None:
     proxy = kinesis_proxy(limit_scale=0.5)  # 512 KiB/s (after a first MiB of burst)
     f = tmp_path / "r.jsonl"
-    n = 24_000  # ~3 MB: several seconds of the shard's rate, with a 5 s TTL
+    n = 30_000  # ~3.9 MB: over a 5 s TTL of what the shard takes at its first burst and after
     f.write_text("".join(f'{{"sensor_id": "s{i % 40:02d}", "seq": {i}, "pad": "{"x" * 80}"}}\n' for i in range(n)))
     proc = run_cli("produce", "--stream", kinesis_stream.name, "--file", str(f), "--record-ttl", "5",
                    "--endpoint-url", proxy.endpoint)

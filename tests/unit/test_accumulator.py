@@ -149,6 +149,22 @@ def test_expired_entries_are_removed_and_leave_the_buffer() -> None:
     assert acc.buffered_records == 1 and acc.buffered_bytes == 4
 
 
+def test_a_throttled_entry_past_its_ttl_stays_while_its_shard_accepts_records_and_another_error_expires() -> None:
+    # (Found by `produce` against a shard at half its limit: entries retried after a throttle expired
+    # in the queue although their shard kept accepting records, where the README promises they stay.)
+    acc = Accumulator(config(aggregation=False, ordered=False), two_shards())
+    for key in key_in(acc.shard_map, "A", 3):
+        acc.add(rec(key.encode(), key, t=0.0))
+    throttled, failed, written = acc.take_batch(1.0, flush=True)
+    acc.observe(written, 29.0, accepted=True, throttled=False)  # the shard accepts a record at 29 s
+    acc.finished(written)
+    acc.observe(throttled, 29.0, accepted=False, throttled=True)
+    acc.retry_later(throttled, 29.1, "throttled", "ProvisionedThroughputExceededException")
+    acc.retry_later(failed, 29.1, "failed", "InternalFailure")
+    assert acc.expire(31.0, ttl=30.0) == [failed]
+    assert acc.buffered_records == 1
+
+
 def test_a_record_too_big_to_aggregate_goes_alone() -> None:
     acc = Accumulator(config(), two_shards())
     acc.add(rec(b"a", "k"))
