@@ -16,10 +16,10 @@ bench/aggregation.py). Pure: no I/O, no clocks.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, KeysView, Sequence
+from collections.abc import Callable, Iterable, KeysView, Sequence
 from dataclasses import dataclass
 from itertools import starmap
+from typing import Protocol
 
 from streamkit.errors import AggregationFormatError, ValidationError
 from streamkit.limits import RECORD_MAX_BYTES
@@ -47,7 +47,23 @@ AGGREGATE_OVERHEAD = len(MAGIC) + DIGEST_SIZE
 #: Kinesis's default limit on one record: data plus partition key.
 MAX_RECORD_BYTES = RECORD_MAX_BYTES  # data + partition key (streamkit/limits.py)
 
-_md5 = hashlib.md5
+
+
+class _Hash(Protocol):
+    def digest(self) -> bytes: ...
+
+
+def _md5_first(data: bytes | memoryview) -> _Hash:
+    """hashlib (OpenSSL, a few ms) loads with the first aggregate, not at import: a Lambda function that
+    only ever sees plain records never pays for it. Later calls go to hashlib.md5 directly."""
+    global _md5
+    import hashlib
+
+    _md5 = hashlib.md5
+    return _md5(data)
+
+
+_md5: Callable[[bytes | memoryview], _Hash] = _md5_first
 _BYTE = [bytes((i,)) for i in range(256)]
 _TAG_PK_TABLE = b"\x0a"  # field 1, length-delimited
 _TAG_EHK_TABLE = b"\x12"  # field 2, length-delimited

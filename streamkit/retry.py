@@ -20,13 +20,14 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
-
-import tenacity
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from streamkit.aws.codes import RETRYABLE_CODES
 from streamkit.clock import SYSTEM_CLOCK, Clock
 from streamkit.errors import ConfigurationError, NoProgressError, StreamkitError
+
+if TYPE_CHECKING:
+    import tenacity
 
 __all__ = ["Backoff", "Interrupted", "RetryPolicy", "call_until_answered", "call_with_retry", "is_retryable"]
 
@@ -124,6 +125,8 @@ def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, *, clock: Clock = 
     Each tenacity piece decides on its own inputs (the attempt number, the error, the injected clock):
     tenacity 8.2 asks `stop` before `wait`, 8.3 and later ask `wait` first, and neither order matters here.
     """
+    import tenacity  # on first use: a Lambda cold start that never retries does not load it
+
     backoff = policy.backoff(rng)
     start = clock.monotonic()
 

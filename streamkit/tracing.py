@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import os
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -39,6 +41,11 @@ _INSTALLED = importlib.util.find_spec("opentelemetry") is not None
 def enabled() -> bool:
     """OpenTelemetry is installed and the application has set a tracer provider (not the default proxy)."""
     if not _INSTALLED:
+        return False
+    # A provider is set by code that imported opentelemetry.trace, or named by OTEL_PYTHON_TRACER_PROVIDER
+    # (read on the first get_tracer_provider()). Neither: there is none, and importing OpenTelemetry to
+    # learn that would cost every Lambda container that ships it unused a slower first invocation.
+    if "opentelemetry.trace" not in sys.modules and "OTEL_PYTHON_TRACER_PROVIDER" not in os.environ:
         return False
     from opentelemetry import trace
 

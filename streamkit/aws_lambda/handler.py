@@ -17,18 +17,21 @@ import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from streamkit.aio import blocking
 from streamkit.aws_lambda.events import BatchResponse, parse_event
-from streamkit.checkpoints.base import NO_OWNER_CHECK, CheckpointStore
-from streamkit.checkpoints.model import Checkpoint, Lease
 from streamkit.clock import SYSTEM_CLOCK, Clock
-from streamkit.destinations import DeadLetter, Destination, as_destination
 from streamkit.errors import BatchFailedError, BodyDecodeError, ConfigurationError
 from streamkit.records import StreamRecord
 from streamkit.retry import Backoff, RetryPolicy
-from streamkit.transport import stream_name_of
+
+# Cold start: what only a failure, a progress store, a destination or metrics need is imported when
+# first used (tests/unit/test_cold_import.py keeps it so).
+if TYPE_CHECKING:
+    from streamkit.checkpoints.base import CheckpointStore
+    from streamkit.checkpoints.model import Checkpoint
+    from streamkit.destinations import Destination
 
 __all__ = ["HandlerOptions", "kinesis_handler", "process_event"]
 
@@ -109,6 +112,9 @@ class _Progress:
 
     def save(self, record: StreamRecord) -> None:
         """Record that `record` (and everything before it in its shard) succeeded."""
+        from streamkit.checkpoints.base import NO_OWNER_CHECK
+        from streamkit.checkpoints.model import Checkpoint, Lease
+
         ns, shard = self._ns(record), record.shard_id
         cp = Checkpoint(record.sequence_number, record.sub_sequence_number)
         for _ in range(5):
@@ -171,6 +177,8 @@ def _process_event(records: list[StreamRecord], context: Any, func: Callable[[An
 
 def _publish(options: HandlerOptions, records: list[StreamRecord], tally: _Tally) -> None:
     """The invocation's figures, flushed now: a Lambda container may be frozen until the next event."""
+    from streamkit.transport import stream_name_of
+
     arn = records[0].event_source_arn or ""
     scope = options.metrics.scope(stream_name_of(arn) if arn else "", "ProcessRecords")
     shard = records[0].shard_id
@@ -216,7 +224,7 @@ def _process_from(records: list[StreamRecord], start: int, context: Any, func: C
         if isinstance(error, BodyDecodeError):
             tally.invalid += 1
         if options.on_failure is not None:
-            options.on_failure.send([DeadLetter.of(record, _describe(error), attempts, error)])
+            options.on_failure.send([_dead_letter(record, error, attempts)])
             tally.dead += 1
             log.error("record %s/%s of %s failed %d time(s) and was sent to %r: %s", record.sequence_number,
                       record.sub_sequence_number, record.shard_id, attempts, options.on_failure, _describe(error))
@@ -239,6 +247,18 @@ def _report(options: HandlerOptions, record: StreamRecord, error: BaseException)
                                "failing the invocation so Lambda retries the batch "
                                "(report_batch_item_failures=False)") from error
     return {"batchItemFailures": [{"itemIdentifier": record.sequence_number}]}
+
+
+def _dead_letter(record: StreamRecord, error: BaseException, attempts: int) -> Any:
+    from streamkit.destinations import DeadLetter
+
+    return DeadLetter.of(record, _describe(error), attempts, error)
+
+
+def _as_destination(spec: Any) -> Destination:
+    from streamkit.destinations import as_destination
+
+    return as_destination(spec)
 
 
 def _describe(error: BaseException) -> str:
@@ -310,6 +330,8 @@ def _call_batch(records: list[StreamRecord], context: Any, func: Callable[[Any],
                 options.clock.sleep(delay)
                 continue
             if options.on_failure is not None:
+                from streamkit.destinations import DeadLetter
+
                 options.on_failure.send([DeadLetter(record=r, error=_describe(exc), attempts=attempt,
                                                     stream_arn=r.event_source_arn) for r in records])
                 tally.dead = len(records)
@@ -332,7 +354,7 @@ def _validate_batch(records: list[StreamRecord], options: HandlerOptions,
                 log.error("record %s/%s of %s does not validate; reporting it as the batch's first failure: %s",
                           record.sequence_number, record.sub_sequence_number, record.shard_id, _describe(exc))
                 return valid, (record, exc)
-            options.on_failure.send([DeadLetter.of(record, _describe(exc), 1, exc)])
+            options.on_failure.send([_dead_letter(record, exc, 1)])
             tally.dead += 1
             continue
         valid.append(record)
@@ -382,7 +404,7 @@ def kinesis_handler(func: Callable[[Any], Any] | None = None, /, *, body: Body |
     in Lambda; "cloudwatch", "none"); flushed at the end of every invocation.
     """
     options = HandlerOptions(body=body, max_attempts=max_attempts,
-                             on_failure=None if on_failure is None else as_destination(on_failure), batch=batch,
+                             on_failure=None if on_failure is None else _as_destination(on_failure), batch=batch,
                              progress_store=progress_store, backoff_base=backoff_base, backoff_max=backoff_max,
                              time_margin_ms=time_margin_ms, report_batch_item_failures=report_batch_item_failures,
                              metrics=_handler_metrics(metrics))
