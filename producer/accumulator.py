@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Any
 
 from producer.admission import DrainRate, nominal_rates, pacing_cap
 from producer.config import ProducerConfig
@@ -20,6 +19,7 @@ from producer.futures import PENDING, RecordFuture
 from streamkit.aggregation import AggregateBuilder
 from streamkit.errors import ValidationError
 from streamkit.hashing import ShardMap, hash_key
+from streamkit.kinesis_types import PutEntry
 from streamkit.limits import MIB
 from streamkit.ratelimit import TokenBucket
 
@@ -100,8 +100,8 @@ class Entry:
             p = self.payload = p.build()
         return p
 
-    def to_api(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"Data": self.data}
+    def to_api(self) -> PutEntry:
+        out: PutEntry = {"Data": self.data}
         if self.partition_key is not None:  # None: a keyless record for an AUTO stream, omitted on the wire
             out["PartitionKey"] = self.partition_key
         if self.explicit_hash_key is not None:

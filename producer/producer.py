@@ -30,7 +30,7 @@ from streamkit.errors import (
 )
 from streamkit.hashing import ShardMap, validate_explicit_hash_key, validate_partition_key
 from streamkit.retry import RetryPolicy
-from streamkit.transport import as_kinesis
+from streamkit.transport import PutEntryResult, as_kinesis
 
 #: Seconds `with Producer(...)` gives buffered records to be written when the block ends on a
 #: KeyboardInterrupt or other BaseException; what is still unwritten then fails, reported, not dropped.
@@ -672,7 +672,7 @@ class Producer:
                 sent = self._clock()
                 for e in batch:
                     e.sent_at = sent
-                out: list[dict[str, Any]] | None = self._transport.put_records(self.stream_name, entries)
+                out: list[PutEntryResult] | None = self._transport.put_records(self.stream_name, entries)
                 error: StreamkitError | None = None
             except StreamkitError as exc:
                 out, error = None, exc
@@ -721,7 +721,7 @@ class Producer:
                 self._cond.notify_all()
         outcomes.apply()
 
-    def _succeed(self, outcomes: _Outcomes, e: Entry, r: dict[str, Any], now: float) -> None:
+    def _succeed(self, outcomes: _Outcomes, e: Entry, r: PutEntryResult, now: float) -> None:
         shard_id = r["ShardId"]
         if shard_id != e.shard_id and not self._reshard_pending and not self._auto:
             log.info("record predicted for %s landed in %s: refreshing the shard map", e.shard_id, shard_id)

@@ -19,8 +19,8 @@ import typing
 from collections.abc import Callable
 from typing import Any, Literal
 
+from streamkit.decoders import BODY_DECODERS
 from streamkit.errors import BodyValidationError, ConfigurationError
-from streamkit.records import BODY_DECODERS
 
 __all__ = ["BodyMode", "BodySpec", "ModelKind", "body_decoder", "body_name", "is_model", "model_kind", "to_builtins"]
 

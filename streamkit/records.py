@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal
 
 import orjson
 
+from streamkit.decoders import BODY_DECODERS, _json, _text
 from streamkit.errors import BodyDecodeError
 
 __all__ = ["BODY_DECODERS", "BodyDecodeError", "BodyMode", "StreamRecord"]
@@ -26,25 +27,6 @@ else:
     BodyT = TypeVar("BodyT")
 
 
-def _json(data: bytes) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise BodyDecodeError(f"record data is not valid JSON: {exc}") from None
-
-
-def _text(data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BodyDecodeError(f"record data is not valid UTF-8: {exc.reason} at byte {exc.start}") from None
-
-
-def _bytes(data: bytes) -> bytes:
-    return data
-
-
-BODY_DECODERS: dict[str, Callable[[bytes], Any]] = {"json": _json, "text": _text, "bytes": _bytes}
 #: What a record calls to decode its body: for json and text the C decoders themselves, no Python frame
 #: between (a third of `body`'s cost went to one); `StreamRecord.body` turns their errors into
 #: BodyDecodeError, with the same words as `_json` and `_text`.

@@ -14,23 +14,33 @@ one is taken; `stream_name_of` gives the name either way (checkpoint namespaces 
 stable whichever form a user gives).
 
 `as_kinesis(client)` turns what a user passes as ``client=`` (None, a boto3 client, or a transport)
-into a transport; boto3 is imported only when it has to make or wrap a boto3 client.
+into a transport; the boto3 side of it is `streamkit.aws.factory`, imported only when it has to make or
+wrap a boto3 client. The values crossing the seam are in `streamkit.kinesis_types` (re-exported here), so
+the adapters below the seam never import this module.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from streamkit.hashing import ShardInfo
-from streamkit.limits import KIB, RECORD_MAX_SIZE_KIB_DEFAULT
+from streamkit.kinesis_types import (
+    Fetched,
+    IteratorStart,
+    PutEntry,
+    PutEntryResult,
+    StreamSummary,
+    is_stream_arn,
+    region_of,
+    stream_name_of,
+)
 
 __all__ = [
     "Fetched",
     "IteratorStart",
     "KinesisTransport",
+    "PutEntry",
     "PutEntryResult",
     "StreamSummary",
     "as_kinesis",
@@ -38,92 +48,6 @@ __all__ = [
     "region_of",
     "stream_name_of",
 ]
-
-_ARN = re.compile(r"^arn:aws[a-z-]*:kinesis:([a-z0-9-]+):(\d{12}):stream/([A-Za-z0-9_.-]{1,128})$")
-
-
-def is_stream_arn(stream: str) -> bool:
-    return _ARN.match(stream) is not None
-
-
-def region_of(stream: str) -> str | None:
-    """The region an ARN names (where calls for that stream must go); None for a plain name."""
-    m = _ARN.match(stream)
-    return m.group(1) if m else None
-
-
-def stream_name_of(stream: str) -> str:
-    """The stream's name, for a name or an ARN."""
-    m = _ARN.match(stream)
-    return m.group(3) if m else stream
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class StreamSummary:
-    """DescribeStreamSummary, as the engines use it: the stream's real limits and settings.
-
-    A server that does not know a setting (kinesalite, kinesis-local) leaves AWS's default: 1,024 KiB
-    records, USER_PARTITION_KEY distribution, no warm throughput.
-    """
-
-    name: str
-    arn: str
-    status: str
-    open_shards: int | None = None
-    stream_mode: str = "PROVISIONED"  # or ON_DEMAND
-    retention_hours: int = 24
-    max_record_size_kib: int = RECORD_MAX_SIZE_KIB_DEFAULT
-    record_distribution: str = "USER_PARTITION_KEY"  # or AUTO: the service places records, keys are ignored
-    warm_throughput_mibps: int | None = None
-    #: StreamCreationTimestamp, epoch seconds (None if the server does not say).
-    created_at: float | None = None
-
-    @property
-    def identifier(self) -> str:
-        """The KCL's multi-stream identifier, ``account:name:creation-epoch-seconds``
-        (`StreamIdentifier.serialize` in the KCL): what names this stream's leases in a shared table."""
-        m = _ARN.match(self.arn)
-        account = m.group(2) if m else "000000000000"
-        return f"{account}:{self.name}:{int(self.created_at or 0)}"
-
-    @property
-    def max_record_bytes(self) -> int:
-        """Data + partition key of one record, at most."""
-        return self.max_record_size_kib * KIB
-
-    @property
-    def auto_distribution(self) -> bool:
-        return self.record_distribution == "AUTO"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class IteratorStart:
-    """Where a shard iterator (or a SubscribeToShard) starts."""
-
-    type: Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP", "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"]
-    sequence_number: str | None = None
-    timestamp: float | None = None
-
-
-@dataclass(slots=True)
-class Fetched:
-    """One GetRecords result (or one SubscribeToShard event).
-
-    ``records`` are raw: ``SequenceNumber`` (str), ``Data`` (bytes), ``PartitionKey`` (str, absent for a
-    keyless record), ``ApproximateArrivalTimestamp`` (float seconds, or absent), ``ExplicitHashKey``.
-    ``next_iterator`` is None once the shard is read to its end; its children are in ``child_shards``.
-    """
-
-    records: list[dict[str, Any]]
-    next_iterator: str | None
-    millis_behind_latest: int | None
-    child_shards: list[ShardInfo] = field(default_factory=list)
-
-
-#: One PutRecords result entry, as AWS returns it: ``{"ShardId", "SequenceNumber"}`` or
-#: ``{"ErrorCode", "ErrorMessage"}``.
-PutEntryResult = dict[str, Any]
-
 
 @runtime_checkable
 class KinesisTransport(Protocol):
@@ -141,7 +65,7 @@ class KinesisTransport(Protocol):
         """Raises `ExpiredIteratorError` for an iterator over 5 minutes old."""
         ...
 
-    def put_records(self, stream: str, records: Sequence[dict[str, Any]]) -> list[PutEntryResult]:
+    def put_records(self, stream: str, records: Sequence[PutEntry]) -> list[PutEntryResult]:
         """``records``: ``{"Data": bytes, "PartitionKey": str, "ExplicitHashKey"?: str}``; one result per entry, in order."""
         ...
 
@@ -179,13 +103,9 @@ def as_kinesis(client: Any = None, *, stream: str | None = None, **client_option
     """
     if client is not None and not _is_boto_client(client):
         return client  # type: ignore[no-any-return]
-    from streamkit.aws.clients import aws_client
-    from streamkit.aws.kinesis import BotoKinesis
+    from streamkit.aws.factory import boto_kinesis
 
-    if client is None and stream is not None and client_options.get("region") is None and region_of(stream):
-        client_options["region"] = region_of(stream)
-
-    return BotoKinesis(client if client is not None else aws_client("kinesis", **client_options))
+    return boto_kinesis(client, stream=stream, **client_options)
 
 
 def _is_boto_client(obj: Any) -> bool:

@@ -31,8 +31,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from streamkit.aws import wire
 from streamkit.aws.errors import call_kinesis, error_code, translate_error
 from streamkit.hashing import ShardInfo
+from streamkit.kinesis_types import Fetched, IteratorStart, PutEntry, PutEntryResult, StreamSummary, is_stream_arn, stream_name_of
 from streamkit.limits import RECORD_MAX_SIZE_KIB_DEFAULT
-from streamkit.transport import Fetched, IteratorStart, PutEntryResult, StreamSummary, is_stream_arn, stream_name_of
 
 __all__ = ["BotoKinesis", "stream_params", "tolerate_missing_initial_response"]
 
@@ -176,7 +176,7 @@ class BotoKinesis:
                        millis_behind_latest=out.get("MillisBehindLatest"),
                        child_shards=[_child(c) for c in out.get("ChildShards") or []])
 
-    def put_records(self, stream: str, records: Sequence[dict[str, Any]]) -> list[PutEntryResult]:
+    def put_records(self, stream: str, records: Sequence[PutEntry]) -> list[PutEntryResult]:
         out = call_kinesis(self.client.put_records, stream_name_of(stream), Records=records, **stream_params(stream))
         return list(out["Records"])
 

@@ -22,7 +22,6 @@ from typing import Any
 
 import orjson
 
-from streamkit.cli.common import emit_json, flag
 from streamkit.demo.report import Report, write_report
 
 __all__ = ["cmd_demo"]
@@ -37,7 +36,7 @@ def _stack(tmp: Path, scale: float) -> Any:
 def cmd_demo(args: argparse.Namespace) -> int:
     from streamkit.local import stack as local_stack
 
-    quiet = bool(flag(args, "json"))
+    quiet = bool(getattr(args, "json", False))
     report = Report(args.output, quiet)
     args.output.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -56,7 +55,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     report.figures["total_seconds"] = round(time.perf_counter() - t_start, 1)
     path: Path = write_report(report, args)
     if quiet:
-        emit_json(report.figures)
+        print(orjson.dumps(report.figures, option=orjson.OPT_NON_STR_KEYS).decode(), flush=True)
     else:
         report.say(f"\n[bold green]done in {report.figures['total_seconds']} s[/] - report: {path}")
     return 0

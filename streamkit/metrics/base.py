@@ -16,60 +16,14 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from collections.abc import Callable
 
 from streamkit.errors import ConfigurationError
+from streamkit.metrics.sink import LEVELS, MAX_VALUES, Kind, Level, MetricsSink, NullSink, Point
 
 __all__ = ["LEVELS", "NO_METRICS", "Kind", "Level", "Metrics", "MetricsSink", "NullSink", "Point", "Scope", "as_metrics"]
 
 log = logging.getLogger("streamkit.metrics")
-
-Level = Literal["none", "summary", "detailed"]
-LEVELS: tuple[Level, ...] = ("none", "summary", "detailed")
-Kind = Literal["counter", "gauge", "timing"]
-#: Values kept per timing between two flushes (EMF takes at most 100 per metric; the rest are summarised).
-MAX_VALUES = 100
-
-
-@dataclass(slots=True)
-class Point:
-    """One metric's aggregate since the last flush, for one set of dimensions."""
-
-    name: str
-    kind: Kind
-    unit: str
-    dimensions: tuple[tuple[str, str], ...]
-    values: list[float] = field(default_factory=list)  # counter: [sum]; gauge: [last]; timing: samples
-    count: int = 0  # how many times it was recorded (a timing's sample count, beyond MAX_VALUES too)
-    #: A timing's sum over every sample, also those beyond the MAX_VALUES kept in `values`.
-    total: float = 0.0
-
-
-class MetricsSink(Protocol):
-    """Where aggregated points go. `publish` is called by the recorder's flushes, which may come from two
-    threads at once (the background flush and an engine's own): every sink here takes its own lock."""
-
-    #: Seconds between flushes the sink wants (a pull sink such as Prometheus wants them often).
-    interval: float
-
-    def publish(self, namespace: str, points: Sequence[Point], timestamp_ms: int) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class NullSink:
-    """Publishes nothing; with it the recorder records nothing (`Metrics.enabled` is False)."""
-
-    interval = 60.0
-
-    def publish(self, namespace: str, points: Sequence[Point], timestamp_ms: int) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
 
 class Metrics:
     """The recorder: ``Metrics("emf", namespace="streamkit", level="summary")``, shared by engines.

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from streamkit.metrics.base import Point
+from streamkit.metrics.sink import Point
 
 __all__ = ["CloudWatchSink", "metric_data"]
 

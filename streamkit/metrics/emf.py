@@ -19,7 +19,7 @@ from typing import IO, Any
 import orjson
 
 from streamkit.errors import ConfigurationError
-from streamkit.metrics.base import Point
+from streamkit.metrics.sink import Point
 
 __all__ = ["EmfSink", "emf_documents"]
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from streamkit.errors import ConfigurationError
-from streamkit.metrics.base import Point
+from streamkit.metrics.sink import Point
 
 __all__ = ["PrometheusSink", "prometheus_name"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamkit.errors import ConfigurationError
-from streamkit.metrics.base import Level, MetricsSink, NullSink
+from streamkit.metrics.sink import Level, MetricsSink, NullSink
 
 __all__ = ["SPEC_HELP", "default_level", "sink_from_spec"]
 

@@ -2,8 +2,10 @@
 
 - `FakeClock`, `FakeKinesis`: in-memory fakes for unit tests (no server, no sleeps, no pytest);
 - `StreamHandle`, `ProxyHandle`, `LocalStackPool`: what the pytest plugin's fixtures return
-  (`streamkit.testing.plugin`, registered as a ``pytest11`` entry point: ``local_stack``,
+  (`streamkit.local.pytest_plugin`, registered as a ``pytest11`` entry point: ``local_stack``,
   ``kinesis_client``, ``stream_factory``, ``kinesis_stream``, ``kinesis_proxy``, ``sqs_endpoint``).
+  The fakes are library; the handles and the plugin are tools (`streamkit.local`), re-exported here by name
+  so that one import serves a test.
 
 Imports here are lazy: `import streamkit.testing` costs nothing until a name is used.
 """
@@ -15,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 __all__ = ["FakeClock", "FakeKinesis", "FakeKinesisClient", "LocalStackPool", "ProxyHandle", "StreamHandle"]
 
 if TYPE_CHECKING:
+    from streamkit.local.testing import LocalStackPool, ProxyHandle, StreamHandle
     from streamkit.testing.fakes import FakeClock, FakeKinesis, FakeKinesisClient
-    from streamkit.testing.stacks import LocalStackPool, ProxyHandle, StreamHandle
 
-_WHERE = {"FakeClock": "fakes", "FakeKinesis": "fakes", "FakeKinesisClient": "fakes",
-          "LocalStackPool": "stacks", "ProxyHandle": "stacks", "StreamHandle": "stacks"}
+_WHERE = {"FakeClock": "streamkit.testing.fakes", "FakeKinesis": "streamkit.testing.fakes",
+          "FakeKinesisClient": "streamkit.testing.fakes", "LocalStackPool": "streamkit.local.testing",
+          "ProxyHandle": "streamkit.local.testing", "StreamHandle": "streamkit.local.testing"}
 
 
 def __getattr__(name: str) -> Any:
@@ -28,4 +31,4 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'streamkit.testing' has no attribute {name!r}")
     from importlib import import_module
 
-    return getattr(import_module(f"streamkit.testing.{module}"), name)
+    return getattr(import_module(module), name)

@@ -25,7 +25,7 @@ from streamkit.errors import (
 )
 from streamkit.hashing import MAX_HASH_KEY, ShardInfo, ShardMap
 from streamkit.limits import GET_RECORDS_MAX_RECORDS, ITERATOR_LIFETIME, KIB, RECORD_MAX_SIZE_KIB_DEFAULT, RECORD_MAX_SIZE_KIB_MAX
-from streamkit.transport import Fetched, IteratorStart, PutEntryResult, StreamSummary, stream_name_of
+from streamkit.transport import Fetched, IteratorStart, PutEntry, PutEntryResult, StreamSummary, stream_name_of
 
 __all__ = ["FakeClock", "FakeKinesis", "FakeKinesisClient"]
 
@@ -115,7 +115,7 @@ class FakeKinesis:
     """
 
     def __init__(self, shards: int = 1, *, clock: Any = None, auto_create: bool = True,
-                 entry_error: Callable[[int, int, dict[str, Any]], str | None] | None = None,
+                 entry_error: Callable[[int, int, PutEntry], str | None] | None = None,
                  call_error: Callable[[int], BaseException | None] | None = None,
                  fault: Callable[[str, dict[str, Any]], BaseException | None] | None = None,
                  region: str = "us-east-1") -> None:
@@ -346,7 +346,7 @@ class FakeKinesis:
                                child_shards=list(shard.children))
             return Fetched(records=batch, next_iterator=self._iterator(stream, shard_id, end), millis_behind_latest=behind)
 
-    def put_records(self, stream: str, records: Sequence[dict[str, Any]]) -> list[PutEntryResult]:
+    def put_records(self, stream: str, records: Sequence[PutEntry]) -> list[PutEntryResult]:
         with self._lock:
             self.calls += 1
             call_no = self.calls
@@ -395,7 +395,7 @@ class FakeKinesis:
 
     def put(self, stream: str, data: bytes, partition_key: str | None, explicit_hash_key: str | None = None) -> str:
         """One record, no faults (test set-up); its sequence number."""
-        entry: dict[str, Any] = {"Data": data}
+        entry: PutEntry = {"Data": data}
         if partition_key is not None:
             entry["PartitionKey"] = partition_key
         if explicit_hash_key is not None:

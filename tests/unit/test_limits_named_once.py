@@ -14,7 +14,7 @@ from streamkit import limits
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ("streamkit/local/", "streamkit/cli/", "streamkit/demo/", "streamkit/testing/plugin.py",
-         "streamkit/testing/stacks.py")
+         "streamkit/testing/stacks.py")  # the last two: the tools' earlier import paths
 #: Values that only ever mean a limit: GetRecords / BatchSize / MaximumRetryAttempts, MaxRecordSizeInKiB's
 #: largest, MaximumRecordAge's largest, an event's per-record JSON, and the byte sizes of records and calls.
 LIMIT_VALUES = {10_000, 10_240, 604_800, 530, 1_048_576, 5_242_880, 6_291_456, 10_485_760}
