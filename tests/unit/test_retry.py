@@ -115,7 +115,7 @@ def test_a_stop_set_during_a_pause_ends_the_loop_with_interrupted() -> None:
     assert fn.calls == 1
 
 
-@given(base=st.floats(0.0, 10.0), spread=st.floats(0.0, 100.0), attempt=st.integers(1, 200), seed=st.integers(0, 99))
+@given(base=st.floats(0.001, 10.0), spread=st.floats(0.0, 100.0), attempt=st.integers(1, 200), seed=st.integers(0, 99))
 def test_full_jitter_stays_between_zero_and_the_exponential_ceiling(base: float, spread: float, attempt: int,
                                                                     seed: int) -> None:
     backoff = Backoff(base=base, maximum=base + spread, rng=random.Random(seed))
