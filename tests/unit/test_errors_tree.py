@@ -23,7 +23,9 @@ TOOLS = ("streamkit/local/", "streamkit/cli/", "streamkit/demo/")
 #: Builtin exceptions the library may still raise: Python's protocols (a module's __getattr__, an abstract
 #: method) and guards that never reach a user (a JSON hook caught by its caller; a sentinel's position).
 BUILTIN_RAISES = {"AttributeError", "NotImplementedError", "ValueError"}
-BUILTIN_RAISE_SITES = {("ValueError", "streamkit/filters.py"), ("ValueError", "streamkit/checkpoints/model.py")}
+#: (A template's boolean converter raises ValueError as int() and float() beside it do: its caller says which field.)
+BUILTIN_RAISE_SITES = {("ValueError", "streamkit/filters.py"), ("ValueError", "streamkit/checkpoints/model.py"),
+                       ("ValueError", "streamkit/aws_lambda/template.py")}
 
 
 def classes() -> list[type[BaseException]]:
