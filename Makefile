@@ -42,10 +42,11 @@ browser:
 screenshots: $(STAMP) servers browser
 	$(PY) -m tests.browser.screenshot docs/console.png
 
-# The state machines of the consumer and the emulator, explored far longer than in `make test`.
+# The state machines (consumer, emulator, handoff, producer) and the signal matrix, explored far longer than in `make test`.
 test-deep: $(STAMP)
 	STREAMKIT_DEEP=1 $(PY) -m pytest -q -p no:cacheprovider --hypothesis-show-statistics \
 		tests/unit/test_consumer_stateful.py tests/unit/test_emulator_stateful.py tests/unit/test_handoff_stateful.py \
+		tests/unit/test_producer_stateful.py \
 		tests/e2e/test_signal_matrix.py
 
 unit: $(STAMP)
