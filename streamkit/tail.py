@@ -9,7 +9,8 @@ goes on in the children; children always start at their first record.
 A viewer shares the shard's read limits with the stream's real consumers, so it is gentler than one:
 at most `TailConfig.calls_per_second` GetRecords calls per shard while behind, one call per
 `idle_poll_interval` once caught up, and a token bucket (`streamkit.ratelimit`) holding its bytes to
-`read_share` of a shard's 2 MiB/s. Throttling is backed off by the reader and reported to `on_throttle`.
+`read_share` of a shard's 2 MiB/s. Throttling is backed off by the reader, halves the viewer's own call
+rate for good (down to one call per `MAX_POLL_INTERVAL`), and is reported to `on_throttle`.
 
 Without `follow` a shard is done once a read finds it caught up (or it ends and its children are done):
 `records()` returns when every shard is done, after `limit` records, or at `stop()`.
@@ -44,6 +45,8 @@ __all__ = ["BODY_KINDS", "Tail", "TailConfig", "TailStats", "decode_body", "reco
 
 log = logging.getLogger("streamkit.tail")
 
+#: The slowest a throttled viewer polls a shard (seconds between calls).
+MAX_POLL_INTERVAL = 2.0
 #: How long the reading threads get to notice a stop before `records()` returns without them.
 _JOIN_TIMEOUT = 10.0
 
@@ -225,16 +228,20 @@ class Tail:
         cfg = self.config
         throttles = 0
 
+        settings = ReaderSettings(min_poll_interval=1.0 / cfg.calls_per_second,
+                                  idle_poll_interval=cfg.idle_poll_interval, max_fetch_bytes=cfg.max_fetch_bytes)
+        pace = settings.min_poll_interval  # seconds between our calls; the reader keeps at least its own
+
         def failed(err: StreamkitError, failures: int, delay: float) -> None:
-            nonlocal throttles
+            nonlocal throttles, pace
             if isinstance(err, ThrottledError):
                 throttles += 1
                 self.stats.throttled += 1
+                # Others need this shard more than a viewer: every throttle halves our call rate, for good.
+                pace = min(MAX_POLL_INTERVAL, pace * 2)
                 if self.on_throttle is not None:
                     self.on_throttle(shard_id, throttles)
 
-        settings = ReaderSettings(min_poll_interval=1.0 / cfg.calls_per_second,
-                                  idle_poll_interval=cfg.idle_poll_interval, max_fetch_bytes=cfg.max_fetch_bytes)
         reader = ShardReader(self.transport, self.stream, shard_id, start, stop=self._stop, clock=self.clock,
                              settings=settings, on_error=failed)
         share = SHARD_READ_BYTES_PER_S * cfg.read_share
@@ -255,6 +262,8 @@ class Tail:
                 # Pay for what was read before the next call: a 10 MiB record waits its share of seconds.
                 budget.charge(fetched_bytes(batch.records), self.clock.monotonic())
                 wait = budget.wait_time(0, self.clock.monotonic())
+                # And keep to our pace, beyond the pause the reader takes itself before its next call.
+                wait = max(wait, pace - (settings.idle_poll_interval if batch.caught_up else settings.min_poll_interval))
                 if wait > 0 and self.clock.wait(self._stop, wait):
                     return
         except BaseException as exc:  # handed to records(), which raises it in the caller's thread

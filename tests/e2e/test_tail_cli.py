@@ -206,3 +206,15 @@ def test_bad_input_is_one_line_and_the_right_exit_code(local_stack: Any) -> None
         proc = run_cli(*args, "--endpoint-url", ep)
         assert proc.returncode == code, (args, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1 and says in proc.stderr and proc.stdout == ""
+
+
+def test_tail_through_the_limit_proxy_says_it_is_throttled_and_loses_nothing(
+        kinesis_proxy: Callable[..., ProxyHandle]) -> None:
+    proxy = kinesis_proxy(limit_scale=0.2)  # a shard serves 1 GetRecords call/s: tail starts at up to 4
+    c = proxy.client()
+    c.create_stream(StreamName="tail-throttled", ShardCount=1)
+    kinesis.wait_for_stream(c, "tail-throttled")
+    put_readings(c, "tail-throttled", 50, aggregate=False)
+    records, proc = tail_json(proxy.endpoint, "tail-throttled", "--from", "trim-horizon")
+    assert sorted(r["body"]["seq"] for r in records) == list(range(50))
+    assert "is throttled" in proc.stderr and "throttled" in proc.stderr.strip().splitlines()[-1], proc.stderr
