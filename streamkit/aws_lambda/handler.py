@@ -24,7 +24,6 @@ from streamkit.aws_lambda.events import BatchResponse, parse_event
 from streamkit.clock import SYSTEM_CLOCK, Clock
 from streamkit.errors import BatchFailedError, BodyDecodeError, ConfigurationError
 from streamkit.records import StreamRecord
-from streamkit.retry import Backoff, RetryPolicy
 
 # Cold start: what only a failure, a progress store, a destination or metrics need is imported when
 # first used (tests/unit/test_cold_import.py keeps it so).
@@ -32,6 +31,7 @@ if TYPE_CHECKING:
     from streamkit.checkpoints.base import CheckpointStore
     from streamkit.checkpoints.model import Checkpoint
     from streamkit.destinations import Destination
+    from streamkit.retry import RetryPolicy
 
 __all__ = ["HandlerOptions", "kinesis_handler", "process_event"]
 
@@ -66,21 +66,30 @@ class HandlerOptions:
             body_decoder(self.body)  # a model type, its library imported now (or one line naming the extra)
         if not isinstance(self.max_attempts, int) or isinstance(self.max_attempts, bool) or self.max_attempts < 1:
             raise ConfigurationError(f"max_attempts must be a whole number >= 1, got {self.max_attempts!r}")
-        # Also checks backoff_base <= backoff_max, both numbers.
-        RetryPolicy(base=_number("backoff_base", self.backoff_base), maximum=_number("backoff_max", self.backoff_max),
-                    max_attempts=self.max_attempts)
+        # Checked here as `streamkit.retry.Backoff` would, without importing it: a handler that never
+        # retries never loads the retry engine (cold start).
+        base, maximum = _number("backoff_base", self.backoff_base), _number("backoff_max", self.backoff_max)
+        if maximum < base:
+            raise ConfigurationError(f"backoff needs 0 <= base <= maximum, got base={base}, maximum={maximum}")
 
     @property
     def typed(self) -> bool:
         """The body is a model: validated before the function is called."""
         return not isinstance(self.body, str)
 
-    @property
-    def policy(self) -> RetryPolicy:
-        """A failing record is retried in-function up to `max_attempts`; every error counts (a handler's
-        own exceptions carry no `retryable`), except one that cannot be decoded."""
+    def policy(self, context: Any) -> RetryPolicy:
+        """A failing record is retried in-function up to `max_attempts`, and no attempt starts within
+        `time_margin_ms` of the invocation's end; every error counts (a handler's own exceptions carry
+        no `retryable`), except one that cannot be decoded. Imports the retry engine: call on a failure."""
+        from streamkit.retry import RetryPolicy
+
         return RetryPolicy(base=self.backoff_base, maximum=self.backoff_max, max_attempts=self.max_attempts,
-                           retryable=lambda exc: not isinstance(exc, BodyDecodeError))
+                           max_elapsed=max(0.0, (_remaining_ms(context) - self.time_margin_ms) / 1000),
+                           retryable=_worth_another_attempt)
+
+
+def _worth_another_attempt(exc: BaseException) -> bool:
+    return isinstance(exc, Exception) and not isinstance(exc, BodyDecodeError)
 
 
 def _number(name: str, value: object) -> float:
@@ -159,9 +168,8 @@ def process_event(event: Mapping[str, Any], context: Any, func: Callable[[Any], 
 def _process_event(records: list[StreamRecord], context: Any, func: Callable[[Any], Any], options: HandlerOptions,
                    broken: dict[int, str], tally: _Tally) -> BatchResponse:
     progress = _Progress(options.progress_store) if options.progress_store is not None else None
-    backoff = options.policy.backoff()
     if options.batch:
-        return _process_batch(records, context, func, options, backoff, tally)
+        return _process_batch(records, context, func, options, tally)
     if progress is None and not broken:
         # The common path: no progress store. Records that succeed cost one call in a try block.
         for i, record in enumerate(records):
@@ -169,10 +177,10 @@ def _process_event(records: list[StreamRecord], context: Any, func: Callable[[An
                 func(record)
             except Exception as exc:
                 tally.processed = i
-                return _process_from(records, i, context, func, options, backoff, progress, exc, broken, tally)
+                return _process_from(records, i, context, func, options, progress, exc, broken, tally)
         tally.processed = len(records)
         return {"batchItemFailures": []}
-    return _process_from(records, 0, context, func, options, backoff, progress, None, broken, tally)
+    return _process_from(records, 0, context, func, options, progress, None, broken, tally)
 
 
 def _publish(options: HandlerOptions, records: list[StreamRecord], tally: _Tally) -> None:
@@ -195,7 +203,7 @@ def _publish(options: HandlerOptions, records: list[StreamRecord], tally: _Tally
 
 
 def _process_from(records: list[StreamRecord], start: int, context: Any, func: Callable[[Any], Any],
-                  options: HandlerOptions, backoff: Backoff, progress: _Progress | None,
+                  options: HandlerOptions, progress: _Progress | None,
                   first_error: BaseException | None, broken: dict[int, str], tally: _Tally) -> BatchResponse:
     """The general loop from `records[start]`; `first_error`: its first attempt already failed so."""
     skip_through: dict[str, Checkpoint | None] = {}
@@ -214,7 +222,7 @@ def _process_from(records: list[StreamRecord], start: int, context: Any, func: C
             error: BaseException | None = BodyDecodeError(reason)
             attempts = 1
         else:
-            error, attempts = _attempt(record, context, func, options, backoff, first_error)
+            error, attempts = _attempt(record, context, func, options, first_error)
         first_error = None
         tally.retried += attempts - 1
         if error is None:
@@ -265,79 +273,86 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _next_delay(options: HandlerOptions, backoff: Backoff, attempt: int, error: BaseException,
-                context: Any) -> float | None:
-    """The pause before another attempt, or None: out of attempts, not worth it, or out of invocation time."""
-    delay = options.policy.next_delay(backoff, attempt, 0.0, error)
-    if delay is None or _remaining_ms(context) - delay * 1000 < options.time_margin_ms:
-        return None
-    return delay
-
-
 def _attempt(record: StreamRecord, context: Any, func: Callable[[Any], Any], options: HandlerOptions,
-             backoff: Backoff, first_error: BaseException | None = None) -> tuple[BaseException | None, int]:
+             first_error: BaseException | None = None) -> tuple[BaseException | None, int]:
     """Call until success or out of attempts or time; `first_error`: attempt 1 already ran and raised it."""
-    attempt = 0
-    error = first_error
-    while True:
-        if error is None:
-            attempt += 1
-            try:
-                func(record)
-                return None, attempt
-            except Exception as exc:
-                error = exc
-        else:
-            attempt += 1
-        delay = _next_delay(options, backoff, attempt, error, context)
-        if delay is None:
-            return error, attempt
-        log.warning("record %s/%s failed (attempt %d of %d): %s; retrying in %.3f s", record.sequence_number,
-                    record.sub_sequence_number, attempt, options.max_attempts, _describe(error), delay)
-        options.clock.sleep(delay)
-        error = None
+    if first_error is None:
+        try:
+            func(record)
+            return None, 1
+        except Exception as exc:
+            first_error = exc
+    what = f"record {record.sequence_number}/{record.sub_sequence_number}"
+    return _retried(lambda: func(record), first_error, context, options, what)
+
+
+def _retried(call: Callable[[], Any], first_error: BaseException, context: Any, options: HandlerOptions,
+             what: str) -> tuple[BaseException | None, int]:
+    """`call` again after a first attempt that raised `first_error`, by the shared retry policy (loaded
+    now, on the first failure): (None, attempts) once it succeeds, else (the last error, attempts)."""
+    if options.max_attempts == 1:
+        return first_error, 1
+    from streamkit.retry import call_with_retry
+
+    attempts = 0
+    pending: BaseException | None = first_error
+
+    def attempt() -> None:
+        nonlocal attempts, pending
+        attempts += 1
+        if pending is not None:  # attempt 1 already ran: let the policy decide about its error
+            error, pending = pending, None
+            raise error
+        call()
+
+    def say(number: int, error: BaseException, delay: float) -> None:
+        log.warning("%s failed (attempt %d of %d): %s; retrying in %.3f s", what, number, options.max_attempts,
+                    _describe(error), delay)
+
+    try:
+        call_with_retry(attempt, options.policy(context), clock=options.clock, on_retry=say)
+    except Exception as exc:
+        return exc, attempts
+    return None, attempts
 
 
 def _process_batch(records: list[StreamRecord], context: Any, func: Callable[[Any], Any], options: HandlerOptions,
-                   backoff: Backoff, tally: _Tally) -> BatchResponse:
+                   tally: _Tally) -> BatchResponse:
     if options.typed:
         given = len(records)
         records, invalid = _validate_batch(records, options, tally)
         if invalid is not None:  # no destination: the records before it go to the function, then it is reported
-            response = _call_batch(records, context, func, options, backoff, tally)
+            response = _call_batch(records, context, func, options, tally)
             if response["batchItemFailures"]:
                 return response
             tally.failed = given - len(records)  # the invalid record and every one after it: not processed
             return _report(options, invalid[0], invalid[1])
-    return _call_batch(records, context, func, options, backoff, tally)
+    return _call_batch(records, context, func, options, tally)
 
 
 def _call_batch(records: list[StreamRecord], context: Any, func: Callable[[Any], Any], options: HandlerOptions,
-                backoff: Backoff, tally: _Tally) -> BatchResponse:
+                tally: _Tally) -> BatchResponse:
     if not records:
         return {"batchItemFailures": []}
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            func(records)
-            tally.processed = len(records)
-            return {"batchItemFailures": []}
-        except Exception as exc:
-            delay = _next_delay(options, backoff, attempt, exc, context)
-            if delay is not None:
-                tally.retried += len(records)
-                options.clock.sleep(delay)
-                continue
-            if options.on_failure is not None:
-                from streamkit.destinations import DeadLetter
+    try:
+        func(records)
+        error: BaseException | None = None
+        attempt = 1
+    except Exception as exc:
+        error, attempt = _retried(lambda: func(records), exc, context, options, f"a batch of {len(records)} records")
+        tally.retried += len(records) * (attempt - 1)
+    if error is None:
+        tally.processed = len(records)
+        return {"batchItemFailures": []}
+    if options.on_failure is not None:
+        from streamkit.destinations import DeadLetter
 
-                options.on_failure.send([DeadLetter(record=r, error=_describe(exc), attempts=attempt,
-                                                    stream_arn=r.event_source_arn) for r in records])
-                tally.dead = len(records)
-                return {"batchItemFailures": []}
-            tally.failed = len(records)
-            return _report(options, records[0], exc)
+        options.on_failure.send([DeadLetter(record=r, error=_describe(error), attempts=attempt,
+                                            stream_arn=r.event_source_arn) for r in records])
+        tally.dead = len(records)
+        return {"batchItemFailures": []}
+    tally.failed = len(records)
+    return _report(options, records[0], error)
 
 
 def _validate_batch(records: list[StreamRecord], options: HandlerOptions,

@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 NOT_ON_THE_LAMBDA_PATH = {
     "tenacity", "boto3", "botocore", "opentelemetry", "prometheus_client", "sqlite3", "hashlib", "pydantic", "msgspec",
-    "streamkit.metrics", "streamkit.checkpoints", "streamkit.destinations", "streamkit.aws.clients",
+    "streamkit.retry", "streamkit.metrics", "streamkit.checkpoints", "streamkit.destinations", "streamkit.aws.clients",
     "streamkit.aws.sqs", "streamkit.consumer", "streamkit.local", "streamkit.cli", "producer", "dispatcher",
 }
 IMPORT = "from streamkit import kinesis_handler\n"
@@ -44,3 +44,10 @@ def test_the_lambda_path_loads_nothing_it_does_not_use(code: str) -> None:
 def test_the_check_sees_what_a_failure_loads() -> None:
     # The same check is not blind: a record that fails and goes to a destination loads those modules.
     assert "streamkit.destinations" in heavy(modules_after(IMPORT + DECORATE + INVOKE + FAIL))
+
+
+def test_the_retry_engine_loads_on_the_first_retry_only() -> None:
+    fail_once = FAIL.replace(", on_failure=lambda letters: None", "")  # reported, no destination
+    retry_twice = fail_once.replace("max_attempts=1", "max_attempts=2, backoff_base=0.001")
+    assert "streamkit.retry" not in heavy(modules_after(IMPORT + DECORATE + INVOKE + fail_once))  # nothing to retry
+    assert "streamkit.retry" in heavy(modules_after(IMPORT + DECORATE + INVOKE + retry_twice))
