@@ -102,6 +102,11 @@ class ConsumerConfig:
         for name in ("idle_poll_interval", "min_poll_interval", "lease_duration", "shard_sync_interval",
                      "backoff_base", "backoff_max", "shutdown_grace", "handoff_timeout"):
             object.__setattr__(self, name, seconds("ConsumerConfig", name, getattr(self, name)))
+        if float(self.lease_duration) <= 0:  # type: ignore[arg-type]  # said before renew_interval is derived from it
+            raise ConfigurationError(f"ConsumerConfig.lease_duration must be positive, got {self.lease_duration}")
+        if self.max_leases_per_worker is not None and self.max_leases_per_worker < 1:
+            raise ConfigurationError("ConsumerConfig.max_leases_per_worker must be at least 1 (None: no limit), got "
+                                     f"{self.max_leases_per_worker}: a worker allowed no lease would read nothing")
         if self.renew_interval is None:
             object.__setattr__(self, "renew_interval", float(self.lease_duration) / 3)  # type: ignore[arg-type]
         else:

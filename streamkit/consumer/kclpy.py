@@ -254,14 +254,19 @@ class KclProperties:
                 fields[name] = value
         for prop, name in (("maxRecords", "max_records"), ("maxLeasesForWorker", "max_leases_per_worker")):
             number = integer(prop)
-            if number is not None and number > 0:
+            if number is not None and number < 1:
+                raise ConfigurationError(f"property {prop}={number}: must be at least 1")
+            if number is not None:
                 fields[name] = number
         if "backoff_base" in fields:
             fields["backoff_max"] = max(fields["backoff_base"], 10.0)
         worker = props.get("workerId") or props.get("workerIdentifier")
         if worker:
             fields["worker_id"] = worker
-        if props.get("retrievalMode", "").upper() == "FANOUT":
+        mode = props.get("retrievalMode", "").strip()
+        if mode.upper() not in ("", "FANOUT", "POLLING"):
+            raise ConfigurationError(f"property retrievalMode={mode!r}: use FANOUT or POLLING")
+        if mode.upper() == "FANOUT":
             fields["enhanced_fan_out"] = True
         graceful = props.get("isGracefulLeaseHandoffEnabled", "").lower()
         if graceful in ("true", "false"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -68,10 +69,23 @@ def test_properties_choose_the_arn_a_timestamp_and_the_table_name() -> None:
     ({"streamName": "s", "applicationName": "A", "failoverTimeMillis": "ten"}, "failoverTimeMillis"),
     ({"streamName": "s", "applicationName": "A", "initialPositionInStream": "AT_TIMESTAMP"}, "epoch seconds"),
     ({"streamName": "s", "applicationName": "A", "initialPositionInStream": "OLDEST"}, "TRIM_HORIZON"),
+    ({"streamName": "s", "applicationName": "A", "retrievalMode": "POLLINGG"}, "retrievalMode='POLLINGG': use FANOUT or"),
+    ({"streamName": "s", "applicationName": "A", "maxLeasesForWorker": "0"}, "maxLeasesForWorker=0: must be at least 1"),
+    ({"streamName": "s", "applicationName": "A", "failoverTimeMillis": "0"}, "lease_duration must be positive"),
 ])
 def test_bad_properties_are_one_clear_error(props: dict[str, str], message: str) -> None:
-    with pytest.raises(ConfigurationError, match=message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
         KclProperties.parse(props)
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"lease_duration": 0}, "ConsumerConfig.lease_duration must be positive, got 0"),  # not blamed on renew_interval
+    ({"max_leases_per_worker": 0}, "ConsumerConfig.max_leases_per_worker must be at least 1"),
+])
+def test_a_consumer_config_that_could_read_nothing_is_refused_naming_the_field(fields: dict[str, Any],
+                                                                              message: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        ConsumerConfig(**fields)
 
 
 class Sample:
