@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import threading
 import time
@@ -22,6 +23,7 @@ from streamkit.cli.common import (
     print_err,
     require_streams,
 )
+from streamkit.errors import ConfigurationError
 from streamkit.positions import parse_position
 
 
@@ -85,12 +87,20 @@ def run_and_summarise(consumer: Any, args: argparse.Namespace, metrics: Any = No
     """Run `consumer` (with the live view on a terminal), then print its summary (`--json`: one object)."""
     t0 = time.monotonic()
     live = not flag(args, "json") and sys.stdout.isatty() and has_rich()
+    error: BaseException | None = None
+    said = _ErrorsSaid()
+    logging.getLogger("streamkit").addHandler(said)
     try:
         if live:
             _run_with_live_view(consumer, args.stop_after_idle)
         else:
             consumer.run(stop_after_idle=args.stop_after_idle)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # a shard stopped (a poison record, a processor raising): summarise, then say why
+        error = exc
     finally:
+        logging.getLogger("streamkit").removeHandler(said)
         if metrics is not None:
             metrics.close()
     streams: list[str] = consumer.streams
@@ -111,13 +121,30 @@ def run_and_summarise(consumer: Any, args: argparse.Namespace, metrics: Any = No
         "shards": {shard_name(s): {"records": s.records, "millis_behind_latest": s.millis_behind_latest, "state": s.state}
                    for s in consumer.final_stats},
     }
+    if error is not None:
+        summary["error"] = str(error)
     if flag(args, "json"):
         emit_json(summary)
     else:
         print(f"processed {summary['records']:,} records from {len(summary['shards'])} shard(s) in "
               f"{summary['seconds']:.1f} s; dead-lettered {summary['dead_lettered']} (invalid {summary['invalid']}), "
               f"corrupt {summary['corrupt']}")
-    return 0
+    if error is None:
+        return 0
+    if not any(str(error) in line for line in said.lines):  # once: a failed shard's error is already said
+        print_err(f"streamkit: error: {error}")
+    return 2 if isinstance(error, ConfigurationError) else 1
+
+
+class _ErrorsSaid(logging.Handler):
+    """Remembers the ERROR lines logged during a run, so the closing line does not say one again."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
 
 
 def _run_with_live_view(consumer: Any, stop_after_idle: float | None) -> None:

@@ -58,6 +58,7 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     from dispatcher import Dispatcher, LocalTarget
     from streamkit.aws_lambda.emulator import EsmConfig, EventSourceMapping
     from streamkit.aws_lambda.events import parse_event
+    from streamkit.errors import StreamkitError
     from streamkit.positions import parse_position
     from streamkit.signals import stopping_on_signals
 
@@ -113,6 +114,9 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     try:
         with stopping_on_signals(esm.stop):  # SIGTERM or Ctrl-C: finish the batches in flight, then the summary
             stats = esm.run(stop_after_idle=args.stop_after_idle)
+    except StreamkitError as exc:  # no progress (servers gone): the summary, then why
+        stopped_at.append(str(exc))
+        stats = esm.stats
     finally:
         dispatcher.close()
         if metrics is not None:

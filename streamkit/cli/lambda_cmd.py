@@ -13,10 +13,11 @@ from streamkit.cli.common import (
     flag,
     import_callable,
     metrics_from_args,
+    print_err,
     require_streams,
 )
 from streamkit.cli.template_run import add_template_options, remember_defaults, run_template
-from streamkit.errors import ConfigurationError
+from streamkit.errors import ConfigurationError, StreamkitError
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -77,18 +78,26 @@ def cmd_run(args: argparse.Namespace) -> int:
                              checkpoint_store=checkpoint_store(args), metrics=metrics)
     from streamkit.signals import stopping_on_signals
 
+    error: StreamkitError | None = None
     try:
         with stopping_on_signals(esm.stop):  # SIGTERM or Ctrl-C: finish the batches in flight, then the summary
             stats = esm.run(stop_after_idle=args.stop_after_idle)
+    except StreamkitError as exc:  # no progress (a poison batch under the defaults): the summary, then why
+        error, stats = exc, esm.stats
     finally:
         if metrics is not None:
             metrics.close()
+    s = stats.to_json()
+    if error is not None:
+        s["error"] = str(error)
     if flag(args, "json"):
-        emit_json(stats.to_json())
+        emit_json(s)
     else:
-        s = stats.to_json()
         print(f"{s['invocations']} invocations, {s['records_succeeded']} records succeeded, "
               f"{s['function_errors']} function errors, {s['partial_failures']} partial failures, "
               f"{s['records_discarded']} records discarded"
               + (f", {s['records_filtered_out']} of {s['records_polled']} records filtered out" if args.filters else ""))
+    if error is not None:
+        print_err(f"streamkit: error: {error}")
+        return 1
     return 0

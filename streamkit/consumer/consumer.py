@@ -359,6 +359,8 @@ class Consumer:
                           max_leases=self.config.max_leases_per_worker, load=load)
         with self._lock:
             running_keys = set(self._shards)
+        if self._stopping.is_set():  # a shard failed meanwhile: take nothing more (its released lease least of all)
+            return
         for lease in plan.adopt:
             if lease.key not in running_keys:
                 holder = adopt_lease(self.store, self.namespace, lease, self.worker_id)
@@ -464,6 +466,13 @@ class Consumer:
             if sc.error is not None:
                 self._errors.append(sc.error)
                 self._stopping.set()
+                # Its checkpoint stays where it is; the lease goes, so a rerun takes the shard at once
+                # instead of waiting out lease_duration (a processor raising in initialize left it held).
+                try:
+                    sc.holder.release()
+                except StreamkitError as exc:
+                    log.warning("could not release the lease on %s (%s); it expires after lease_duration",
+                                sc.holder.key, exc)
 
     def _on_shard_end(self, stream: _Stream, children: list[ShardInfo]) -> None:
         with self._lock:

@@ -123,3 +123,20 @@ def poison_tried(record: StreamRecord) -> None:
     """`poison`, writing a "tried" line at every delivery, so a test can count redeliveries."""
     _out(f"tried {record.data.decode()}")
     poison(record)
+
+
+def poison_lambda(event: dict, context: object) -> dict:  # type: ignore[type-arg]
+    """A plain Lambda handler that raises on a record whose data ends in 7 (the whole batch fails)."""
+    import base64
+
+    for r in event["Records"]:
+        if base64.b64decode(r["kinesis"]["data"]).endswith(b"7"):
+            raise ValueError("poison")
+    return {}
+
+
+class KclpyFailsToInitialize(KclpyCollect):
+    """A kclpy processor whose initialize raises (its database is down)."""
+
+    def initialize(self, initialize_input: object) -> None:
+        raise RuntimeError("cannot connect to the database")

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from producer import Producer, ProducerConfig
@@ -251,3 +252,32 @@ def test_a_stream_typo_is_one_line_exit_2_and_leaves_no_table_db_or_file(command
         assert "no-such-stream" in one_line_error(proc, 2)
     assert list(tmp_path.iterdir()) == []
     assert table not in dynamodb_client.list_tables()["TableNames"]
+
+
+@pytest.mark.parametrize("command", [["consume", "--handler", "tests.e2e.handlers:poison"],
+                                     ["lambda", "run", "--handler", "tests.e2e.handlers:poison_lambda"]])
+@pytest.mark.streamkit(shards=1)
+def test_a_poison_record_under_the_defaults_is_said_once_after_the_json_summary(command: list[str],
+                                                                               kinesis_stream: StreamHandle) -> None:
+    put(kinesis_stream, 10)
+    proc = run_cli(*command, "--stream", kinesis_stream.name, "--stop-after-idle", "2", "--json",
+                   "--endpoint-url", kinesis_stream.stack.kinesis_endpoint, env={"PYTHONPATH": str(ROOT)}, timeout=90)
+    line = one_line_error(proc, 1)
+    summary = orjson.loads(proc.stdout)
+    assert summary["error"] in line
+
+
+def test_a_kclpy_processor_raising_in_initialize_is_one_line_and_releases_its_lease(
+        kinesis_stream: StreamHandle, dynamodb_client: Any, tmp_path: Path) -> None:
+    put(kinesis_stream, 5)
+    app = f"initfail-{uuid.uuid4().hex[:6]}"
+    props = tmp_path / "app.properties"
+    props.write_text(f"executableName = app.py\nstreamName = {kinesis_stream.name}\napplicationName = {app}\n"
+                     f"initialPositionInStream = TRIM_HORIZON\nkinesisEndpoint = {kinesis_stream.stack.kinesis_endpoint}\n"
+                     f"dynamoDBEndpoint = {kinesis_stream.stack.dynamodb_endpoint}\nregionName = us-east-1\n")
+    proc = run_cli("kcl", "run", "--properties", str(props), "--processor", "tests.e2e.handlers:KclpyFailsToInitialize",
+                   "--stop-after-idle", "2", "--json", env={"PYTHONPATH": str(ROOT)}, timeout=90)
+    assert "cannot connect to the database" in one_line_error(proc, 1)
+    assert orjson.loads(proc.stdout)["error"] == "cannot connect to the database"
+    items = dynamodb_client.scan(TableName=app, ConsistentRead=True)["Items"]
+    assert items and all("leaseOwner" not in i for i in items)  # released: a rerun need not wait for it to expire
