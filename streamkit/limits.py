@@ -16,6 +16,7 @@ __all__ = [
     "ESM_RECORD_AGE_MAX",
     "ESM_RECORD_AGE_MIN",
     "ESM_TUMBLING_WINDOW_MAX",
+    "ESM_WINDOW_STATE_MAX",
     "EVENT_RECORD_OVERHEAD",
     "GET_RECORDS_MAX_BYTES",
     "GET_RECORDS_MAX_RECORDS",
@@ -103,6 +104,8 @@ LAMBDA_ACCOUNT_CONCURRENCY_DEFAULT = 1_000
 #: "Lambda scaling behavior": per function, 1,000 new execution environments every 10 seconds.
 LAMBDA_SCALE_ENVIRONMENTS = 1_000
 LAMBDA_SCALE_PERIOD_S = 10
+#: A tumbling window's state ("1 MB", taken as 1 MiB of JSON): past it, Lambda terminates the window early.
+ESM_WINDOW_STATE_MAX = 1 * MIB
 
 # SQS
 #: A message's body at the queue default MaximumMessageSize (a queue may allow up to 1 MiB).

@@ -265,6 +265,11 @@ class EventSourceMapping:
         return build_event(batch, shard_id=lane.shard_id, config=self.config, arn=self._arn,
                            window=lane.window_view(final=final))
 
+    def caught_up(self, shard_id: str) -> bool:
+        """The shard's last read found nothing new (and its reader is not failing)."""
+        with self._shard_lock:
+            return shard_id in self._polled.caught_up and not self._readers[shard_id].troubled
+
     def invoke_lane(self, lane: Lane, batch: list[PendingRecord], window: WindowView | None
                     ) -> tuple[Any, BaseException | None]:
         return self.invoker.invoke(lane.shard_id, batch, window)

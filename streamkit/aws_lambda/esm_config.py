@@ -92,6 +92,7 @@ class EsmStats:
     bisections: int = 0
     max_concurrent_per_shard: int = 0
     windows_closed: int = 0
+    windows_terminated_early: int = 0
     records_polled: int = 0
     records_filtered_out: int = 0
     #: AWS's EventCount metrics (EventSourceMappingMetricsConfig), counted as AWS defines them: events

@@ -53,8 +53,9 @@ class WindowView:
     """What a tumbling-window invocation carries beside the records."""
 
     start: float
-    state: dict[str, Any]
+    state: Any
     final: bool
+    terminated_early: bool = False
 
 
 def _event_record(r: PendingRecord, shard_id: str, region: str, arn: str) -> dict[str, Any]:
@@ -82,9 +83,10 @@ def build_event(batch: Sequence[PendingRecord], *, shard_id: str, config: EsmCon
     """The event AWS's mapping sends for `batch` (with the window's fields when tumbling windows are on)."""
     event: dict[str, Any] = {"Records": [_event_record(r, shard_id, config.region, arn) for r in batch]}
     if window is not None:
+        state = dict(window.state) if isinstance(window.state, dict) else window.state  # the handler may change it
         event.update(window={"start": window_time(window.start), "end": window_time(window.start + config.tumbling_window)},
-                     state=dict(window.state), shardId=shard_id, eventSourceARN=arn,
-                     isFinalInvokeForWindow=window.final, isWindowTerminatedEarly=False)
+                     state=state, shardId=shard_id, eventSourceARN=arn,
+                     isFinalInvokeForWindow=window.final, isWindowTerminatedEarly=window.terminated_early)
     return event
 
 

@@ -8,6 +8,7 @@ puts batches to retry back at its head.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Mapping
@@ -16,10 +17,13 @@ from typing import Any, Protocol
 from streamkit.aws_lambda.esm_config import EsmConfig, EsmStats
 from streamkit.aws_lambda.esm_core import EVENT_PAYLOAD_LIMIT, Outcome, PendingRecord, decide, expired
 from streamkit.aws_lambda.esm_invoke import WindowView
+from streamkit.aws_lambda.esm_windows import final_gives_up, terminates_early
 from streamkit.clock import Clock
 from streamkit.errors import StreamkitError
 from streamkit.hashing import lane_of
 from streamkit.retry import Backoff
+
+log = logging.getLogger("streamkit.esm")
 
 __all__ = ["Lane", "LaneOwner", "MissingStateError", "retry_pause", "split_by_lane", "take_batch"]
 
@@ -42,6 +46,8 @@ class LaneOwner(Protocol):
     clock: Clock
     stopping: threading.Event
     stats: EsmStats
+
+    def caught_up(self, shard_id: str) -> bool: ...
 
     def invoke_lane(self, lane: Lane, batch: list[PendingRecord], window: WindowView | None
                     ) -> tuple[Any, BaseException | None]: ...
@@ -96,6 +102,7 @@ class Lane:
         self.window_start: float | None = None
         self.window_state: dict[str, Any] = {}
         self.busy = False
+        self.ended = False  # the shard is read to its end: nothing more will arrive
 
     def pending_bytes(self) -> int:
         """The data bytes waiting in this lane, read under its lock (its worker pops while the poller counts)."""
@@ -117,6 +124,11 @@ class Lane:
         with self.cond:
             return [self.retry[0][0]] if self.retry and self.retry[0] else []
 
+    def shard_ended(self) -> None:
+        with self.cond:
+            self.ended = True
+            self.cond.notify_all()
+
     def wake(self) -> None:
         with self.cond:
             self.cond.notify_all()
@@ -127,8 +139,13 @@ class Lane:
         window = self.owner.config.tumbling_window
         if not window or self.window_start is None:
             return False
-        now = first_arrival if first_arrival is not None else self.owner.clock.time()
-        return now >= self.window_start + window
+        if first_arrival is not None:
+            return first_arrival >= self.window_start + window
+        if self.ended:
+            return True  # the shard ended (split or merge): its windows close now, the children start afresh
+        # Nothing waiting: the window is over once the clock passed its end and the shard is caught up (a
+        # backlog read from the past may still hold records of it).
+        return self.owner.clock.time() >= self.window_start + window and self.owner.caught_up(self.shard_id)
 
     def _ready_batch(self) -> list[PendingRecord] | float:
         """A batch from `pending` if one is due (full, or the batching window passed), else how long to wait."""
@@ -181,11 +198,11 @@ class Lane:
                     self.cond.notify_all()
 
     # -- invoking --------------------------------------------------------------------------------
-    def window_view(self, *, final: bool) -> WindowView | None:
+    def window_view(self, *, final: bool, early: bool = False) -> WindowView | None:
         if not self.owner.config.tumbling_window:
             return None
         start = self.window_start if self.window_start is not None else self.owner.clock.time()
-        return WindowView(start=start, state=self.window_state, final=final)
+        return WindowView(start=start, state=self.window_state, final=final, terminated_early=early)
 
     def _deliver(self, batch: list[PendingRecord]) -> None:
         owner, cfg = self.owner, self.owner.config
@@ -203,9 +220,13 @@ class Lane:
         outcome = decide(batch, error=error, response=response, report_batch_item_failures=cfg.report_batch_item_failures,
                          bisect_on_error=cfg.bisect_on_error, max_retry_attempts=cfg.max_retry_attempts,
                          max_record_age=cfg.max_record_age, now=owner.clock.time())
+        early = False
         if cfg.tumbling_window and error is None:
-            self.window_state = dict(response["state"] or {})
+            self.window_state = response["state"] or {}
+            early = terminates_early(self.window_state)
         owner.account(self, batch, outcome, error)
+        if early:
+            self._close_window(early=True)  # the state outgrew 1 MB: the window ends now
         if outcome.retry:
             with self.cond:
                 self.retry.extendleft(reversed(outcome.retry))
@@ -213,10 +234,26 @@ class Lane:
                 owner.clock.wait(owner.stopping, retry_pause(outcome.retry[0][0].attempts, base=cfg.retry_delay,
                                                              maximum=cfg.retry_delay_max))
 
-    def _close_window(self) -> None:
-        owner = self.owner
-        owner.invoke_lane(self, [], self.window_view(final=True))
+    def _close_window(self, *, early: bool = False) -> None:
+        """The window's final invocation, retried while it fails (`esm_windows`); then a fresh state."""
+        owner, cfg = self.owner, self.owner.config
+        failures = 0
+        while not owner.stopping.is_set():
+            _response, error = owner.invoke_lane(self, [], self.window_view(final=True, early=early))
+            if error is None:
+                break
+            failures += 1
+            if final_gives_up(failures, cfg.max_retry_attempts):
+                log.error("the final invocation of %s's window failed %d time(s) (%s); its state is given up",
+                          self.shard_id, failures, error)
+                break
+            log.warning("the final invocation of %s's window failed (attempt %d): %s; retrying", self.shard_id,
+                        failures, error)
+            owner.clock.wait(owner.stopping, retry_pause(failures, base=cfg.retry_delay, maximum=cfg.retry_delay_max))
+        else:
+            return  # stopped: the window stays open (a restart reads its records again)
         with owner.stats.lock:
             owner.stats.windows_closed += 1
+            owner.stats.windows_terminated_early += early
         self.window_state = {}
         self.window_start = None

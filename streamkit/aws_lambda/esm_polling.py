@@ -68,6 +68,8 @@ def poll_shard(shard_id: str, reader: ShardReader, lanes: list[Lane], *, closed:
             for i, recs in split_by_lane(select(shard_id, in_order), len(lanes)).items():
                 lanes[i].offer(recs)
         if batch.ended:
+            for lane in lanes:
+                lane.shard_ended()  # its open windows close now
             on_end(shard_id)
             return
         # A closed shard is never caught up: it ends, and its children then have records to read.

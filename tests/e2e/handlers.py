@@ -140,3 +140,20 @@ class KclpyFailsToInitialize(KclpyCollect):
 
     def initialize(self, initialize_input: object) -> None:
         raise RuntimeError("cannot connect to the database")
+
+
+def _window_add(state: dict, record: StreamRecord) -> dict:  # type: ignore[type-arg]
+    return {"n": state.get("n", 0) + 1, "sum": state.get("sum", 0) + record.body["temp_c"]}
+
+
+def _window_store(window: object) -> None:
+    import json
+
+    _out(json.dumps({"start": window.start, "shard": window.shard_id, **window.state}))  # type: ignore[attr-defined]
+
+
+def window_handler(event: dict, context: object) -> dict:  # type: ignore[type-arg]
+    """A tumbling-window aggregation (count and sum of temp_c per shard per window), one line per window."""
+    from streamkit.aws_lambda.windows import tumbling_window
+
+    return tumbling_window(_window_add, _window_store)(event, context)

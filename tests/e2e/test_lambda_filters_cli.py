@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from pathlib import Path
 
@@ -82,3 +83,26 @@ def test_a_bad_filter_or_position_is_one_line_and_exit_2(args: tuple[str, ...], 
     proc = run_cli("lambda", "run", "--stream", "s", "--handler", "tests.e2e.handlers:lambda_handler", *args,
                    "--endpoint-url", "http://127.0.0.1:9", env={"PYTHONPATH": str(ROOT)})
     assert proc.returncode == 2 and said in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+@pytest.mark.streamkit(shards=2)
+def test_a_short_tumbling_window_gives_one_aggregate_per_shard_per_window_as_computed_directly(
+        kinesis_stream: StreamHandle, tmp_path: Path) -> None:
+    readings: list[dict[str, object]] = [{"sensor_id": f"s{i % 5}", "seq": i, "temp_c": i % 11} for i in range(60)]
+    _put_plain(kinesis_stream, readings)
+    expected: dict[tuple[str, str], tuple[int, int]] = {}
+    client = kinesis_stream.client
+    for shard in client.list_shards(StreamName=kinesis_stream.name)["Shards"]:
+        it = client.get_shard_iterator(StreamName=kinesis_stream.name, ShardId=shard["ShardId"],
+                                       ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        for r in client.get_records(ShardIterator=it, Limit=1000)["Records"]:
+            ts = r["ApproximateArrivalTimestamp"].timestamp()
+            start = dt.datetime.fromtimestamp(ts - ts % 2, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            n, total = expected.get((shard["ShardId"], start), (0, 0))
+            expected[(shard["ShardId"], start)] = (n + 1, total + json.loads(r["Data"])["temp_c"])
+    stats = run_json("lambda", "run", "--stream", kinesis_stream.name, "--handler", "tests.e2e.handlers:window_handler",
+                     "--tumbling-window", "2", "--stop-after-idle", "3",
+                     "--endpoint-url", kinesis_stream.stack.kinesis_endpoint, env=_env(tmp_path))
+    lines = [json.loads(line) for line in (tmp_path / "out.txt").read_text().splitlines()]
+    got = {(w["shard"], w["start"]): (w["n"], w["sum"]) for w in lines}
+    assert len(got) == len(lines) and got == expected and stats["windows_closed"] == len(expected)
