@@ -47,7 +47,8 @@ def test_a_fault_scripted_over_the_fake_is_retried_by_the_producer() -> None:
         return None  # the fake answers everything else
 
     mock = MockKinesis(handler, fallback=kinesis)
-    with Producer("s", client=mock, config=ProducerConfig(record_max_buffered_time=0.0, backoff_base=0.001, backoff_max=0.01)) as p:
+    config = ProducerConfig(record_max_buffered_time=0.0, backoff_base=0.001, backoff_max=0.01)
+    with Producer("s", client=mock, config=config) as p:
         result = p.put(b"x", "k").result(timeout=10)
     assert result.shard_id.startswith("shardId-")
     assert sum(1 for c in mock.calls if c.operation == "PutRecords") == 3
