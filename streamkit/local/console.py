@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from streamkit.aws.clients import aws_client
-from streamkit.errors import ConfigurationError, StreamkitError
+from streamkit.errors import ConfigurationError, LocalStackError, StreamkitError
 
 __all__ = ["ConsoleConfig", "ConsoleServer", "make_app"]
 
@@ -80,6 +80,15 @@ class _Backend:
         self.kinesis = aws_client("kinesis", endpoint_url=config.kinesis_endpoint, region=config.region, retries=1)
         self.dynamodb = aws_client("dynamodb", endpoint_url=config.dynamodb_endpoint, region=config.region, retries=1)
         self._replay_lock = threading.Lock()
+
+    def check(self) -> None:
+        """Both endpoints answer (one cheap call each), before the page is served; else one line."""
+        for service, client, operation in (("Kinesis", self.kinesis, "list_streams"),
+                                           ("DynamoDB", self.dynamodb, "list_tables")):
+            try:
+                getattr(client, operation)(Limit=1)
+            except Exception as exc:  # botocore's: said in one line, nothing started
+                raise LocalStackError(f"cannot reach {service} at {client.meta.endpoint_url}: {exc}") from None
 
     # -- streams ---------------------------------------------------------------------------------
     def streams(self) -> list[dict[str, Any]]:
@@ -361,6 +370,9 @@ class ConsoleServer:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request on the terminal
         self.config = config
         self._port = 0
+        if backend is None:
+            backend = _Backend(config)
+            backend.check()
         app = make_app(config, lambda: self._port, backend)
         try:
             self._server = make_server("127.0.0.1", config.port, app, threaded=True)

@@ -98,3 +98,11 @@ def test_bad_console_options_are_one_line_and_exit_2(local_stack: Any) -> None:
                        (["--metrics-url", "http://example.com/metrics"], "on this machine")):
         proc = run_cli("local", "console", *args, *ep, timeout=30)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and says in proc.stderr, proc.stderr
+
+
+def test_an_endpoint_that_does_not_answer_is_one_line_before_anything_listens(local_stack: Any) -> None:
+    proc = run_cli("local", "console", "--endpoint-url", "http://127.0.0.1:9",
+                   "--dynamodb-endpoint-url", local_stack.dynamodb_endpoint, timeout=60)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "cannot reach Kinesis at http://127.0.0.1:9" \
+        in proc.stderr
