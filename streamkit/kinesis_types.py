@@ -14,17 +14,35 @@ from streamkit.hashing import ShardInfo
 from streamkit.limits import KIB, RECORD_MAX_SIZE_KIB_DEFAULT
 
 __all__ = [
+    "LOCAL_ACCOUNT",
     "Fetched",
     "IteratorStart",
     "PutEntry",
     "PutEntryResult",
     "StreamSummary",
+    "foreign_arn_problem",
     "is_stream_arn",
     "region_of",
     "stream_name_of",
 ]
 
+#: The account id of everything local (the local stack, the Lambda emulator, the shipped fakes), as
+#: LocalStack and moto use: an ARN naming another account is not served locally.
+LOCAL_ACCOUNT = "000000000000"
+
 _ARN = re.compile(r"^arn:aws[a-z-]*:kinesis:([a-z0-9-]+):(\d{12}):stream/([A-Za-z0-9_.-]{1,128})$")
+
+
+def foreign_arn_problem(arn: str, region: str) -> str | None:
+    """Why a local server does not hold the stream `arn` names (another account, or a region not the
+    server's), in AWS's words; None when it may. AWS answers such a call ResourceNotFoundException."""
+    m = _ARN.match(arn.split("/consumer/", 1)[0])
+    if m is None:
+        return None
+    arn_region, account, name = m.groups()
+    if account != LOCAL_ACCOUNT or arn_region != region:
+        return f"Stream {name} under account {account} not found."
+    return None
 
 
 def is_stream_arn(stream: str) -> bool:
@@ -68,7 +86,7 @@ class StreamSummary:
         """The KCL's multi-stream identifier, ``account:name:creation-epoch-seconds``
         (`StreamIdentifier.serialize` in the KCL): what names this stream's leases in a shared table."""
         m = _ARN.match(self.arn)
-        account = m.group(2) if m else "000000000000"
+        account = m.group(2) if m else LOCAL_ACCOUNT
         return f"{account}:{self.name}:{int(self.created_at or 0)}"
 
     @property

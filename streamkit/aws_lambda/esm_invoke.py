@@ -14,10 +14,11 @@ from streamkit.aws_lambda.esm_config import EsmConfig, EsmStats
 from streamkit.aws_lambda.esm_core import EVENT_PAYLOAD_LIMIT, PendingRecord, payload_size
 from streamkit.clock import SYSTEM_CLOCK, Clock
 from streamkit.errors import PayloadTooLargeError
+from streamkit.kinesis_types import LOCAL_ACCOUNT
 
 __all__ = ["ACCOUNT", "Invoker", "LambdaContext", "PayloadTooLargeError", "WindowView", "build_event", "iso_time", "window_time"]
 
-ACCOUNT = "000000000000"
+ACCOUNT = LOCAL_ACCOUNT  # defined once, in streamkit.kinesis_types
 
 
 class LambdaContext:

@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from streamkit.hashing import ShardMap, hash_key
+from streamkit.kinesis_types import LOCAL_ACCOUNT, foreign_arn_problem
 from streamkit.local.faults import FaultSpec, parse_fault_spec
 from streamkit.local.stream_settings import SettingsError, StreamSettingsRegistry, stream_name
 from streamkit.ratelimit import KinesisLimits, ShardLimiter
@@ -46,7 +47,7 @@ _UPDATES = frozenset({"UpdateMaxRecordSize", "UpdateStreamRecordDistributionStra
 _ARN_ONLY = frozenset({"RegisterStreamConsumer", "DescribeStreamConsumer", "ListStreamConsumers",
                        "DeregisterStreamConsumer", "SubscribeToShard"})
 JSON_TYPE = "application/x-amz-json-1.1"
-ACCOUNT = "000000000000"
+ACCOUNT = LOCAL_ACCOUNT  # defined once, in streamkit.kinesis_types
 _ITERATOR_MEMORY = 100_000
 _SHARD_MAP_TTL = 2.0
 
@@ -155,6 +156,13 @@ class ProxyState:
 
 
 _stream_name = stream_name  # StreamName, or the name in StreamARN (one reading, in stream_settings.py)
+
+
+def _signing_region(headers: dict[str, str]) -> str:
+    """The region the request was signed for (SigV4's credential scope): the region the client talks to."""
+    auth = headers.get("Authorization") or headers.get("authorization") or ""
+    scope = auth.partition("Credential=")[2].split(",", 1)[0].split("/")
+    return scope[2] if len(scope) >= 5 else "us-east-1"
 
 
 def _shard_key(stream: str, shard: str) -> str:
@@ -403,6 +411,10 @@ class _Handler(BaseHTTPRequestHandler):
                 state.settings.update(op, req)
                 self._send(200, b"{}")
                 return
+            for key in ("StreamARN", "ConsumerARN"):
+                problem = foreign_arn_problem(str(req.get(key, "")), _signing_region(headers))
+                if problem is not None:  # AWS: another account's or region's stream is not found here
+                    raise _Reply(400, "ResourceNotFoundException", problem)
             if "StreamARN" in req and "StreamName" not in req and op not in _ARN_ONLY:
                 req["StreamName"] = _stream_name(req)  # the backend knows names only
                 del req["StreamARN"]

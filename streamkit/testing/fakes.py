@@ -24,13 +24,14 @@ from streamkit.errors import (
     StreamNotFoundError,
 )
 from streamkit.hashing import MAX_HASH_KEY, ShardInfo, ShardMap
+from streamkit.kinesis_types import LOCAL_ACCOUNT, foreign_arn_problem
 from streamkit.limits import GET_RECORDS_MAX_RECORDS, ITERATOR_LIFETIME, KIB, RECORD_MAX_SIZE_KIB_DEFAULT, RECORD_MAX_SIZE_KIB_MAX
 from streamkit.transport import Fetched, IteratorStart, PutEntry, PutEntryResult, StreamSummary, stream_name_of
 
 __all__ = ["FakeClock", "FakeKinesis", "FakeKinesisClient"]
 
 ITERATOR_TTL = ITERATOR_LIFETIME  # AWS: a shard iterator expires 5 minutes after it is returned
-ACCOUNT = "000000000000"
+ACCOUNT = LOCAL_ACCOUNT  # defined once, in streamkit.kinesis_types
 
 
 class FakeClock:
@@ -149,6 +150,9 @@ class FakeKinesis:
                 raise exc
 
     def _stream(self, stream: str) -> _Stream:
+        problem = foreign_arn_problem(stream, self.region)
+        if problem is not None:  # another account's or region's stream, as AWS answers it
+            raise StreamNotFoundError(f"stream {stream!r} not found: {problem}")
         name = stream_name_of(stream)
         s = self._streams.get(name)
         if s is None:

@@ -235,3 +235,19 @@ def test_get_records_returns_at_most_10_mib_then_refuses_the_shard_for_5_seconds
     assert time.monotonic() - t0 >= 5.0  # (t0 is before the 10 MiB call reached the proxy)
     assert [r["PartitionKey"] for r in rest["Records"]] == [f"k{i}" for i in range(10, 14)]
     assert proxy.stats().get("get_records.capped") == 1
+
+
+@pytest.mark.streamkit(shards=1)
+def test_an_arn_of_another_account_or_region_is_not_found_as_aws_answers(kinesis_stream: StreamHandle,
+                                                                         kinesis_proxy: ProxyFactory) -> None:
+    """Issue 24: the local us-east-1 stream was served for any account's or region's ARN."""
+    client = kinesis_proxy().client()  # signed for us-east-1, the stack's region
+    name = kinesis_stream.name
+    own = f"arn:aws:kinesis:us-east-1:000000000000:stream/{name}"
+    assert client.describe_stream_summary(StreamARN=own)["StreamDescriptionSummary"]["StreamName"] == name
+    for arn in (f"arn:aws:kinesis:us-east-1:123456789012:stream/{name}",
+                f"arn:aws:kinesis:eu-west-1:000000000000:stream/{name}"):
+        with pytest.raises(client.exceptions.ResourceNotFoundException, match="not found"):
+            client.describe_stream_summary(StreamARN=arn)
+        with pytest.raises(client.exceptions.ResourceNotFoundException):
+            client.put_record(StreamARN=arn, Data=b"x", PartitionKey="k")

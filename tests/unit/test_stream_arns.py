@@ -72,3 +72,19 @@ def test_records_say_their_stream() -> None:
 
     assert StreamRecord(b"", "k", "1", event_source_arn=ARN).stream_name == "orders"
     assert StreamRecord(b"", "k", "1").stream_name is None
+
+
+def test_a_foreign_arn_is_not_found_locally_as_aws_answers() -> None:
+    from streamkit.errors import StreamNotFoundError
+    from streamkit.kinesis_types import LOCAL_ACCOUNT, foreign_arn_problem
+    from streamkit.testing import FakeKinesis
+
+    assert foreign_arn_problem(f"arn:aws:kinesis:us-east-1:{LOCAL_ACCOUNT}:stream/s", "us-east-1") is None
+    assert foreign_arn_problem("s", "us-east-1") is None  # a name is never foreign
+    assert foreign_arn_problem("arn:aws:kinesis:us-east-1:123456789012:stream/s", "us-east-1") == (
+        "Stream s under account 123456789012 not found.")
+    assert foreign_arn_problem(f"arn:aws:kinesis:eu-west-1:{LOCAL_ACCOUNT}:stream/s", "us-east-1") is not None
+    kinesis = FakeKinesis()
+    kinesis.put("s", b"x", "k")
+    with pytest.raises(StreamNotFoundError):
+        kinesis.describe_stream_summary("arn:aws:kinesis:us-east-1:123456789012:stream/s")
