@@ -7,7 +7,7 @@ from typing import Any
 
 from streamkit import kinesis
 from streamkit.cli.common import client_for, emit_json, flag
-from streamkit.errors import ConfigurationError
+from streamkit.errors import ConfigurationError, KinesisError
 from streamkit.transport import as_kinesis
 
 #: botocore retries for the admin calls: a throttled call is retried; a dead endpoint is said in ~2 s.
@@ -104,8 +104,16 @@ def cmd_create(args: argparse.Namespace) -> int:
     if shards is not None and shards < 1:
         raise ConfigurationError(f"--shards must be a whole number of at least 1, got {shards}")
     transport = as_kinesis(client)
-    transport.create_stream(args.name, shards, on_demand=args.on_demand, max_record_size_kib=_kib(args.max_record_size),
-                            distribution=_strategy(args.distribution))
+    try:
+        transport.create_stream(args.name, shards, on_demand=args.on_demand,
+                                max_record_size_kib=_kib(args.max_record_size), distribution=_strategy(args.distribution))
+    except KinesisError as exc:
+        if args.on_demand and "shardCount" in str(exc):  # kinesalite knows no stream modes
+            raise ConfigurationError(
+                "--on-demand: this Kinesis server knows no on-demand streams (plain kinesalite); start the local "
+                "stack with `streamkit local up --enforce-limits` (its proxy adds stream modes), or create the "
+                "stream with --shards N") from None
+        raise
     kinesis.wait_for_stream(transport, args.name)
     desc = _describe(client, args.name)
     emit_json(desc) if flag(args, "json") else _print(desc)

@@ -72,3 +72,10 @@ def test_create_describe_and_update_the_2025_settings_through_the_proxy(kinesis_
     bad = run_cli("stream", "create", "cli-bad", "--shards", "1", "--distribution", "auto",
                   "--endpoint-url", proxy.endpoint)
     assert bad.returncode == 2 and "needs --on-demand" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_on_demand_on_a_plain_stack_says_in_one_line_what_it_needs(local_stack: Any) -> None:
+    proc = run_cli("stream", "create", "od-plain", "--on-demand", "--endpoint-url", local_stack.kinesis_endpoint)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert "--on-demand" in line and "--enforce-limits" in line and "--shards N" in line
