@@ -10,7 +10,9 @@ A viewer shares the shard's read limits with the stream's real consumers, so it 
 at most `TailConfig.calls_per_second` GetRecords calls per shard while behind, one call per
 `idle_poll_interval` once caught up, and a token bucket (`streamkit.ratelimit`) holding its bytes to
 `read_share` of a shard's 2 MiB/s. Throttling is backed off by the reader, halves the viewer's own call
-rate for good (down to one call per `MAX_POLL_INTERVAL`), and is reported to `on_throttle`.
+rate for good (down to one call per `MAX_POLL_INTERVAL`), and is reported to `on_read_error`, as every
+failed call is; after `TailConfig.give_up_after` seconds without any answer from the endpoint, `records()`
+raises `NoProgressError` (a dead server is said, never waited on in silence).
 
 Without `follow` a shard is done once a read finds it caught up (or it ends and its children are done):
 `records()` returns when every shard is done, after `limit` records, or at `stop()`.
@@ -32,7 +34,7 @@ import orjson
 from streamkit.checkpoints.model import TRIM_HORIZON, Checkpoint
 from streamkit.clock import SYSTEM_CLOCK, Clock
 from streamkit.consumer.retrieval import to_stream_records
-from streamkit.errors import ConfigurationError, StreamkitError, ThrottledError
+from streamkit.errors import ConfigurationError, NoProgressError, StreamkitError, ThrottledError
 from streamkit.hashing import ShardInfo
 from streamkit.limits import MIB, SHARD_READ_BYTES_PER_S
 from streamkit.positions import ReadPosition
@@ -68,6 +70,8 @@ class TailConfig:
     read_share: float = 0.5
     #: Bytes one GetRecords call may return, about (10 MiB records still come, one per call).
     max_fetch_bytes: int = 2 * MIB
+    #: Seconds of calls getting no answer at all (refused, reset, timed out) before giving up.
+    give_up_after: float = 30.0
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:
@@ -103,12 +107,15 @@ class Tail:
     """Reads `stream` (a name or an ARN) as `config` says; see the module docstring."""
 
     def __init__(self, stream: str, *, client: Any = None, config: TailConfig | None = None,
-                 clock: Clock = SYSTEM_CLOCK, on_throttle: Callable[[str, int], None] | None = None) -> None:
+                 clock: Clock = SYSTEM_CLOCK,
+                 on_read_error: Callable[[str, StreamkitError, int], None] | None = None) -> None:
+        """`on_read_error(shard_id, error, count)`: each failed call (throttling included), as it is retried;
+        `count` is the shard's throttles so far for a `ThrottledError`, else its failures in a row."""
         self.stream = stream
         self.transport: KinesisTransport = as_kinesis(client, stream=stream)
         self.config = config or TailConfig()
         self.clock = clock
-        self.on_throttle = on_throttle
+        self.on_read_error = on_read_error
         self.stats = TailStats()
         self._stop = threading.Event()
         self._events: queue.Queue[_Event] = queue.Queue(maxsize=8)
@@ -239,8 +246,11 @@ class Tail:
                 self.stats.throttled += 1
                 # Others need this shard more than a viewer: every throttle halves our call rate, for good.
                 pace = min(MAX_POLL_INTERVAL, pace * 2)
-                if self.on_throttle is not None:
-                    self.on_throttle(shard_id, throttles)
+            if self.on_read_error is not None:
+                self.on_read_error(shard_id, err, throttles if isinstance(err, ThrottledError) else failures)
+            silent = reader.unanswered_for()
+            if silent >= cfg.give_up_after:  # raised through the reader's retry loop, out of records()
+                raise NoProgressError(f"no answer from Kinesis for {silent:.0f} s while reading {shard_id} ({err})")
 
         reader = ShardReader(self.transport, self.stream, shard_id, start, stop=self._stop, clock=self.clock,
                              settings=settings, on_error=failed)

@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 
 from streamkit.cli.common import body_from_arg, client_for, flag, print_err
-from streamkit.errors import ConfigurationError
+from streamkit.errors import ConfigurationError, StreamkitError, ThrottledError
 from streamkit.positions import POSITION_HELP, parse_position
 
-#: Seconds between two "throttled" notices for one shard.
+#: Seconds between two notices of failed reads (throttled or not) for one shard.
 THROTTLE_NOTICE_INTERVAL = 5.0
 _CONTROL = {c: f"\\x{c:02x}" for c in range(32)} | {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
 
@@ -76,13 +76,16 @@ def cmd_tail(args: argparse.Namespace) -> int:
     last_notice: dict[str, float] = {}
     mismatched = invalid = 0
 
-    def throttled(shard_id: str, count: int) -> None:
+    def read_failed(shard_id: str, err: StreamkitError, count: int) -> None:
         now = SYSTEM_CLOCK.monotonic()
         if now - last_notice.get(shard_id, -THROTTLE_NOTICE_INTERVAL) >= THROTTLE_NOTICE_INTERVAL:
             last_notice[shard_id] = now
-            print_err(f"streamkit: {shard_id} is throttled ({count} time(s) so far): reading more slowly")
+            if isinstance(err, ThrottledError):
+                print_err(f"streamkit: {shard_id} is throttled ({count} time(s) so far): reading more slowly")
+            else:
+                print_err(f"streamkit: reading {shard_id} failed {count} time(s) in a row ({err}); retrying")
 
-    tail = Tail(args.stream, client=client_for(args, retries=0), config=config, on_throttle=throttled)
+    tail = Tail(args.stream, client=client_for(args, retries=0), config=config, on_read_error=read_failed)
     tail.check()  # the stream and the shards named exist, before anything is printed
     out = sys.stdout
     printed = 0

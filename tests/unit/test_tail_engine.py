@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from streamkit.aggregation import UserRecord, encode
-from streamkit.errors import ConfigurationError, StreamNotFoundError, ThrottledError
+from streamkit.errors import ConfigurationError, NoProgressError, StreamNotFoundError, ThrottledError
 from streamkit.positions import parse_position
 from streamkit.tail import Tail, TailConfig, decode_body
 from streamkit.testing import FakeClock, FakeKinesis
@@ -136,7 +136,7 @@ def test_throttling_is_reported_backed_off_and_nothing_is_lost() -> None:
     kinesis.fault = fault
     told: list[tuple[str, int]] = []
     t = Tail("s", client=kinesis, config=TailConfig(position=parse_position("trim-horizon")), clock=clock,
-             on_throttle=lambda shard, n: told.append((shard, n)))
+             on_read_error=lambda shard, err, n: told.append((shard, n)))
     assert [int(r.data) for r in t.records()] == list(range(20))
     assert [n for _s, n in told] == [1, 2, 3] and t.stats.throttled == 3
 
@@ -148,3 +148,18 @@ def test_reads_are_paced_to_the_viewers_share_of_the_shard_bandwidth() -> None:
     start = clock.monotonic()
     assert len(list(tail(kinesis, clock, max_fetch_bytes=1024 * 1024).records())) == 4
     assert clock.monotonic() - start >= 3.0  # fake seconds: what the reader waited, not how long the test took
+
+
+def test_a_server_that_stops_answering_is_said_and_ends_the_reading_with_no_progress() -> None:
+    kinesis, clock = fake(1)
+    kinesis.put("s", b"first", "k")
+    failures: list[int] = []
+    t = Tail("s", client=kinesis, config=TailConfig(position=parse_position("trim-horizon"), follow=True,
+                                                    give_up_after=20.0), clock=clock,
+             on_read_error=lambda shard, err, n: failures.append(n))
+    got = []
+    with pytest.raises(NoProgressError, match="no answer from Kinesis"):
+        for rec in t.records():
+            got.append(rec.data)
+            kinesis.unreachable = True  # the server dies after the first record
+    assert got == [b"first"] and failures[:3] == [1, 2, 3]
