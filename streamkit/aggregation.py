@@ -562,6 +562,11 @@ def _decode_canonical(body: bytes) -> list[tuple[bytes, str, str | None]] | None
     handles that shape with inline one- and two-byte varints; anything else (or any doubt) returns
     None and `_decode_general` decides, so the fast path can never accept what the general one
     rejects.
+
+    Over the library's 80-line bound on purpose, measured: on a 1 MiB aggregate of 9,756 records of
+    100 B, one Python call per record costs ~90 ns (3% of this loop), and the 4-5 varints of each record
+    read through a helper, as `_decode_general` reads them, make the decode 2.7x slower (7.5 vs 2.8 us a
+    record on this 2-core machine under load). tests/unit/test_function_length.py names it.
     """
     end = len(body)
     pos = 0

@@ -255,27 +255,71 @@ def _shards_needed(inp: Inputs, rate: float) -> dict[str, int]:
 def estimate(inp: Inputs) -> dict[str, Any]:
     """The whole estimate as plain JSON types."""
     lim = inp.limits
-    target = inp.target_rate
-    if inp.shards is None:
-        assert target is not None
-        need = _shards_needed(inp, target)
-        shards = need["with_skew"] if need["with_skew"] > 0 else max(need.values())
-    else:
-        shards = inp.shards
+    shards = _shard_count(inp)
     ev = _evaluate(inp, shards)
     a, b, cycle = ev["a"], ev["b"], ev["cycle"]
     rate = inp.records_per_second
-    duration = inp.duration if inp.duration is not None else cycle
-    # The talk's two figures. A batch holds what Lambda can be handed (the payload cap) and a shard can
-    # be read (2 MiB per second): "effective" never exceeds "maximum theoretical".
-    batch_bytes = min(inp.batch_size * inp.record_size, ev["b"] * a * inp.record_size)
+    warnings = _warnings(inp, ev)
+    growth, loss_after, burst = _backlog(inp, shards, ev)
+    polls_per_shard = inp.consumers * 1.0  # each polling consumer ~1 call/s per shard when caught up
+    quota = _concurrency(inp, shards, warnings)
+    return {
+        "inputs": {k: v for k, v in asdict(inp).items() if k not in ("limits", "key_shares")},
+        "shards": shards,
+        "seed": _seed(inp, shards, ev),
+        "aggregation": a,
+        "kinesis_record_bytes": ev["s_k"],
+        "lambda_batch_records": b,
+        "lambda_batch_user_records": a * b,
+        "batch_seconds": cycle,
+        "service_rate_per_shard": ev["mu_shard"],
+        "sustainable_rate": ev["sustainable"],
+        "binding_limit": ev["binding"],
+        "warnings": warnings,
+        "limits": ev["caps"],
+        "hot_shard_share": ev["h"],
+        "hot_key_share": ev["p_max"],
+        "shards_needed": _shards_needed(inp, rate),
+        "getrecords_calls_per_shard_per_s": polls_per_shard,
+        "getrecords_calls_ok": polls_per_shard <= lim.read_calls,
+        "lambda_concurrency": shards * inp.parallelization_factor,
+        "concurrency": quota,
+        "latency_s": 0.5 + cycle,  # half a poll interval on average, then one batch
+        "keeps_up": rate <= ev["sustainable"],
+        "iterator_age_growth_s_per_s": growth,
+        "data_loss_after_s": loss_after,
+        "burst": burst,
+        "cost_monthly_usd": _cost(inp, shards, a, ev["s_k"], b, cycle),
+        "advice": _advice(inp, shards, ev),
+        "prices_note": PRICES_NOTE,
+    }
+
+
+def _shard_count(inp: Inputs) -> int:
+    """The shards given, or those the target rate needs (with the key skew, when it binds)."""
+    if inp.shards is not None:
+        return inp.shards
+    assert inp.target_rate is not None
+    need = _shards_needed(inp, inp.target_rate)
+    return need["with_skew"] if need["with_skew"] > 0 else max(need.values())
+
+
+def _seed(inp: Inputs, shards: int, ev: dict[str, Any]) -> dict[str, float]:
+    """The talk's two figures. A batch holds what Lambda can be handed (the payload cap) and a shard can
+    be read (2 MiB per second): "effective" never exceeds "maximum theoretical"."""
+    duration = inp.duration if inp.duration is not None else ev["cycle"]
+    batch_bytes = min(inp.batch_size * inp.record_size, ev["b"] * ev["a"] * inp.record_size)
     theoretical = shards * 2 * MIB / duration
-    seed = {
+    return {
         "max_theoretical_bytes_per_s": theoretical,
         "effective_bytes_per_s": min(theoretical, shards * batch_bytes / duration),
         "duration_s": duration,
         "batch_bytes": batch_bytes,
     }
+
+
+def _warnings(inp: Inputs, ev: dict[str, Any]) -> list[str]:
+    """What the records, the stream's mode and the keys say about the plan."""
     warnings = []
     if inp.record_size + inp.key_bytes > inp.max_record_size:
         warnings.append(f"a user record of {inp.record_size + inp.key_bytes:,.0f} bytes (data + key) is over the stream's "
@@ -287,13 +331,13 @@ def estimate(inp: Inputs) -> dict[str, Any]:
         if inp.aggregation != "auto" and float(inp.aggregation) > 1:
             warnings.append("--aggregation is ignored on an AUTO stream")
     if inp.record_size + inp.key_bytes > MIB:
-        per_shard = lim.write_bytes / (inp.record_size + inp.key_bytes)
+        per_shard = inp.limits.write_bytes / (inp.record_size + inp.key_bytes)
         warnings.append(f"records above 1 MiB draw on each shard's burst tank (up to the stream's maximum record "
                         f"size, refilled at 1 MiB/s): sustained, a shard takes {per_shard:.2f} such records/s; AWS "
                         "means them for under 2% of the traffic")
     if inp.mode != "provisioned":
         warm = max(4.0, inp.warm_throughput_mibps or 0.0)
-        ingest_mibps = rate * ev["bytes_per_user"] / MIB
+        ingest_mibps = inp.records_per_second * ev["bytes_per_user"] / MIB
         if ingest_mibps > warm:
             warnings.append(f"the ingest rate ({ingest_mibps:.1f} MiB/s) is above the {warm:g} MiB/s an on-demand "
                             "stream handles without scaling (4 MiB/s at creation, or its warm throughput): expect "
@@ -301,9 +345,14 @@ def estimate(inp: Inputs) -> dict[str, Any]:
     if ev["hot_key_dominates"] and inp.distribution != "AUTO":
         warnings.append(f"one key carries {ev['p_max']:.0%} of the traffic and most of the busiest shard's: more "
                         "shards barely help (salt the key)")
+    return warnings
+
+
+def _backlog(inp: Inputs, shards: int, ev: dict[str, Any]) -> tuple[float, float | None, dict[str, Any]]:
+    """(iterator age growth per second, seconds until data loss or None, the burst's backlog and drain)."""
     total_service = ev["mu_shard"] * shards
     # Arrival on the busiest shard, against its service rate.
-    hot_arrival = rate * ev["h"]
+    hot_arrival = inp.records_per_second * ev["h"]
     growth = max(0.0, 1 - ev["mu_shard"] / hot_arrival) if hot_arrival > 0 else 0.0
     limit_age = inp.retention_hours * 3600
     if inp.max_record_age is not None:
@@ -313,12 +362,15 @@ def estimate(inp: Inputs) -> dict[str, Any]:
     if inp.burst_rate is not None and inp.burst_seconds > 0:
         excess = inp.burst_rate - min(total_service, ev["sustainable"])
         backlog = max(0.0, excess) * inp.burst_seconds
-        headroom = min(total_service, ev["sustainable"]) - rate
+        headroom = min(total_service, ev["sustainable"]) - inp.records_per_second
         burst = {"backlog_records": backlog,
                  "drain_seconds": (backlog / headroom) if backlog and headroom > 0 else (0.0 if not backlog else None),
                  "peak_iterator_age_s": backlog / min(total_service, ev["sustainable"]) if backlog else 0.0}
-    polls_per_shard = inp.consumers * 1.0  # each polling consumer ~1 call/s per shard when caught up
-    concurrency = shards * inp.parallelization_factor
+    return growth, loss_after, burst
+
+
+def _concurrency(inp: Inputs, shards: int, warnings: list[str]) -> dict[str, Any]:
+    """The concurrent executions the mapping needs against the account's; a shortfall is added to `warnings`."""
     from streamkit.estimator.memory import concurrency as concurrency_needed
 
     quota = concurrency_needed(shards=shards, parallelization_factor=inp.parallelization_factor,
@@ -333,40 +385,7 @@ def estimate(inp: Inputs) -> dict[str, Any]:
         warnings.append(f"after the reshard to {inp.reshard_to} shards the mapping needs "
                         f"{quota['burst']['needed_after']:,} concurrent executions, over the account's "
                         f"{inp.account_concurrency:,}")
-    latency = 0.5 + cycle  # half a poll interval on average, then one batch
-    cost = _cost(inp, shards, a, ev["s_k"], b, cycle)
-    advice = _advice(inp, shards, ev)
-    needed = _shards_needed(inp, rate)
-    return {
-        "inputs": {k: v for k, v in asdict(inp).items() if k not in ("limits", "key_shares")},
-        "shards": shards,
-        "seed": seed,
-        "aggregation": a,
-        "kinesis_record_bytes": ev["s_k"],
-        "lambda_batch_records": b,
-        "lambda_batch_user_records": a * b,
-        "batch_seconds": cycle,
-        "service_rate_per_shard": ev["mu_shard"],
-        "sustainable_rate": ev["sustainable"],
-        "binding_limit": ev["binding"],
-        "warnings": warnings,
-        "limits": ev["caps"],
-        "hot_shard_share": ev["h"],
-        "hot_key_share": ev["p_max"],
-        "shards_needed": needed,
-        "getrecords_calls_per_shard_per_s": polls_per_shard,
-        "getrecords_calls_ok": polls_per_shard <= lim.read_calls,
-        "lambda_concurrency": concurrency,
-        "concurrency": quota,
-        "latency_s": latency,
-        "keeps_up": rate <= ev["sustainable"],
-        "iterator_age_growth_s_per_s": growth,
-        "data_loss_after_s": loss_after,
-        "burst": burst,
-        "cost_monthly_usd": cost,
-        "advice": advice,
-        "prices_note": PRICES_NOTE,
-    }
+    return quota
 
 
 def _cost(inp: Inputs, shards: int, a: float, s_k: float, b: int, cycle: float) -> dict[str, float]:
