@@ -30,6 +30,7 @@ Catch by meaning with the middle layer (a family), or by the exact error below i
     │   └── AwsServiceError                 an SQS, SNS, S3, Lambda or DynamoDB call
     ├── DeliveryError                       records were not delivered as asked (they went to on_failure or
     │   │                                   their futures say so; none is dropped silently)
+    │   ├── FunctionError                   a function failed in its own execution environment (--isolation process)
     │   ├── BatchFailedError                the wrapper fails the invocation (report_batch_item_failures=False)
     │   ├── ShardFailedError                a shard stopped: records kept failing with on_failure="stop"
     │   ├── RecordExpiredError              a producer record could not be written before its TTL
@@ -60,6 +61,7 @@ __all__ = [
     "DeliveryError",
     "EventFormatError",
     "ExpiredIteratorError",
+    "FunctionError",
     "KinesisError",
     "LeaseLostError",
     "LocalStackError",
@@ -128,6 +130,11 @@ class ServiceCallError(StreamkitError):
 
 class DeliveryError(StreamkitError):
     """Records were not delivered as asked; each went to `on_failure`, or its future or response says so."""
+
+
+class FunctionError(DeliveryError):
+    """A Lambda handler failed in its own execution environment (a worker process): it raised (its type and
+    message), its INIT phase failed, or the environment exited."""
 
 
 class CoordinationError(StreamkitError):

@@ -56,9 +56,12 @@ class EventSourceMapping:
 
     def __init__(self, stream: str, handler: Callable[[dict[str, Any], Any], Any], *, client: Any = None,
                  config: EsmConfig | None = None, checkpoint_store: CheckpointStore | None = None,
-                 clock: Clock = SYSTEM_CLOCK, metrics: Any = None) -> None:
+                 clock: Clock = SYSTEM_CLOCK, metrics: Any = None, environments: Any = None,
+                 on_report: Callable[[Any], None] | None = None) -> None:
         """`metrics`: a `streamkit.metrics.Metrics` or a spec: RecordsProcessed, RecordsFailed,
-        RecordsDeadLettered, RecordsRetried, IteratorAgeMilliseconds (per shard at `detailed`)."""
+        RecordsDeadLettered, RecordsRetried, IteratorAgeMilliseconds (per shard at `detailed`).
+        `environments`: where invocations run (`streamkit.aws_lambda.environments`; default: this process);
+        `on_report`: called with each invocation's `Report` (the REPORT line's figures)."""
         self.stream = stream
         self.stream_name = stream_name_of(stream)
         from streamkit.metrics import as_metrics
@@ -78,7 +81,7 @@ class EventSourceMapping:
         self.transport = as_kinesis(client, stream=self.stream, retries=0, region=self.config.region)  # streamkit retries itself
         self.stopping = threading.Event()
         self.stats = EsmStats()
-        self.invoker = Invoker(handler, self.config, self.stats, clock)
+        self.invoker = Invoker(handler, self.config, self.stats, clock, environments=environments, on_report=on_report)
         self.record_filter = RecordFilter(compile_criteria(self.config.filter_criteria))
         self._told_aggregates = False
         self._created_at: float | None = None
@@ -272,7 +275,7 @@ class EventSourceMapping:
 
     def invoke_lane(self, lane: Lane, batch: list[PendingRecord], window: WindowView | None
                     ) -> tuple[Any, BaseException | None]:
-        return self.invoker.invoke(lane.shard_id, batch, window)
+        return self.invoker.invoke(lane.shard_id, batch, window, lane=lane.index)
 
     def account(self, lane: Lane, batch: list[PendingRecord], outcome: Outcome, error: BaseException | None, *,
                 invoked: bool = True) -> None:

@@ -44,6 +44,8 @@ class EsmConfig:
     #: (AWS was recorded invoking a failing batch 8 times in ~60 s; the defaults give that).
     retry_delay: float = 0.25
     retry_delay_max: float = 30.0
+    #: MemorySize, MB: the context's memory_limit_in_mb and the REPORT line's Memory Size.
+    memory_size: int = 128
     #: FilterCriteria: up to 5 patterns (JSON text or decoded), ORed, on the record's ``data`` only
     #: (`streamkit.aws_lambda.esm_filters`); records no pattern matches are not delivered, and passed.
     filter_criteria: tuple[str | Mapping[str, Any], ...] = ()

@@ -24,11 +24,12 @@ ACCOUNT = LOCAL_ACCOUNT  # defined once, in streamkit.kinesis_types
 class LambdaContext:
     """The fields of Lambda's context object a handler may use; the remaining time counts down."""
 
-    def __init__(self, function_name: str, timeout: float, region: str, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, function_name: str, timeout: float, region: str, clock: Clock = SYSTEM_CLOCK, *,
+                 memory_mb: int = 128) -> None:
         self.function_name = function_name
         self.function_version = "$LATEST"
         self.invoked_function_arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{function_name}"
-        self.memory_limit_in_mb = "128"
+        self.memory_limit_in_mb = str(memory_mb)
         self.aws_request_id = str(uuid.uuid4())
         self.log_group_name = f"/aws/lambda/{function_name}"
         self.log_stream_name = "local"
@@ -95,8 +96,16 @@ class Invoker:
     """Calls the handler synchronously with one batch's event, counting invocations and concurrency."""
 
     def __init__(self, handler: Callable[[dict[str, Any], Any], Any], config: EsmConfig, stats: EsmStats,
-                 clock: Clock) -> None:
+                 clock: Clock, environments: Any = None, on_report: Callable[[Any], None] | None = None) -> None:
+        from streamkit.aws_lambda.environments import InProcessEnvironments
+
         self.handler = handler
+        #: Where invocations run (`streamkit.aws_lambda.environments`): in this process by default.
+        self.environments = environments if environments is not None else InProcessEnvironments(
+            handler, memory_mb=config.memory_size)
+        #: Each invocation's REPORT figures, in the order they ended.
+        self.reports: list[Any] = []
+        self.on_report = on_report
         self.config = config
         self.stats = stats
         self.clock = clock
@@ -104,7 +113,7 @@ class Invoker:
         self._active: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def invoke(self, shard_id: str, batch: list[PendingRecord], window: WindowView | None = None
+    def invoke(self, shard_id: str, batch: list[PendingRecord], window: WindowView | None = None, lane: int = 0
                ) -> tuple[Any, BaseException | None]:
         """The handler's response and None, or None and the error the invocation ended with."""
         size = payload_size(batch)
@@ -126,10 +135,16 @@ class Invoker:
             active = self._active[shard_id] = self._active.get(shard_id, 0) + 1
             stats.max_concurrent_per_shard = max(stats.max_concurrent_per_shard, active)
         cfg = self.config
+        context = LambdaContext(cfg.function_name, cfg.timeout, cfg.region, self.clock, memory_mb=cfg.memory_size)
         try:
-            return self.handler(event, LambdaContext(cfg.function_name, cfg.timeout, cfg.region, self.clock)), None
+            response, error, report = self.environments.invoke(f"{shard_id}/{lane}", event, context)
         except Exception as exc:
             return None, exc
         finally:
             with stats.lock:
                 self._active[shard_id] -= 1
+        with stats.lock:
+            self.reports.append(report)
+        if self.on_report is not None:
+            self.on_report(report)
+        return response, error

@@ -500,8 +500,9 @@ class _Reader:
         except (TypeError, ValueError) as exc:
             raise self.fail(where, f"Timeout or MemorySize is not a number: {exc}") from None
         function_name = str(props.get("FunctionName") or lid)
-        fixed = [dataclasses.replace(m, settings={**m.settings, "timeout": timeout, "function_name": function_name,
-                                                  "region": self.region}) for m in mappings]
+        own = {"timeout": timeout, "function_name": function_name, "region": self.region, "memory_size": memory}
+        own = {k: v for k, v in own.items() if k in self.esm_fields}
+        fixed = [dataclasses.replace(m, settings={**m.settings, **own}) for m in mappings]
         return FunctionSpec(logical_id=lid, function_name=function_name, handler=str(handler), code_dir=code_dir,
                             runtime=props.get("Runtime"), memory_size=memory, timeout=timeout, environment=env,
                             mappings=tuple(fixed))

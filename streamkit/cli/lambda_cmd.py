@@ -11,10 +11,19 @@ from streamkit.cli.common import (
     client_for,
     emit_json,
     flag,
-    import_callable,
     metrics_from_args,
     print_err,
     require_streams,
+)
+from streamkit.cli.lambda_reports import (
+    add_environment_options,
+    environments,
+    handler_spec,
+    import_timed,
+    memory_of,
+    report_printer,
+    report_summary,
+    summary_line,
 )
 from streamkit.cli.template_run import add_template_options, remember_defaults, run_template
 from streamkit.errors import ConfigurationError, StreamkitError
@@ -47,6 +56,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help="sqlite:PATH or dynamodb:TABLE: keep the position per shard there, so a restart resumes")
     r.add_argument("--stop-after-idle", type=float, default=None, help="stop once idle for SECONDS")
     add_template_options(r)
+    add_environment_options(r)
     remember_defaults(r)
     r.set_defaults(func=cmd_run)
 
@@ -63,7 +73,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     start = parse_position(args.starting_position, accept=("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"),
                            option="--starting-position")
-    handler = import_callable(args.handler)
+    handler, init_ms = import_timed(args.handler)
+    memory = memory_of(args)
+    envs = environments(args, handler, init_ms=init_ms, memory_mb=memory, template=False,
+                        spec=handler_spec(args.handler))
     metrics = metrics_from_args(args)
     require_streams(args, [args.stream])
     config = EsmConfig(batch_size=args.batch_size, batching_window=args.batching_window,
@@ -73,9 +86,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                        max_retry_attempts=args.max_retry_attempts, max_record_age=args.max_record_age,
                        report_batch_item_failures=args.report_batch_item_failures, on_failure=args.on_failure,
                        tumbling_window=args.tumbling_window, function_name=args.function_name,
-                       region=flag(args, "region") or "us-east-1")
+                       region=flag(args, "region") or "us-east-1", memory_size=memory)
     esm = EventSourceMapping(args.stream, handler, client=client_for(args, retries=0), config=config,
-                             checkpoint_store=checkpoint_store(args), metrics=metrics)
+                             checkpoint_store=checkpoint_store(args), metrics=metrics, environments=envs,
+                             on_report=report_printer(args))
     from streamkit.signals import stopping_on_signals
 
     error: StreamkitError | None = None
@@ -85,18 +99,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     except StreamkitError as exc:  # no progress (a poison batch under the defaults): the summary, then why
         error, stats = exc, esm.stats
     finally:
+        envs.close()
         if metrics is not None:
             metrics.close()
     s = stats.to_json()
     if error is not None:
         s["error"] = str(error)
+    reports = report_summary(esm.invoker.reports)
     if flag(args, "json"):
-        emit_json(s)
+        emit_json({**s, "invocation_reports": reports})
     else:
         print(f"{s['invocations']} invocations, {s['records_succeeded']} records succeeded, "
               f"{s['function_errors']} function errors, {s['partial_failures']} partial failures, "
               f"{s['records_discarded']} records discarded"
               + (f", {s['records_filtered_out']} of {s['records_polled']} records filtered out" if args.filters else ""))
+        if reports["duration_ms"]:
+            print(summary_line(reports))
     if error is not None:
         print_err(f"streamkit: error: {error}")
         return 1

@@ -72,8 +72,14 @@ def load_template(args: argparse.Namespace) -> Any:
     return template
 
 
-def import_handler(path: Path, logical_id: str, code_dir: Path | None, handler: str) -> Any:
-    """Lambda's ``module.function`` from the function's code folder (its folder on sys.path, as Lambda's is)."""
+def import_handler(path: Path, logical_id: str, code_dir: Path | None, handler: str,
+                   environment: dict[str, str] | None = None) -> tuple[Any, Any, float]:
+    """Lambda's ``module.function`` from the function's code folder (its folder on sys.path, as Lambda's is):
+    the function, the `HandlerSpec` a worker process imports it by, and this import's time (ms)."""
+    import time
+
+    from streamkit.aws_lambda.environments import HandlerSpec
+
     module, _, func = handler.rpartition(".")
     if not module or not func:
         raise TemplateError(f"{path}: Resources.{logical_id}.Properties.Handler: {handler!r} is not module.function")
@@ -88,6 +94,7 @@ def import_handler(path: Path, logical_id: str, code_dir: Path | None, handler: 
     spec = importlib.util.spec_from_file_location(f"streamkit_function_{logical_id}_{module}", file)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
+    t0 = time.perf_counter()
     try:
         spec.loader.exec_module(mod)
     except Exception as exc:
@@ -95,7 +102,8 @@ def import_handler(path: Path, logical_id: str, code_dir: Path | None, handler: 
     target = getattr(mod, func, None)
     if not callable(target):
         raise TemplateError(f"{path}: Resources.{logical_id}.Properties.Handler: {file} has no function {func!r}")
-    return target
+    worker = HandlerSpec(file=str(file), function=func, path=str(root), environment=dict(environment or {}))
+    return target, worker, (time.perf_counter() - t0) * 1000
 
 
 def _is_local(endpoint: str | None) -> bool:
@@ -115,7 +123,10 @@ def run_template(args: argparse.Namespace) -> int:
     client = client_for(args, retries=0)
     region = flag(args, "region") or os.environ.get("AWS_REGION") or "us-east-1"
     local = _is_local(resolve_endpoint("kinesis", flag(args, "endpoint_url")))
+    from streamkit.cli.lambda_reports import environments, memory_of, report_printer, report_summary, summary_line
+
     runs: list[tuple[str, Any]] = []
+    pools: list[Any] = []
     metrics = metrics_from_args(args)
     store = checkpoint_store(args)
     for f in functions:
@@ -126,12 +137,17 @@ def run_template(args: argparse.Namespace) -> int:
         if not enabled:
             continue
         os.environ.update(f.environment)  # before the import: module-level code reads it, as in Lambda
-        handler = import_handler(template.path, f.logical_id, f.code_dir, f.handler)
+        handler, worker, init_ms = import_handler(template.path, f.logical_id, f.code_dir, f.handler, f.environment)
+        memory = memory_of(args, f.memory_size)
         if local:
             enabled = provision(template, enabled, kinesis=client, region=region)
         for m in enabled:
-            esm = EventSourceMapping(m.stream, handler, client=client, config=EsmConfig(**m.settings),
-                                     checkpoint_store=store, metrics=metrics)
+            envs = environments(args, handler, init_ms=init_ms, memory_mb=memory, template=True, spec=worker)
+            pools.append(envs)
+            esm = EventSourceMapping(m.stream, handler, client=client, config=EsmConfig(**{**m.settings,
+                                                                                          "memory_size": memory}),
+                                     checkpoint_store=store, metrics=metrics, environments=envs,
+                                     on_report=report_printer(args, prefix=f"{m.name}: "))
             runs.append((m.name, esm))
     results: dict[str, Any] = {}
     errors: list[BaseException] = []
@@ -157,10 +173,15 @@ def run_template(args: argparse.Namespace) -> int:
                 while t.is_alive():
                     t.join(0.2)
     finally:
+        for envs in pools:
+            envs.close()
         if metrics is not None:
             metrics.close()
     if errors:
         raise errors[0]
+    for name, esm in runs:
+        if name in results:
+            results[name]["invocation_reports"] = report_summary(esm.invoker.reports)
     if flag(args, "json"):
         emit_json({"template": str(template.path), "mappings": results})
     else:
@@ -168,6 +189,8 @@ def run_template(args: argparse.Namespace) -> int:
             print(f"{name}: {s['invocations']} invocations, {s['records_succeeded']} records succeeded, "
                   f"{s['function_errors']} function errors, {s['partial_failures']} partial failures, "
                   f"{s['records_discarded']} records discarded")
+            if s["invocation_reports"]["duration_ms"]:
+                print(f"{name}: {summary_line(s['invocation_reports'])}")
     return 0
 
 

@@ -21,7 +21,7 @@ EXPECTED = {
     "bisect_on_error": True, "max_retry_attempts": 2, "max_record_age": 3600.0, "report_batch_item_failures": True,
     "tumbling_window": 30.0, "filter_criteria": ('{"data": {"kind": ["reading"]}}',),
     "on_failure": "arn:aws:sqs:us-east-1:123456789012:Failures", "timeout": 30.0, "function_name": "Process",
-    "region": "us-east-1",
+    "region": "us-east-1", "memory_size": 512,
 }
 
 
