@@ -4,6 +4,7 @@ refused without this run's token (cross-site requests), no CORS, bad options one
 from __future__ import annotations
 
 import http.client
+import os
 import re
 import signal
 import subprocess
@@ -106,3 +107,22 @@ def test_an_endpoint_that_does_not_answer_is_one_line_before_anything_listens(lo
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "cannot reach Kinesis at http://127.0.0.1:9" \
         in proc.stderr
+
+
+def test_without_endpoints_it_shows_the_running_local_stack_or_says_there_is_none(local_stack: Any, tmp_path: Any) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    base = [sys.executable, "-m", "streamkit.cli.main", "local", "console", "--json"]
+    proc = subprocess.Popen([*base, "--data-dir", local_stack.data_dir], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        shown = orjson.loads(proc.stdout.readline())
+        assert (shown["kinesis_endpoint"], shown["dynamodb_endpoint"]) == \
+            (local_stack.kinesis_endpoint, local_stack.dynamodb_endpoint)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    none = subprocess.run([*base, "--data-dir", str(tmp_path / "nothing-here")], capture_output=True, text=True, env=env,
+                          timeout=60, check=False)
+    assert none.returncode == 2 and none.stderr.strip().splitlines() == [
+        "streamkit: error: no endpoint: start the local stack (streamkit local up) or give --endpoint-url"]
