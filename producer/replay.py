@@ -20,7 +20,10 @@ from streamkit.transport import IteratorStart, as_kinesis, stream_name_of
 __all__ = ["iter_letters", "records_of", "replay"]
 
 
-def iter_letters(source: str, *, sqs_client: Any = None, delete: bool = False) -> Iterator[dict[str, Any]]:
+def iter_letters(source: str, *, sqs_client: Any = None, s3_client: Any = None,
+                 delete: bool = False) -> Iterator[dict[str, Any]]:
+    """The letters of `source`: ``file:PATH``, ``sqs:QUEUE_URL`` (also a queue subscribed to an SNS topic:
+    each notification's message is the letter) or ``s3:BUCKET[/PREFIX]`` (one letter per object)."""
     kind, sep, rest = source.partition(":")
     if sep and kind == "file" and rest:
         path = Path(rest).expanduser()
@@ -29,19 +32,46 @@ def iter_letters(source: str, *, sqs_client: Any = None, delete: bool = False) -
         yield from read_dead_letters(path)
         return
     if sep and kind == "sqs" and rest:
-        sqs = LazyClient("sqs", sqs_client, _boto_sqs).get()
-        while True:
-            messages = sqs.receive_messages(rest)
-            if not messages:
-                return
-            for m in messages:
-                try:
-                    yield orjson.loads(m["Body"])
-                except orjson.JSONDecodeError as exc:
-                    raise StreamkitError(f"{source}: message {m.get('MessageId')} is not a JSON dead letter ({exc})") from None
-                if delete:
-                    sqs.delete_message(rest, m["ReceiptHandle"])
-    raise ConfigurationError(f"bad source {source!r}: use file:PATH or sqs:QUEUE_URL")
+        yield from _sqs_letters(source, rest, sqs_client, delete)
+        return
+    if sep and kind == "s3" and rest:
+        bucket, _sep, prefix = rest.partition("/")
+        s3 = LazyClient("s3", s3_client, _boto_s3).get()
+        for key in s3.keys(bucket, prefix.strip("/") + "/" if prefix.strip("/") else ""):
+            yield _json_letter(s3.get_object(bucket, key), f"{source}: object {key}")
+        return
+    raise ConfigurationError(f"bad source {source!r}: use file:PATH, sqs:QUEUE_URL or s3:BUCKET[/PREFIX]")
+
+
+def _sqs_letters(source: str, queue_url: str, sqs_client: Any, delete: bool) -> Iterator[dict[str, Any]]:
+    sqs = LazyClient("sqs", sqs_client, _boto_sqs).get()
+    while True:
+        messages = sqs.receive_messages(queue_url)
+        if not messages:
+            return
+        for m in messages:
+            letter = _json_letter(m["Body"], f"{source}: message {m.get('MessageId')}")
+            if letter.get("Type") == "Notification" and isinstance(letter.get("Message"), str):
+                letter = _json_letter(letter["Message"], f"{source}: SNS message {letter.get('MessageId')}")
+            yield letter
+            if delete:
+                sqs.delete_message(queue_url, m["ReceiptHandle"])
+
+
+def _json_letter(body: str | bytes, where: str) -> dict[str, Any]:
+    try:
+        letter = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise StreamkitError(f"{where} is not a JSON dead letter ({exc})") from None
+    if not isinstance(letter, dict):
+        raise StreamkitError(f"{where} is not a JSON dead letter (not an object)")
+    return letter
+
+
+def _boto_s3(client: Any) -> Any:
+    from streamkit.aws.s3 import BotoS3
+
+    return BotoS3(client)
 
 
 def _boto_sqs(client: Any) -> Any:
@@ -57,6 +87,15 @@ def records_of(letter: dict[str, Any], client: Any, source_stream: str | None = 
     """(data, partition key, explicit hash key) of the user records a dead letter stands for."""
     if "data" in letter:
         return [(base64.b64decode(letter["data"]), letter.get("partition_key"), letter.get("explicit_hash_key"))]
+    payload = letter.get("payload")
+    if isinstance(payload, dict) and isinstance(payload.get("Records"), list):
+        # An OnFailure object from an S3 destination: the invocation's event, data included.
+        out: list[Payload] = []
+        for r in payload["Records"]:
+            k = r["kinesis"]
+            out.extend((u.data, u.partition_key, u.explicit_hash_key)
+                       for u in decode(base64.b64decode(k["data"]), k.get("partitionKey") or ""))
+        return out
     info = letter.get("KinesisBatchInfo")
     if info is None:
         raise StreamkitError("not a dead letter: neither a payload nor a KinesisBatchInfo range")
@@ -65,7 +104,7 @@ def records_of(letter: dict[str, Any], client: Any, source_stream: str | None = 
     it: str | None = transport.get_shard_iterator(stream, info["shardId"], IteratorStart(
         type="AT_SEQUENCE_NUMBER", sequence_number=info["startSequenceNumber"]))
     end = int(info["endSequenceNumber"])
-    out: list[Payload] = []
+    out = []
     while it:
         fetched = transport.get_records(it, 1000)
         for r in fetched.records:
@@ -79,8 +118,8 @@ def records_of(letter: dict[str, Any], client: Any, source_stream: str | None = 
     return out
 
 
-def replay(source: str, stream: str, *, client: Any, sqs_client: Any = None, source_stream: str | None = None,
-           delete: bool = False, stop: threading.Event | None = None) -> dict[str, int]:
+def replay(source: str, stream: str, *, client: Any, sqs_client: Any = None, s3_client: Any = None,
+           source_stream: str | None = None, delete: bool = False, stop: threading.Event | None = None) -> dict[str, int]:
     """Re-publish every letter of `source` to `stream`; once `stop` is set (SIGTERM in the CLI), read no
     more letters, write what was read, and say so (``stopped``: 1). A rerun on a file replays it whole."""
     from producer.producer import Producer
@@ -91,7 +130,7 @@ def replay(source: str, stream: str, *, client: Any, sqs_client: Any = None, sou
     letters = records = 0
     futures = []
     with Producer(stream, client=client) as p:
-        for letter in iter_letters(source, sqs_client=sqs_client, delete=delete):
+        for letter in iter_letters(source, sqs_client=sqs_client, s3_client=s3_client, delete=delete):
             if stop is not None and stop.is_set():
                 break
             letters += 1

@@ -1,7 +1,9 @@
 """Dead-letter destinations: where records that could not be processed go, payload included.
 
-A destination has ``send(letters)``; ``parse_destination("file:PATH" | "sqs:URL")`` builds one from a
-CLI string; a plain callable taking the list of letters works too.
+A destination has ``send(letters)`` and ``send_json(documents)``; ``parse_destination`` builds one from a
+spec: ``file:PATH``, ``sqs:QUEUE_URL``, ``sns:TOPIC_ARN``, ``s3:BUCKET[/PREFIX]``, or the ARN a template
+gives (``arn:aws:sqs:REGION:ACCOUNT:QUEUE``, ``arn:aws:sns:...``, ``arn:aws:s3:::BUCKET``); a plain
+callable taking the list of letters works too.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +28,13 @@ from streamkit.records import StreamRecord
 from streamkit.retry import RetryPolicy, call_with_retry
 
 __all__ = [
+    "DESTINATION_HELP",
     "CallableDestination",
     "DeadLetter",
     "Destination",
     "JsonLinesDestination",
+    "S3Destination",
+    "SnsDestination",
     "SqsDestination",
     "as_destination",
     "check_destination",
@@ -126,13 +132,20 @@ class SqsDestination:
     RETRY = RetryPolicy(base=0.1, maximum=2.0, max_attempts=5)
 
     def __init__(self, queue_url: str, *, client: Any = None, clock: Clock = SYSTEM_CLOCK) -> None:
-        self.queue_url = queue_url
+        self._queue = queue_url  # a URL, or an ARN resolved to the URL on first use
         self._sqs: LazyClient[Any] = LazyClient("sqs", client, _boto_sqs)
         self._clock = clock
 
     @property
     def sqs(self) -> Any:
         return self._sqs.get()
+
+    @property
+    def queue_url(self) -> str:
+        if self._queue.startswith("arn:"):
+            _arn, _aws, _service, _region, account, name = self._queue.split(":", 5)
+            self._queue = self.sqs.queue_url(name, account or None)
+        return self._queue
 
     def send(self, letters: Sequence[DeadLetter]) -> None:
         self.send_json([letter.to_json() for letter in letters])
@@ -168,6 +181,74 @@ def _boto_sqs(client: Any) -> Any:
     return BotoSqs(client)
 
 
+class SnsDestination:
+    """Publishes one SNS message per letter (or OnFailure record): a queue subscribed to the topic holds them
+    for `replay`. Retryable failures are retried (`SqsDestination.RETRY`); what still fails raises."""
+
+    def __init__(self, topic_arn: str, *, client: Any = None, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.topic_arn = topic_arn
+        self._sns: LazyClient[Any] = LazyClient("sns", client, _boto_sns)
+        self._clock = clock
+
+    def send(self, letters: Sequence[DeadLetter]) -> None:
+        self.send_json([letter.to_json() for letter in letters])
+
+    def send_json(self, documents: Sequence[dict[str, Any]]) -> None:
+        bodies = [orjson.dumps(doc).decode() for doc in documents]
+        for body in bodies:
+            if len(body.encode()) > SQS_MESSAGE_BYTES:  # SNS's message limit is SQS's, 256 KiB
+                raise StreamkitError(f"dead letter of {len(body)} bytes exceeds SNS's 256 KiB message limit")
+        sns = self._sns.get()
+        for body in bodies:
+            self._publish(sns, body)
+
+    def _publish(self, sns: Any, body: str) -> None:
+        call_with_retry(lambda: sns.publish(self.topic_arn, body), SqsDestination.RETRY, clock=self._clock)
+
+    def __repr__(self) -> str:
+        return f"SnsDestination({self.topic_arn!r})"
+
+
+def _boto_sns(client: Any) -> Any:
+    from streamkit.aws.sns import BotoSns
+
+    return BotoSns(client)
+
+
+class S3Destination:
+    """Writes one S3 object per letter (payload included) under ``PREFIX``; `put` writes a document at a
+    key the caller chose (the event source mapping's OnFailure objects, keyed as AWS keys them)."""
+
+    def __init__(self, bucket: str, prefix: str = "", *, client: Any = None, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self._s3: LazyClient[Any] = LazyClient("s3", client, _boto_s3)
+        self._clock = clock
+
+    def send(self, letters: Sequence[DeadLetter]) -> None:
+        self.send_json([letter.to_json() for letter in letters])
+
+    def send_json(self, documents: Sequence[dict[str, Any]]) -> None:
+        for doc in documents:
+            day = time.strftime("%Y/%m/%d", time.gmtime(self._clock.time()))
+            self.put(f"streamkit/{day}/{uuid.uuid4()}.json", doc)
+
+    def put(self, key: str, document: dict[str, Any]) -> None:
+        """Write `document` at PREFIX + `key` (retryable failures retried)."""
+        s3, body = self._s3.get(), orjson.dumps(document)
+        call_with_retry(lambda: s3.put_object(self.bucket, self.prefix + key, body), SqsDestination.RETRY,
+                        clock=self._clock)
+
+    def __repr__(self) -> str:
+        return f"S3Destination({self.bucket!r}, {self.prefix!r})"
+
+
+def _boto_s3(client: Any) -> Any:
+    from streamkit.aws.s3 import BotoS3
+
+    return BotoS3(client)
+
+
 def sqs_batches(bodies: Sequence[str], *, max_entries: int = SQS_BATCH_ENTRIES,
                 max_bytes: int = SQS_MESSAGE_BYTES) -> Iterator[list[str]]:
     """`bodies` in order, in SendMessageBatch calls: at most `max_entries` and `max_bytes` (UTF-8) each."""
@@ -184,19 +265,37 @@ def sqs_batches(bodies: Sequence[str], *, max_entries: int = SQS_BATCH_ENTRIES,
         yield batch
 
 
+DESTINATION_HELP = "file:PATH, sqs:QUEUE_URL, sns:TOPIC_ARN, s3:BUCKET[/PREFIX] or an SQS, SNS or S3 ARN"
+
+
 def split_destination(spec: str) -> tuple[str, str]:
-    """``("file", PATH)`` or ``("sqs", QUEUE_URL)`` for a destination string; checks it, creates nothing."""
+    """``(kind, rest)`` for a destination string (kind file, sqs, sns or s3; an ARN gives its service and the
+    queue ARN, topic ARN or bucket); checks it, creates nothing."""
+    if spec.startswith("arn:"):
+        parts = spec.split(":", 5)
+        if len(parts) == 6 and parts[2] in ("sqs", "sns") and parts[5]:
+            return parts[2], spec
+        if len(parts) == 6 and parts[2] == "s3" and parts[5] and not parts[3] and not parts[4]:
+            return "s3", parts[5]
+        raise ConfigurationError(f"bad destination {spec!r}: an ARN of an SQS queue, SNS topic or S3 bucket")
     kind, sep, rest = spec.partition(":")
-    if not (sep and kind in ("file", "sqs") and rest):
-        raise ConfigurationError(f"bad destination {spec!r}: use file:PATH or sqs:QUEUE_URL")
+    if not (sep and kind in ("file", "sqs", "sns", "s3") and rest):
+        raise ConfigurationError(f"bad destination {spec!r}: use {DESTINATION_HELP}")
+    if kind == "sns" and not rest.startswith("arn:"):
+        raise ConfigurationError(f"bad destination {spec!r}: sns: takes a topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")
     return kind, rest
 
 
-def parse_destination(spec: str, *, sqs_client: Any = None) -> Destination:
-    """``file:PATH`` or ``sqs:QUEUE_URL``."""
+def parse_destination(spec: str, *, sqs_client: Any = None, sns_client: Any = None, s3_client: Any = None) -> Destination:
+    """A destination for `spec` (see `DESTINATION_HELP`); clients are made on first use when not given."""
     kind, rest = split_destination(spec)
     if kind == "file":
         return JsonLinesDestination(rest)
+    if kind == "sns":
+        return SnsDestination(rest, client=sns_client)
+    if kind == "s3":
+        bucket, _sep, prefix = rest.partition("/")
+        return S3Destination(bucket, prefix, client=s3_client)
     return SqsDestination(rest, client=sqs_client)
 
 
@@ -205,7 +304,7 @@ def check_destination(value: Any) -> None:
     if isinstance(value, str):
         split_destination(value)
     elif not (isinstance(value, Destination) or callable(value)):
-        raise ConfigurationError(f"not a destination: {value!r} (use file:PATH, sqs:URL, a callable or a Destination)")
+        raise ConfigurationError(f"not a destination: {value!r} (use {DESTINATION_HELP}, a callable or a Destination)")
 
 
 def as_destination(value: Any) -> Destination:
@@ -215,7 +314,7 @@ def as_destination(value: Any) -> Destination:
         return value
     if callable(value):
         return CallableDestination(value)
-    raise ConfigurationError(f"not a destination: {value!r} (use file:PATH, sqs:URL, a callable or a Destination)")
+    raise ConfigurationError(f"not a destination: {value!r} (use {DESTINATION_HELP}, a callable or a Destination)")
 
 
 def read_dead_letters(path: str | Path) -> Iterator[dict[str, Any]]:

@@ -19,6 +19,11 @@ class BotoSqs:
         out = call_aws("SQS", self.client.send_message_batch, QueueUrl=queue_url, Entries=list(entries))
         return list(out.get("Failed", []))
 
+    def queue_url(self, name: str, account: str | None = None) -> str:
+        """The URL of the queue `name` (of `account`, when the queue is another account's)."""
+        args = {"QueueName": name} | ({"QueueOwnerAWSAccountId": account} if account else {})
+        return str(call_aws("SQS", self.client.get_queue_url, **args)["QueueUrl"])
+
     def receive_messages(self, queue_url: str, *, max_messages: int = 10, wait: int = 1) -> list[dict[str, Any]]:
         out = call_aws("SQS", self.client.receive_message, QueueUrl=queue_url, MaxNumberOfMessages=max_messages,
                        WaitTimeSeconds=wait)

@@ -31,12 +31,12 @@ from streamkit.aws_lambda.esm_filters import RecordFilter, compile_criteria
 from streamkit.aws_lambda.esm_invoke import ACCOUNT, Invoker, LambdaContext, PayloadTooLargeError, WindowView, build_event
 from streamkit.aws_lambda.esm_lanes import Lane
 from streamkit.aws_lambda.esm_metrics import MappingMetrics, mapping_uuid
-from streamkit.aws_lambda.esm_on_failure import failure_record
+from streamkit.aws_lambda.esm_on_failure import failure_record, s3_object_key
 from streamkit.aws_lambda.esm_polling import POLLING, PollState, poll_shard, read_failed
 from streamkit.aws_lambda.esm_positions import Positions, initial_position
 from streamkit.checkpoints.base import CheckpointStore
 from streamkit.clock import SYSTEM_CLOCK, Clock
-from streamkit.destinations import as_destination
+from streamkit.destinations import S3Destination, as_destination
 from streamkit.errors import NoProgressError
 from streamkit.limits import GET_RECORDS_MAX_RECORDS
 from streamkit.retry import Interrupted, call_until_answered
@@ -341,10 +341,15 @@ class EventSourceMapping:
         destination = self._failure_destination
         if destination is None:
             return
+        write: Callable[[], None] = lambda: destination.send_json([doc])  # noqa: E731
+        if isinstance(destination, S3Destination):  # S3 objects carry the invocation's payload, keyed as AWS keys them
+            key = s3_object_key(self.aws_metrics.uuid, lane.shard_id, self.clock.time())
+            obj = doc | {"payload": build_event(recs, shard_id=lane.shard_id, config=self.config, arn=self._arn)}
+            write = lambda: destination.put(key, obj)  # noqa: E731
         # A destination that cannot be written is waited for, saying so: the shard does not move past the
         # records until their OnFailure record is written (never dropped because a destination is down).
-        call_until_answered(lambda: destination.send_json([doc]), what=f"write the OnFailure record to {destination!r}",
-                            warn=log.warning, clock=self.clock, stop=self.stopping)
+        call_until_answered(write, what=f"write the OnFailure record to {destination!r}", warn=log.warning,
+                            clock=self.clock, stop=self.stopping)
         with self.stats.lock:
             self.stats.on_failure_delivered_events += len(recs)
         self.aws_metrics.events(OnFailureDestinationDeliveredEventCount=len(recs))

@@ -31,6 +31,7 @@ class MappingMetrics:
 
     def __init__(self, recorder: Metrics, *, function_name: str, uuid: str) -> None:
         self._recorder = recorder
+        self.uuid = uuid
         self.enabled = recorder.enabled
         self._mapping = (("EventSourceMappingUUID", uuid),)
         self._function = (("FunctionName", function_name),)

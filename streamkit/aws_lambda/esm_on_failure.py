@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -10,7 +11,7 @@ from streamkit.aws_lambda.esm_config import EsmConfig
 from streamkit.aws_lambda.esm_core import Outcome, PendingRecord
 from streamkit.aws_lambda.esm_invoke import ACCOUNT, iso_time
 
-__all__ = ["failure_record"]
+__all__ = ["failure_record", "s3_object_key"]
 
 
 def failure_record(records: Sequence[PendingRecord], outcome: Outcome, *, shard_id: str, config: EsmConfig,
@@ -46,3 +47,11 @@ def failure_record(records: Sequence[PendingRecord], outcome: Outcome, *, shard_
             "streamArn": arn,
         },
     }
+
+
+def s3_object_key(mapping_uuid: str, shard_id: str, now: float) -> str:
+    """Where AWS writes an OnFailure object in an S3 destination:
+    ``aws/lambda/<mapping UUID>/<shard id>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<random UUID>``. The object holds
+    the OnFailure record plus ``payload``, the invocation's event (the records' data included)."""
+    t = dt.datetime.fromtimestamp(now, dt.UTC)
+    return f"aws/lambda/{mapping_uuid}/{shard_id}/{t:%Y/%m/%d}/{t:%Y-%m-%dT%H.%M.%S}-{uuid.uuid4()}"

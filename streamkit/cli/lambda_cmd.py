@@ -46,7 +46,9 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     r.add_argument("--max-retry-attempts", type=int, default=-1, help="-1 (default): until the records expire")
     r.add_argument("--max-record-age", type=float, default=-1, help="seconds, 60..604800; -1: until retention")
     r.add_argument("--report-batch-item-failures", action="store_true")
-    r.add_argument("--on-failure", default=None, help="file:PATH or sqs:URL, for OnFailure records")
+    r.add_argument("--on-failure", default=None,
+                   help="file:PATH, sqs:QUEUE_URL, sns:TOPIC_ARN, s3:BUCKET[/PREFIX] or an SQS/SNS/S3 ARN: "
+                        "where OnFailure records go (S3 objects carry the payload, as AWS's do)")
     r.add_argument("--filter", action="append", default=[], metavar="PATTERN", dest="filters",
                    help="a FilterCriteria pattern on the record's data, e.g. '{\"data\": {\"temp_c\": "
                         "[{\"numeric\": [\">\", 30]}]}}'; repeatable (at most 5, ORed)")

@@ -9,9 +9,10 @@ from streamkit.cli.common import client_for, emit_json, flag
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("replay", help="re-publish dead-lettered records (file:PATH or sqs:URL) to a stream",
+    p = sub.add_parser("replay", help="re-publish dead-lettered records (file:, sqs: or s3:) to a stream",
                        parents=parents)
-    p.add_argument("--from", dest="source", required=True, help="file:PATH or sqs:QUEUE_URL")
+    p.add_argument("--from", dest="source", required=True,
+                   help="file:PATH, sqs:QUEUE_URL (also a queue subscribed to an SNS destination) or s3:BUCKET[/PREFIX]")
     p.add_argument("--stream", required=True, help="stream to publish to")
     p.add_argument("--source-stream", default=None,
                    help="stream to read payloads from for OnFailure records that carry only metadata "
@@ -30,6 +31,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     with stopping_on_signals(stop.set):  # SIGTERM or Ctrl-C: read no more letters, write those read, summarise
         result = replay(args.source, args.stream, client=client_for(args, retries=0),
                         sqs_client=client_for(args, "sqs") if args.source.startswith("sqs:") else None,
+                        s3_client=client_for(args, "s3") if args.source.startswith("s3:") else None,
                         source_stream=args.source_stream, delete=args.delete, stop=stop)
     if flag(args, "json"):
         emit_json(result)

@@ -46,3 +46,36 @@ def test_a_destination_that_is_down_is_retried_and_the_position_waits_for_it(cap
     assert all(p != poison for p in positions)  # the position never passed the record while it waited
     assert stats.on_failure_delivered_events == 1 and stats.records_succeeded == 1
     assert sum("cannot write the OnFailure record" in r.getMessage() for r in caplog.records) == 3
+
+
+@pytest.mark.parametrize(("spec", "kind", "rest"), [
+    ("file:dead.jsonl", "file", "dead.jsonl"),
+    ("sqs:http://127.0.0.1:4566/000000000000/q", "sqs", "http://127.0.0.1:4566/000000000000/q"),
+    ("sns:arn:aws:sns:us-east-1:000000000000:failures", "sns", "arn:aws:sns:us-east-1:000000000000:failures"),
+    ("s3:bucket/some/prefix", "s3", "bucket/some/prefix"),
+    ("arn:aws:sqs:us-east-1:000000000000:q", "sqs", "arn:aws:sqs:us-east-1:000000000000:q"),
+    ("arn:aws:sns:us-east-1:000000000000:t", "sns", "arn:aws:sns:us-east-1:000000000000:t"),
+    ("arn:aws:s3:::bucket", "s3", "bucket"),
+])
+def test_destination_specs_and_template_arns(spec: str, kind: str, rest: str) -> None:
+    from streamkit.destinations import split_destination
+
+    assert split_destination(spec) == (kind, rest)
+
+
+@pytest.mark.parametrize("spec", ["sns:topic", "s3:", "arn:aws:lambda:us-east-1:0:function:f", "arn:aws:s3:us-east-1::b",
+                                  "ftp:x"])
+def test_a_bad_destination_spec_is_one_configuration_error(spec: str) -> None:
+    from streamkit.destinations import split_destination
+    from streamkit.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        split_destination(spec)
+
+
+def test_s3_and_sns_destinations_are_built_from_specs() -> None:
+    from streamkit.destinations import S3Destination, SnsDestination, parse_destination
+
+    s3 = parse_destination("s3:bucket/a/b/")
+    assert isinstance(s3, S3Destination) and (s3.bucket, s3.prefix) == ("bucket", "a/b/")
+    assert isinstance(parse_destination("arn:aws:sns:us-east-1:000000000000:t"), SnsDestination)
