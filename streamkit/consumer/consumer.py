@@ -227,17 +227,20 @@ class Consumer:
                         log.info("no new records for %.1f s: stopping", stop_after_idle)
                         break
                     self._check_progress(stop_after_idle)
-                # Wake for the next renewal, or the moment another worker's lease would expire (so a dead
-                # worker's shards are taken within lease_duration + one renewal interval of its death).
-                wait = self.config.seconds.renew_interval
-                if stop_after_idle is not None:
-                    wait = min(wait, 0.25)
-                if self._next_expiry is not None:
-                    wait = min(wait, max(0.01, self._next_expiry - self._clock.monotonic() + 0.01))
-                self._clock.wait(self._wake, wait)
+                self._clock.wait(self._wake, self._next_wait(stop_after_idle))
                 self._wake.clear()
         finally:
             self._shutdown()
+
+    def _next_wait(self, stop_after_idle: float | None) -> float:
+        """Seconds until the next cycle: the next renewal, or the moment another worker's lease would expire
+        (so a dead worker's shards are taken within lease_duration + one renewal interval of its death)."""
+        wait = self.config.seconds.renew_interval
+        if stop_after_idle is not None:
+            wait = min(wait, 0.25)
+        if self._next_expiry is not None:
+            wait = min(wait, max(0.01, self._next_expiry - self._clock.monotonic() + 0.01))
+        return wait
 
     def stop(self) -> None:
         """Ask every shard to finish its batch, call shutdown_requested, and release its lease."""
