@@ -32,15 +32,16 @@ from streamkit.aws_lambda.esm_invoke import ACCOUNT, Invoker, LambdaContext, Pay
 from streamkit.aws_lambda.esm_lanes import Lane
 from streamkit.aws_lambda.esm_metrics import MappingMetrics, mapping_uuid
 from streamkit.aws_lambda.esm_on_failure import failure_record, s3_object_key
-from streamkit.aws_lambda.esm_polling import POLLING, PollState, poll_shard, read_failed
+from streamkit.aws_lambda.esm_polling import POLLING, PollState, consumer_source, poll_shard, read_failed
 from streamkit.aws_lambda.esm_positions import Positions, initial_position
 from streamkit.checkpoints.base import CheckpointStore
 from streamkit.clock import SYSTEM_CLOCK, Clock
+from streamkit.consumer.efo import EfoReader
 from streamkit.destinations import S3Destination, as_destination
 from streamkit.errors import NoProgressError
 from streamkit.limits import GET_RECORDS_MAX_RECORDS
 from streamkit.retry import Interrupted, call_until_answered
-from streamkit.shard_reader import ShardReader
+from streamkit.shard_reader import ReaderBase, ShardReader
 from streamkit.transport import as_kinesis, stream_name_of
 
 __all__ = ["ACCOUNT", "EsmConfig", "EsmStats", "EventSourceMapping", "LambdaContext", "PayloadTooLargeError"]
@@ -62,8 +63,9 @@ class EventSourceMapping:
         RecordsDeadLettered, RecordsRetried, IteratorAgeMilliseconds (per shard at `detailed`).
         `environments`: where invocations run (`streamkit.aws_lambda.environments`; default: this process);
         `on_report`: called with each invocation's `Report` (the REPORT line's figures)."""
-        self.stream = stream
-        self.stream_name = stream_name_of(stream)
+        # An enhanced fan-out consumer's ARN as the source: the same mapping, its records pushed (SubscribeToShard).
+        self.stream, self.consumer_arn = consumer_source(stream)
+        self.stream_name = stream_name_of(self.stream)
         from streamkit.metrics import as_metrics
 
         self._recorder, self._own_recorder = as_metrics(metrics)
@@ -86,7 +88,7 @@ class EventSourceMapping:
         self._told_aggregates = False
         self._created_at: float | None = None
         self._lanes: dict[str, list[Lane]] = {}
-        self._readers: dict[str, ShardReader] = {}
+        self._readers: dict[str, ReaderBase] = {}
         self._shard_lock = threading.Lock()
         self.positions = Positions(checkpoint_store, self.namespace, self._shard_lock)
         self.shards = ShardDiscovery(self.positions, self.config.starting_position)
@@ -217,9 +219,14 @@ class EventSourceMapping:
         cfg = self.config
         initial = (initial_position(cfg.starting_position, cfg.starting_position_timestamp, self._created_at)
                    if shard_id in self.shards.initial else None)
-        reader = ShardReader(self.transport, self.stream, shard_id, self.positions.start(shard_id, initial=initial),
-                             stop=self.stopping, clock=self.clock, settings=self._polling,
-                             on_error=lambda err, n, delay: read_failed(shard_id, err, n))
+        start = self.positions.start(shard_id, initial=initial)
+        reader: ReaderBase
+        if self.consumer_arn is not None:
+            reader = EfoReader(self.transport, self.stream, self.consumer_arn, shard_id, start, stop=self.stopping,
+                               clock=self.clock, on_error=lambda err, n, delay: read_failed(shard_id, err, n))
+        else:
+            reader = ShardReader(self.transport, self.stream, shard_id, start, stop=self.stopping, clock=self.clock,
+                                 settings=self._polling, on_error=lambda err, n, delay: read_failed(shard_id, err, n))
         self._readers[shard_id] = reader
         for lane in lanes:
             self._spawn(lane.run, f"esm-{shard_id}-lane{lane.index}")
@@ -237,14 +244,15 @@ class EventSourceMapping:
             return records
         kept: list[PendingRecord] = []
         dropped: list[PendingRecord] = []
+        efo = self.consumer_arn is not None
         for r in records:
-            (kept if self.record_filter.keep(r.raw["Data"]) else dropped).append(r)
+            (kept if self.record_filter.keep(r.raw["Data"], enhanced_fan_out=efo) else dropped).append(r)
         if not dropped:
             return records
         with self.stats.lock:
             self.stats.records_filtered_out += len(dropped)
         self.aws_metrics.events(FilteredOutEventCount=len(dropped))
-        if not self._told_aggregates and any(RecordFilter.meets_aggregate(r.raw["Data"]) for r in dropped):
+        if not efo and not self._told_aggregates and any(RecordFilter.meets_aggregate(r.raw["Data"]) for r in dropped):
             self._told_aggregates = True
             log.warning("%s holds KPL aggregated records: AWS applies a data filter to aggregated records only "
                         "with an enhanced fan-out source; polled, they are not JSON and are filtered out", self.stream)

@@ -7,7 +7,10 @@ Kinesis event source"). Pure.
   never matches a data pattern, so the record is dropped.
 - A record no pattern matches is not delivered; the mapping's position moves past it (never a failure).
 - KPL aggregates: AWS applies filters to aggregated records only with an enhanced fan-out source;
-  polled, an aggregate is not JSON and is dropped like any non-JSON data.
+  polled, an aggregate is not JSON and is dropped like any non-JSON data. From an enhanced fan-out
+  source an aggregate is delivered when any of its user records matches (our reading of "Lambda then
+  filters the aggregated records and passes only those records that meet your filter criteria": the
+  event carries Kinesis records, so the aggregate is passed whole).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from streamkit.aggregation import is_aggregated
+from streamkit.aggregation import decode, is_aggregated
 from streamkit.errors import ConfigurationError
 from streamkit.filters import Pattern, compile_pattern, decode_json, match_any
 from streamkit.limits import ESM_FILTERS_MAX
@@ -50,10 +53,14 @@ class RecordFilter:
     def __bool__(self) -> bool:
         return bool(self.patterns)
 
-    def keep(self, data: bytes) -> bool:
-        """The record's data matches a pattern (always True without patterns)."""
+    def keep(self, data: bytes, *, enhanced_fan_out: bool = False) -> bool:
+        """The record's data matches a pattern (always True without patterns). From an enhanced fan-out
+        source, a KPL aggregate is kept when any of its user records matches (AWS filters aggregated records
+        only there; the function still receives the aggregate, as it always receives Kinesis records)."""
         if not self.patterns:
             return True
+        if enhanced_fan_out and is_aggregated(data):
+            return any(self.keep(u.data) for u in decode(data, ""))
         try:
             decoded = decode_json(data)
         except ValueError:

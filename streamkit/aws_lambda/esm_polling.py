@@ -7,6 +7,7 @@ and keeps a bounded backlog in flight: the poller does not read far ahead of the
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,9 +17,20 @@ from streamkit.aws_lambda.esm_positions import Positions
 from streamkit.clock import Clock
 from streamkit.errors import StreamkitError, ThrottledError
 from streamkit.limits import GET_RECORDS_MAX_RECORDS
-from streamkit.shard_reader import ReaderSettings, ShardReader
+from streamkit.shard_reader import ReaderBase, ReaderSettings
 
-__all__ = ["POLLING", "PollState", "backlog_full", "poll_shard", "read_failed"]
+__all__ = ["POLLING", "PollState", "backlog_full", "consumer_source", "poll_shard", "read_failed"]
+
+#: A stream consumer's ARN (enhanced fan-out), as EventSourceArn takes it: the stream's ARN, /consumer/NAME:EPOCH.
+_CONSUMER_ARN = re.compile(r"^(arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream/[A-Za-z0-9_.-]{1,128})"
+                           r"/consumer/[A-Za-z0-9_.-]{1,128}:\d+$")
+
+
+def consumer_source(source: str) -> tuple[str, str | None]:
+    """(the stream, the consumer ARN or None) for a mapping's source: a stream name or ARN, or a consumer ARN
+    (then records are pushed with SubscribeToShard instead of polled)."""
+    m = _CONSUMER_ARN.match(source)
+    return (m.group(1), source) if m else (source, None)
 
 log = logging.getLogger("streamkit.esm")
 
@@ -50,7 +62,7 @@ def backlog_full(lanes: list[Lane], batch_size: int, max_fetch_bytes: int) -> bo
     return sum(lane.pending_bytes() for lane in lanes) > max_fetch_bytes
 
 
-def poll_shard(shard_id: str, reader: ShardReader, lanes: list[Lane], *, closed: bool, positions: Positions,
+def poll_shard(shard_id: str, reader: ReaderBase, lanes: list[Lane], *, closed: bool, positions: Positions,
                state: PollState, clock: Clock, settings: ReaderSettings, on_end: Callable[[str], None],
                select: Callable[[str, list[PendingRecord]], list[PendingRecord]]) -> None:
     """Read the shard to its end (then `on_end`) or until the mapping stops, feeding its lanes the

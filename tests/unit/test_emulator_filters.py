@@ -140,3 +140,25 @@ def test_aws_mapping_metrics_appear_in_emf_and_add_up(tmp_path: Path) -> None:
     # Every polled record was filtered out or invoked at least once.
     assert counts["PolledEventCount"] == counts["FilteredOutEventCount"] + counts["InvokedEventCount"] - 1
     assert dims["PolledEventCount"] == {"EventSourceMappingUUID"} and dims["IteratorAge"] == {"FunctionName"}
+
+
+def test_an_enhanced_fan_out_source_filters_kpl_aggregates_by_their_user_records(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # AWS: "Lambda can only apply filter criteria to aggregated records when you use Kinesis enhanced fan-out".
+    kinesis, clock = fakes()
+    hot_and_cold = encode([UserRecord(b'{"temp_c": 99}', "k"), UserRecord(b'{"temp_c": 1}', "k")])
+    cold = encode([UserRecord(b'{"temp_c": 2}', "k"), UserRecord(b'{"temp_c": 3}', "k")])
+    kinesis.put("s", hot_and_cold, "k")
+    kinesis.put("s", cold, "k")
+    kinesis.put("s", b'{"temp_c": 31}', "k")
+    consumer = kinesis.register_stream_consumer(kinesis.describe_stream_summary("s").arn, "esm")
+    delivered: list[bytes] = []
+    esm = EventSourceMapping(consumer, lambda e, c: delivered.extend(base64.b64decode(r["kinesis"]["data"])
+                                                                      for r in e["Records"]),
+                             client=kinesis, clock=clock,
+                             config=EsmConfig(starting_position="TRIM_HORIZON", filter_criteria=(HOT,)))
+    with caplog.at_level(logging.WARNING, logger="streamkit.esm"):
+        stats = esm.run(stop_after_idle=1.5)
+    assert delivered == [hot_and_cold, b'{"temp_c": 31}'] and stats.records_filtered_out == 1
+    assert esm.consumer_arn == consumer and not [r for r in caplog.records if "aggregated" in r.getMessage()]
+    assert kinesis.op_counts.get("SubscribeToShard", 0) >= 1  # pushed, not polled
