@@ -104,7 +104,7 @@ class DynamoDBCheckpointStore:
     def _key(self, namespace: str, key: str) -> dict[str, Any]:
         return {"leaseKey": {"S": key if self._kcl else namespace + _SEP + key}}
 
-    def _check_layout(self) -> None:
+    def check_layout(self) -> None:
         """Before the first use: refuse a table of the other layout (or with a malformed item), in one line."""
         if self._layout_checked:
             return
@@ -215,8 +215,8 @@ class DynamoDBCheckpointStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
                 raise CheckpointError(f"cannot create DynamoDB table {self.table!r}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise CheckpointError(f"cannot reach DynamoDB to create {self.table!r}: {exc}") from exc
+        except BotoCoreError as exc:  # no answer (refused, reset, timed out): worth another try
+            raise CheckpointError(f"cannot reach DynamoDB to create {self.table!r}: {exc}", retryable=True) from exc
         deadline = self._clock.monotonic() + timeout
         while self._clock.monotonic() < deadline:
             status = self._call("describe_table", TableName=self.table)["Table"]["TableStatus"]
@@ -226,7 +226,7 @@ class DynamoDBCheckpointStore:
         raise CheckpointError(f"DynamoDB table {self.table!r} not ACTIVE after {timeout:.0f} s")
 
     def create_lease(self, namespace: str, lease: Lease) -> bool:
-        self._check_layout()
+        self.check_layout()
         try:
             self._client.put_item(TableName=self.table, Item=self._to_item(namespace, lease),
                                   ConditionExpression="attribute_not_exists(leaseKey)")
@@ -239,13 +239,13 @@ class DynamoDBCheckpointStore:
             raise _store_error(f"DynamoDB PutItem on {self.table!r} failed", exc) from exc
 
     def get_lease(self, namespace: str, key: str) -> Lease | None:
-        self._check_layout()
+        self.check_layout()
         out = self._call("get_item", TableName=self.table, Key=self._key(namespace, key), ConsistentRead=True)
         item = out.get("Item")
         return self._to_lease(item) if item is not None and self._is_lease(item) else None
 
     def list_leases(self, namespace: str) -> list[Lease]:
-        self._check_layout()
+        self.check_layout()
         leases: list[Lease] = []
         kwargs: dict[str, Any] = dict(TableName=self.table, ConsistentRead=True)
         if not self._kcl:
@@ -263,7 +263,7 @@ class DynamoDBCheckpointStore:
                      owner: str | None = KEEP_OWNER, checkpoint: Checkpoint | None = None,
                      owner_switches: int | None = None, checkpoint_owner: str | None = KEEP_OWNER,
                      throughput_kbps: float | None = None) -> Lease | None:
-        self._check_layout()
+        self.check_layout()
         names = {"#c": "leaseCounter"}
         values: dict[str, Any] = {":expected": {"N": str(expected_counter)}, ":one": {"N": "1"}}
         sets = ["#c = #c + :one"]
@@ -326,7 +326,7 @@ class DynamoDBCheckpointStore:
         return self._to_lease(out["Attributes"])
 
     def delete_lease(self, namespace: str, key: str) -> None:
-        self._check_layout()
+        self.check_layout()
         self._call("delete_item", TableName=self.table, Key=self._key(namespace, key))
 
 

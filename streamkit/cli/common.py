@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from streamkit.aws.clients import aws_client
-from streamkit.errors import ConfigurationError
+from streamkit.errors import CheckpointError, ConfigurationError
 from streamkit.importing import import_callable
 from streamkit.transport import region_of
 
@@ -139,10 +139,25 @@ def checkpoint_store(args: argparse.Namespace) -> Any:
 
         return SqliteCheckpointStore(Path(rest))
     if sep and kind in ("dynamodb", "kcl") and rest:
-        from streamkit.checkpoints import DynamoDBCheckpointStore
+        import logging
 
-        return DynamoDBCheckpointStore(rest, client=client_for(args, "dynamodb"),
-                                       layout="kcl" if kind == "kcl" else "streamkit")
+        from streamkit.checkpoints import DynamoDBCheckpointStore
+        from streamkit.retry import call_until_answered
+
+        store = DynamoDBCheckpointStore(rest, client=client_for(args, "dynamodb", retries=2), create=False,
+                                        layout="kcl" if kind == "kcl" else "streamkit")
+        # Said at each failed try, and given up on after --stop-after-idle (botocore's own retries were
+        # silent for 26 s on an unreachable DynamoDB).
+        call_until_answered(store.ensure_table, what=f"reach DynamoDB for table {rest!r}",
+                            warn=logging.getLogger("streamkit.cli").warning,
+                            give_up_after=getattr(args, "stop_after_idle", None))
+        try:
+            store.check_layout()  # a table of the other layout is a usage error: said before any work
+        except CheckpointError as exc:
+            if exc.retryable:
+                raise
+            raise ConfigurationError(str(exc)) from None
+        return store
     raise ConfigurationError(f"--checkpoint {spec!r}: use sqlite:PATH, dynamodb:TABLE or kcl:TABLE")
 
 

@@ -281,3 +281,31 @@ def test_a_kclpy_processor_raising_in_initialize_is_one_line_and_releases_its_le
     assert orjson.loads(proc.stdout)["error"] == "cannot connect to the database"
     items = dynamodb_client.scan(TableName=app, ConsistentRead=True)["Items"]
     assert items and all("leaseOwner" not in i for i in items)  # released: a rerun need not wait for it to expire
+
+
+def test_an_unreachable_dynamodb_is_said_at_each_try_and_given_up_after_stop_after_idle(
+        kinesis_stream: StreamHandle) -> None:
+    proc = run_cli("consume", "--stream", kinesis_stream.name, "--handler", "tests.e2e.handlers:collect",
+                   "--checkpoint", "dynamodb:unreachable", "--stop-after-idle", "3",
+                   "--endpoint-url", kinesis_stream.stack.kinesis_endpoint,
+                   env={"PYTHONPATH": str(ROOT), "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:9"}, timeout=90)
+    line = one_line_error(proc, 1)
+    assert "no answer from the servers for 3 s" in line and "cannot reach DynamoDB" in line
+    assert "warning: cannot reach DynamoDB for table 'unreachable' yet (attempt 1)" in proc.stderr  # not silent
+
+
+def test_dynamodb_checkpoint_on_a_kcl_table_is_one_line_exit_2_naming_kcl_and_the_table_is_unchanged(
+        kinesis_stream: StreamHandle, dynamodb_client: Any) -> None:
+    from tests.integration.test_kcl_lease_table import create_kcl_table, kcl_lease, scan
+
+    table = f"kcl-{uuid.uuid4().hex[:6]}"
+    create_kcl_table(dynamodb_client, table)
+    dynamodb_client.put_item(TableName=table, Item=kcl_lease("shardId-000000000000", "TRIM_HORIZON", 0, counter=3))
+    before = scan(dynamodb_client, table)
+    proc = run_cli("consume", "--stream", kinesis_stream.name, "--handler", "tests.e2e.handlers:collect",
+                   "--checkpoint", f"dynamodb:{table}", "--stop-after-idle", "1",
+                   "--endpoint-url", kinesis_stream.stack.kinesis_endpoint,
+                   env={"PYTHONPATH": str(ROOT), "AWS_ENDPOINT_URL_DYNAMODB": kinesis_stream.stack.dynamodb_endpoint},
+                   timeout=60)
+    assert f"use --checkpoint kcl:{table}" in one_line_error(proc, 2)
+    assert scan(dynamodb_client, table) == before
