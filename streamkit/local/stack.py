@@ -261,31 +261,13 @@ def up(
     returned unchanged; one started with other settings is an error naming the difference (or, with
     ``restart=True``, is stopped and started again with these).
     """
-    if backend not in BACKENDS:
-        raise ConfigurationError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if limit_scale <= 0:
-        raise ConfigurationError(f"--limit-scale must be positive, got {limit_scale}")
-    if faults and not enforce_limits:
-        enforce_limits = True  # faults are injected by the same proxy
-    if enforce_limits:
-        from streamkit.local.faults import parse_fault_spec
-
-        parse_fault_spec(faults)  # fail on a bad spec before starting anything
-    _check_functions(lambda_functions)  # an unimportable handler fails now, not 60 s later
+    enforce_limits = _check_up_arguments(backend, limit_scale, faults, enforce_limits, lambda_functions)
     data_dir = (data_dir or default_data_dir()).resolve()
-    existing, dead = _inspect(data_dir)
-    if dead:
-        down(data_dir=data_dir)  # what is left of a stack that lost a server
-    elif existing is not None:
-        wanted = {"backend": backend, "enforce_limits": enforce_limits, "limit_scale": limit_scale, "faults": faults,
-                  "lambda": bool(lambda_functions)}
-        differences = _differences(existing, wanted, kinesis_port, dynamodb_port)
-        if not differences:
-            return existing
-        if not restart:
-            raise LocalStackError(f"a local stack already runs from {data_dir} with {'; '.join(differences)}: run "
-                                  "`streamkit local down` first, or `streamkit local up --restart` to replace it")
-        down(data_dir=data_dir)
+    running = _running_stack(data_dir, restart, {"backend": backend, "enforce_limits": enforce_limits,
+                                                 "limit_scale": limit_scale, "faults": faults,
+                                                 "lambda": bool(lambda_functions)}, kinesis_port, dynamodb_port)
+    if running is not None:
+        return running
     for flag_name, port in (("--kinesis-port", kinesis_port), ("--dynamodb-port", dynamodb_port)):
         if port is not None and port_in_use(port):
             raise LocalStackError(f"{flag_name} {port}: something already listens on {LOOPBACK}:{port}")
@@ -294,42 +276,12 @@ def up(
     logs = data_dir / "logs"
     started: list[tuple[subprocess.Popen[bytes], ProcessInfo]] = []
     try:
-        kport = kinesis_port or free_port()
-        cmd, env, marker = _kinesis_command(packages, backend, kport, data_dir, persist)
-        kproc = _spawn(backend, cmd, env=env, log_dir=logs, cwd=data_dir)
-        started.append((kproc, ProcessInfo(name=backend, pid=kproc.pid, port=kport, marker=marker)))
-
-        dport = dynamodb_port or free_port()
-        dcmd = _dynalite_command(packages, dport, data_dir, persist)
-        dproc = _spawn("dynalite", dcmd, env=dict(os.environ), log_dir=logs, cwd=data_dir)
-        started.append((dproc, ProcessInfo(name="dynalite", pid=dproc.pid, port=dport, marker=str(packages.dynalite))))
-
-        backend_url = f"http://{LOOPBACK}:{kport}"
-        dynamo_url = f"http://{LOOPBACK}:{dport}"
-        wait_until_answers(backend_url, "kinesis", timeout=timeout, proc=kproc, log=logs / f"{backend}.log")
-        wait_until_answers(dynamo_url, "dynamodb", timeout=timeout, proc=dproc, log=logs / "dynalite.log")
-
+        backend_url, dynamo_url = _start_servers(packages, backend, kinesis_port, dynamodb_port, data_dir, persist,
+                                                 timeout, started)
         kinesis_url = backend_url
         if enforce_limits:
-            pport = free_port()
-            pcmd = [sys.executable, "-m", "streamkit.local.proxy", "--port", str(pport), "--upstream", backend_url,
-                    "--limit-scale", repr(limit_scale), "--faults", faults]
-            pproc = _spawn("proxy", pcmd, env=dict(os.environ), log_dir=logs, cwd=data_dir)
-            proxy = ProcessInfo(name="proxy", pid=pproc.pid, port=pport, marker="streamkit.local.proxy")
-            started.append((pproc, proxy))
-            kinesis_url = f"http://{LOOPBACK}:{pport}"
-            wait_until_answers(kinesis_url, "kinesis", timeout=timeout, proc=pproc, log=logs / "proxy.log")
-        lambda_url = ""
-        if lambda_functions:
-            lport = free_port()
-            lcmd = [sys.executable, "-m", "streamkit.local.lambda_server", "--port", str(lport)]
-            for spec in lambda_functions:
-                lcmd += ["--function", spec]
-            lproc = _spawn("lambda", lcmd, env=dict(os.environ), log_dir=logs, cwd=Path.cwd())
-            started.append((lproc, ProcessInfo(name="lambda", pid=lproc.pid, port=lport,
-                                               marker="streamkit.local.lambda_server")))
-            wait_for_port(lport, timeout=timeout, proc=lproc, log=logs / "lambda.log", name="the local Lambda endpoint")
-            lambda_url = f"http://{LOOPBACK}:{lport}"
+            kinesis_url = _start_proxy(backend_url, limit_scale, faults, data_dir, timeout, started)
+        lambda_url = _start_lambda(lambda_functions, logs, timeout, started) if lambda_functions else ""
     except BaseException:
         for proc, _info in started:
             _terminate_group(proc.pid)
@@ -350,6 +302,91 @@ def up(
     tmp.write_text(json.dumps(stack.to_json(), indent=2))
     tmp.replace(data_dir / STATE_FILE)
     return stack
+
+
+def _check_up_arguments(backend: str, limit_scale: float, faults: str, enforce_limits: bool,
+                        lambda_functions: Sequence[str]) -> bool:
+    """Bad arguments fail before anything starts; returns whether the limit proxy runs (faults need it)."""
+    if backend not in BACKENDS:
+        raise ConfigurationError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if limit_scale <= 0:
+        raise ConfigurationError(f"--limit-scale must be positive, got {limit_scale}")
+    if faults and not enforce_limits:
+        enforce_limits = True  # faults are injected by the same proxy
+    if enforce_limits:
+        from streamkit.local.faults import parse_fault_spec
+
+        parse_fault_spec(faults)  # fail on a bad spec before starting anything
+    _check_functions(lambda_functions)  # an unimportable handler fails now, not 60 s later
+    return enforce_limits
+
+
+def _running_stack(data_dir: Path, restart: bool, wanted: dict[str, Any], kinesis_port: int | None,
+                   dynamodb_port: int | None) -> LocalStack | None:
+    """The stack already running from `data_dir` with these settings, else None (after stopping what was
+    left of a dead one, or, with `restart`, one started with other settings; without it that is an error)."""
+    existing, dead = _inspect(data_dir)
+    if dead:
+        down(data_dir=data_dir)  # what is left of a stack that lost a server
+    elif existing is not None:
+        differences = _differences(existing, wanted, kinesis_port, dynamodb_port)
+        if not differences:
+            return existing
+        if not restart:
+            raise LocalStackError(f"a local stack already runs from {data_dir} with {'; '.join(differences)}: run "
+                                  "`streamkit local down` first, or `streamkit local up --restart` to replace it")
+        down(data_dir=data_dir)
+    return None
+
+
+def _start_servers(packages: NodePackages, backend: Backend, kinesis_port: int | None, dynamodb_port: int | None,
+                   data_dir: Path, persist: bool, timeout: float,
+                   started: list[tuple[subprocess.Popen[bytes], ProcessInfo]]) -> tuple[str, str]:
+    """The Kinesis backend and dynalite, started and answering: their URLs (each appended to `started`)."""
+    logs = data_dir / "logs"
+    kport = kinesis_port or free_port()
+    cmd, env, marker = _kinesis_command(packages, backend, kport, data_dir, persist)
+    kproc = _spawn(backend, cmd, env=env, log_dir=logs, cwd=data_dir)
+    started.append((kproc, ProcessInfo(name=backend, pid=kproc.pid, port=kport, marker=marker)))
+
+    dport = dynamodb_port or free_port()
+    dcmd = _dynalite_command(packages, dport, data_dir, persist)
+    dproc = _spawn("dynalite", dcmd, env=dict(os.environ), log_dir=logs, cwd=data_dir)
+    started.append((dproc, ProcessInfo(name="dynalite", pid=dproc.pid, port=dport, marker=str(packages.dynalite))))
+
+    backend_url = f"http://{LOOPBACK}:{kport}"
+    dynamo_url = f"http://{LOOPBACK}:{dport}"
+    wait_until_answers(backend_url, "kinesis", timeout=timeout, proc=kproc, log=logs / f"{backend}.log")
+    wait_until_answers(dynamo_url, "dynamodb", timeout=timeout, proc=dproc, log=logs / "dynalite.log")
+    return backend_url, dynamo_url
+
+
+def _start_proxy(backend_url: str, limit_scale: float, faults: str, data_dir: Path, timeout: float,
+                 started: list[tuple[subprocess.Popen[bytes], ProcessInfo]]) -> str:
+    """The limit and fault proxy in front of `backend_url`, answering: its URL."""
+    logs = data_dir / "logs"
+    pport = free_port()
+    pcmd = [sys.executable, "-m", "streamkit.local.proxy", "--port", str(pport), "--upstream", backend_url,
+            "--limit-scale", repr(limit_scale), "--faults", faults]
+    pproc = _spawn("proxy", pcmd, env=dict(os.environ), log_dir=logs, cwd=data_dir)
+    started.append((pproc, ProcessInfo(name="proxy", pid=pproc.pid, port=pport, marker="streamkit.local.proxy")))
+    kinesis_url = f"http://{LOOPBACK}:{pport}"
+    wait_until_answers(kinesis_url, "kinesis", timeout=timeout, proc=pproc, log=logs / "proxy.log")
+    return kinesis_url
+
+
+def _start_lambda(lambda_functions: Sequence[str], logs: Path, timeout: float,
+                  started: list[tuple[subprocess.Popen[bytes], ProcessInfo]]) -> str:
+    """The local Lambda endpoint serving `lambda_functions`, listening: its URL."""
+    lport = free_port()
+    lcmd = [sys.executable, "-m", "streamkit.local.lambda_server", "--port", str(lport)]
+    for spec in lambda_functions:
+        lcmd += ["--function", spec]
+    lproc = _spawn("lambda", lcmd, env=dict(os.environ), log_dir=logs, cwd=Path.cwd())
+    started.append((lproc, ProcessInfo(name="lambda", pid=lproc.pid, port=lport,
+                                       marker="streamkit.local.lambda_server")))
+    wait_for_port(lport, timeout=timeout, proc=lproc, log=logs / "lambda.log", name="the local Lambda endpoint")
+    return f"http://{LOOPBACK}:{lport}"
 
 
 def _terminate_group(pid: int, *, grace: float = 5.0) -> None:
