@@ -265,7 +265,7 @@ def sqs_batches(bodies: Sequence[str], *, max_entries: int = SQS_BATCH_ENTRIES,
         yield batch
 
 
-DESTINATION_HELP = "file:PATH, sqs:QUEUE_URL, sns:TOPIC_ARN, s3:BUCKET[/PREFIX] or an SQS, SNS or S3 ARN"
+DESTINATION_HELP = "file:PATH or sqs:QUEUE_URL (or sns:TOPIC_ARN, s3:BUCKET[/PREFIX], an SQS, SNS or S3 ARN)"
 
 
 def split_destination(spec: str) -> tuple[str, str]:
