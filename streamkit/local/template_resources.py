@@ -1,9 +1,9 @@
-"""What a template declares, made on the local stack: its Kinesis streams, and its SQS destinations.
+"""What a template declares, made on the local stack: its Kinesis streams, and its OnFailure destinations.
 
 `provision` creates each ``AWS::Kinesis::Stream`` that does not exist yet (shard count, mode and record
-size as declared) and turns each mapping's ``OnFailure`` ARN into a destination the emulator opens: an
-SQS queue ARN becomes ``sqs:URL`` of a queue of that name, created on the SQS endpoint
-(``AWS_ENDPOINT_URL_SQS``, e.g. moto's server). A destination the emulator cannot open is one line.
+size as declared) and makes each mapping's ``OnFailure`` ARN one the emulator opens: an SQS queue, SNS
+topic or S3 bucket is created on the local endpoint of its service (``AWS_ENDPOINT_URL_SQS`` / ``_SNS`` /
+``_S3``, e.g. moto's server); without one the ARN is used as it is. One that cannot be opened is one line.
 """
 
 from __future__ import annotations
@@ -53,23 +53,26 @@ def _with_destination(m: MappingSpec, spec: str) -> MappingSpec:
 
 
 def _destination(template: Template, m: MappingSpec, arn: str, region: str, sqs_client: Any) -> str:
+    """The template's OnFailure ARN as the emulator opens it: on a local SQS, SNS or S3 endpoint
+    (``AWS_ENDPOINT_URL_SQS`` / ``_SNS`` / ``_S3``, e.g. moto's server) the queue, topic or bucket is created
+    there first; elsewhere the ARN is used as it is (on AWS it exists)."""
+    from streamkit.aws.clients import aws_client, resolve_endpoint
     from streamkit.destinations import check_destination
 
+    parts = arn.split(":", 5)
+    service = parts[2] if len(parts) == 6 else ""
+    name = parts[5] if len(parts) == 6 else ""
+    if service == "sqs" and (sqs_client is not None or resolve_endpoint("sqs") is not None):
+        client = sqs_client or aws_client("sqs", region=region)
+        return f"sqs:{client.create_queue(QueueName=name)['QueueUrl']}"
+    if service == "sns" and resolve_endpoint("sns") is not None:
+        return str(aws_client("sns", region=region).create_topic(Name=name)["TopicArn"])
+    if service == "s3" and resolve_endpoint("s3") is not None:
+        aws_client("s3", region=region).create_bucket(Bucket=name)
+        return f"s3:{name}"
     try:
-        check_destination(arn)  # the emulator opens ARNs itself once its destinations take them
-        return arn
-    except Exception:
-        pass
-    service = arn.split(":")[2] if arn.count(":") >= 5 else ""
-    if service != "sqs":
-        raise TemplateError(f"{template.path}: {m.name}: the OnFailure destination {arn} is not one the emulator can "
-                            "open yet (it opens SQS queues)")
-    from streamkit.aws.clients import aws_client, resolve_endpoint
-
-    if sqs_client is None:
-        if resolve_endpoint("sqs") is None:
-            raise TemplateError(f"{template.path}: {m.name}: the OnFailure destination {arn} is an SQS queue: set "
-                                "AWS_ENDPOINT_URL_SQS to a local SQS server (e.g. moto's) to create it there")
-        sqs_client = aws_client("sqs", region=region)
-    url = sqs_client.create_queue(QueueName=arn.rpartition(":")[2])["QueueUrl"]
-    return f"sqs:{url}"
+        check_destination(arn)
+    except Exception as exc:
+        raise TemplateError(f"{template.path}: {m.name}: the OnFailure destination {arn} cannot be opened: {exc}") \
+            from None
+    return arn

@@ -93,7 +93,8 @@ def test_an_override_of_a_parameter_the_template_does_not_declare_is_refused() -
 def test_cfn_lint_passes_on_the_example_templates() -> None:
     from cfnlint.api import lint_file
 
-    for path in (SAM, CFN, TEMPLATES / "dispatch.yaml"):
+    example = TEMPLATES.parents[1] / "examples" / "sensor-pipeline" / "template.yaml"
+    for path in (SAM, CFN, TEMPLATES / "dispatch.yaml", example):
         assert [str(m) for m in lint_file(path)] == [], path
 
 
@@ -110,8 +111,17 @@ def sam_transform(path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]
 
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     doc = _load(path)
-    doc["Resources"]["Process"]["Properties"]["CodeUri"] = "s3://bucket/fn.zip"
+    for res in doc["Resources"].values():
+        if res.get("Type") == "AWS::Serverless::Function":
+            res["Properties"]["CodeUri"] = "s3://bucket/fn.zip"
     return dict(transform(doc, {}, NoPolicies()))
+
+
+def test_sams_translator_accepts_the_example_application(monkeypatch: pytest.MonkeyPatch) -> None:
+    example = TEMPLATES.parents[1] / "examples" / "sensor-pipeline" / "template.yaml"
+    out = sam_transform(example, monkeypatch)
+    kinds = sorted(r["Type"] for r in out["Resources"].values())
+    assert kinds.count("AWS::Lambda::EventSourceMapping") == 2 and kinds.count("AWS::Lambda::Function") == 3
 
 
 def test_sams_own_translation_of_the_template_maps_to_the_same_settings(tmp_path: Path,
