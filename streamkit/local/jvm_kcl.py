@@ -16,6 +16,11 @@ What the KCL needs from the local stack, found getting it to run:
 - The daemon's default shutdown grace is 0 (a ``TimeoutException`` on SIGTERM): `JvmKclConfig` sets
   ``shutdownGraceMillis``. On SIGTERM the KCL keeps its leases (they expire after ``failoverTimeMillis``)
   and lets go of its leader lock.
+- KCL 3's leader holds a lock (the ``Leader`` item of ``<app>-CoordinatorState``, 2 minutes) that a
+  clean SIGTERM gives back; a KCL that was killed, or whose graceful shutdown timed out (seen after a
+  reshard: it waits on a finished shard's processor), leaves it, and the next KCL worker assigns no lease
+  for those 2 minutes. Workers that take turns with streamkit start when no KCL runs, so the lock is
+  stale by then: `release_leader_lock` deletes it.
 - On an empty lease table the KCL waits a random 1-30 s before it lists the shards (hard-coded); with
   leases already in the table it starts at once.
 """
@@ -47,6 +52,7 @@ __all__ = [
     "java_executable",
     "kcl_jars",
     "prepare_tables",
+    "release_leader_lock",
 ]
 
 KCL_VERSION = "3.1.3"
@@ -187,6 +193,20 @@ def prepare_tables(*, application_name: str, dynamodb_endpoint: str, region: str
             if time.monotonic() > deadline:
                 raise LocalStackError(f"{application_name}-{suffix} did not become ACTIVE within 30 s")
             time.sleep(0.05)
+
+
+def release_leader_lock(*, application_name: str, dynamodb_endpoint: str, region: str = "us-east-1") -> bool:
+    """Delete KCL 3's leader lock left by a KCL worker that is no longer running (call it only when none
+    runs); True if there was one."""
+    from streamkit.aws.clients import aws_client
+
+    client = aws_client("dynamodb", endpoint_url=dynamodb_endpoint, region=region)
+    try:
+        old = client.delete_item(TableName=f"{application_name}-CoordinatorState", Key={"key": {"S": "Leader"}},
+                                 ReturnValues="ALL_OLD")
+    except client.exceptions.ResourceNotFoundException:
+        return False
+    return bool(old.get("Attributes"))
 
 
 class JvmKcl:

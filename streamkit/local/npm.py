@@ -18,8 +18,9 @@ __all__ = ["NodePackages", "cache_root", "ensure_installed", "install_lock"]
 
 _NPM_DIR = Path(__file__).resolve().parent / "npm"
 PRELOAD = _NPM_DIR / "bind-loopback.js"
-#: Preloaded into dynalite only: UpdateTable creates a global secondary index (KCL 3's lease-owner index).
-DYNALITE_GSI = _NPM_DIR / "dynalite-gsi.js"
+#: Preloaded into dynalite only: survives clients killed mid-request; UpdateTable creates a global secondary
+#: index (KCL 3's lease-owner index).
+DYNALITE_FIXES = _NPM_DIR / "dynalite-fixes.js"
 
 
 def cache_root() -> Path:
@@ -59,8 +60,8 @@ class NodePackages:
         return PRELOAD
 
     @property
-    def dynalite_gsi(self) -> Path:
-        return DYNALITE_GSI
+    def dynalite_fixes(self) -> Path:
+        return DYNALITE_FIXES
 
 
 def _lock_digest() -> str:

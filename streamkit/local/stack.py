@@ -233,7 +233,7 @@ def _kinesis_command(
 
 
 def _dynalite_command(packages: NodePackages, port: int, data_dir: Path, persist: bool) -> list[str]:
-    cmd = [packages.node, "--require", str(packages.preload), "--require", str(packages.dynalite_gsi),
+    cmd = [packages.node, "--require", str(packages.preload), "--require", str(packages.dynalite_fixes),
            str(packages.dynalite), "--host", LOOPBACK,
            "--port", str(port), "--createTableMs", "20", "--deleteTableMs", "20", "--updateTableMs", "20"]
     if persist:

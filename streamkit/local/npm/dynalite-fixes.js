@@ -1,9 +1,20 @@
-// Preloaded (node --require) into dynalite only: UpdateTable can create a global secondary index, as
+// Preloaded (node --require) into dynalite only; two fixes.
+'use strict'
+//
+// 1. A client killed in the middle of a request (a worker SIGKILLed mid-call) made dynalite 4.0.0 exit:
+//    its request handler rethrows the socket's 'aborted' error (index.js: req.on('error', ... throw err)).
+//    A request its client abandoned is dropped; any other uncaught error still ends the process, as before.
+process.on('uncaughtException', function (err) {
+  if (err && err.code === 'ECONNRESET' && err.message === 'aborted') return
+  console.error(err && err.stack ? err.stack : err)
+  process.exit(1)
+})
+
+// 2. UpdateTable can create a global secondary index, as
 // DynamoDB's can. dynalite 4.0.0 requires ProvisionedThroughput on GlobalSecondaryIndexUpdates.Create
 // (even on an on-demand table) and then ignores the Create. KCL 3 adds its LeaseOwnerToLeaseKeyIndex
 // to a lease table it created this way, so without this a JVM KCL cannot start on a new table.
 // The index is filled from the items already in the table before the call returns, and is ACTIVE.
-'use strict'
 const path = require('path')
 
 const root = path.dirname(require.resolve(path.resolve(process.argv[1])))

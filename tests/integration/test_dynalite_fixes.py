@@ -1,16 +1,20 @@
 """dynalite as the local stack runs it: UpdateTable creates a global secondary index (KCL 3 adds its
-LeaseOwnerToLeaseKeyIndex to a lease table that way), filled from the items already there. ~2 s."""
+LeaseOwnerToLeaseKeyIndex to a lease table that way), filled from the items already there; a client
+killed mid-request does not take the server down. ~2 s."""
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 from botocore.exceptions import ClientError
 
 from streamkit.checkpoints.dynamodb import LEASE_OWNER_INDEX
+from streamkit.local.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 
@@ -66,3 +70,15 @@ def test_an_index_on_an_undefined_attribute_or_twice_is_refused(dynamodb_client:
     dynamodb_client.update_table(TableName=table, **kcl_owner_index())
     with pytest.raises(ClientError, match="already exists"):
         dynamodb_client.update_table(TableName=table, **kcl_owner_index())
+
+
+def test_a_client_gone_in_the_middle_of_a_request_leaves_dynalite_serving(local_stack: LocalStack,
+                                                                         dynamodb_client: Any) -> None:
+    url = urlparse(local_stack.dynamodb_endpoint)
+    for _ in range(3):  # as a worker SIGKILLed mid-call: headers and half a body, then the socket closes
+        with socket.create_connection((url.hostname, url.port), timeout=5) as s:
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.0\r\n"
+                      b"X-Amz-Target: DynamoDB_20120810.ListTables\r\nContent-Length: 1000\r\n\r\n{\"Lim")
+            time.sleep(0.05)
+    time.sleep(0.2)
+    assert "TableNames" in dynamodb_client.list_tables()
