@@ -140,3 +140,23 @@ def test_sams_translator_refuses_a_property_its_kinesis_event_does_not_have(tmp_
     bad.write_text(SAM.read_text().replace("BatchSize: !Ref BatchSize", "BatchSizes: 3"))
     with pytest.raises(InvalidDocumentException):
         sam_transform(bad, monkeypatch)
+
+
+def test_the_example_written_as_cloudformation_json_reads_as_the_same_mappings(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example's SAM template, and SAM's CloudFormation output of it with CDK-style asset paths: the same
+    functions, code, environment and mapping settings, so `lambda run --template` runs them the same."""
+    example = TEMPLATES.parents[1] / "examples" / "sensor-pipeline" / "template.yaml"
+    translated = sam_transform(example, monkeypatch)
+    for res in translated["Resources"].values():
+        if res["Type"] == "AWS::Lambda::Function":
+            res["Metadata"] = {"aws:asset:path": str(example.parent / "functions")}
+    out = tmp_path / "sensor-pipeline.template.json"
+    out.write_bytes(orjson.dumps(translated))
+    sam, cfn = read_template(example), read_template(out)
+    assert [f.logical_id for f in sam.functions] == [f.logical_id for f in cfn.functions] == ["ProcessReadings",
+                                                                                           "Dispatch"]
+    for a, b in zip(sam.functions, cfn.functions, strict=True):
+        assert (a.handler, a.code_dir, a.environment, a.memory_size, a.timeout) == \
+            (b.handler, b.code_dir, b.environment, b.memory_size, b.timeout)
+        assert [(m.stream, m.settings) for m in a.mappings] == [(m.stream, m.settings) for m in b.mappings]
