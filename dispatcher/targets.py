@@ -15,7 +15,7 @@ import orjson
 from streamkit.aio import blocking
 from streamkit.destinations import sqs_batches, validation_errors_of
 from streamkit.errors import BodyDecodeError, StreamkitError
-from streamkit.lazy_client import LazyClient
+from streamkit.lazy_client import LazyClient, boto_lambda, boto_sqs
 from streamkit.limits import LAMBDA_ASYNC_PAYLOAD, LAMBDA_SYNC_PAYLOAD, SQS_MESSAGE_BYTES
 from streamkit.records import StreamRecord
 
@@ -120,7 +120,7 @@ class LambdaTarget:
         self.preserves_order = synchronous
         self.max_payload = max_payload or (LAMBDA_SYNC_PAYLOAD if synchronous else LAMBDA_ASYNC_PAYLOAD)
         self.capacity = concurrency
-        self._lambda: LazyClient[Any] = LazyClient("lambda", client, _boto_lambda)
+        self._lambda: LazyClient[Any] = LazyClient("lambda", client, boto_lambda)
 
     def _chunks(self, records: Sequence[StreamRecord]) -> list[tuple[list[StreamRecord], bytes]]:
         out: list[tuple[list[StreamRecord], bytes]] = []
@@ -178,7 +178,7 @@ class SqsTarget:
         self.fifo = queue_url.endswith(".fifo")
         self.preserves_order = self.fifo  # a FIFO queue keeps each MessageGroupId (partition key) in order
         self.capacity = concurrency
-        self._sqs: LazyClient[Any] = LazyClient("sqs", client, _boto_sqs)
+        self._sqs: LazyClient[Any] = LazyClient("sqs", client, boto_sqs)
 
     def deliver(self, lane: int, records: Sequence[StreamRecord]) -> list[tuple[StreamRecord, str]]:
         failed: list[tuple[StreamRecord, str]] = []
@@ -212,13 +212,3 @@ class SqsTarget:
         return None
 
 
-def _boto_lambda(client: Any) -> Any:
-    from streamkit.aws.lambda_ import BotoLambda
-
-    return BotoLambda(client)
-
-
-def _boto_sqs(client: Any) -> Any:
-    from streamkit.aws.sqs import BotoSqs
-
-    return BotoSqs(client)

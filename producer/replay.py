@@ -14,7 +14,7 @@ import orjson
 from streamkit.aggregation import decode
 from streamkit.destinations import read_dead_letters
 from streamkit.errors import ConfigurationError, StreamkitError
-from streamkit.lazy_client import LazyClient
+from streamkit.lazy_client import LazyClient, boto_s3, boto_sqs
 from streamkit.transport import IteratorStart, as_kinesis, stream_name_of
 
 __all__ = ["iter_letters", "records_of", "replay"]
@@ -36,7 +36,7 @@ def iter_letters(source: str, *, sqs_client: Any = None, s3_client: Any = None,
         return
     if sep and kind == "s3" and rest:
         bucket, _sep, prefix = rest.partition("/")
-        s3 = LazyClient("s3", s3_client, _boto_s3).get()
+        s3 = LazyClient("s3", s3_client, boto_s3).get()
         for key in s3.keys(bucket, prefix.strip("/") + "/" if prefix.strip("/") else ""):
             yield _json_letter(s3.get_object(bucket, key), f"{source}: object {key}")
         return
@@ -44,7 +44,7 @@ def iter_letters(source: str, *, sqs_client: Any = None, s3_client: Any = None,
 
 
 def _sqs_letters(source: str, queue_url: str, sqs_client: Any, delete: bool) -> Iterator[dict[str, Any]]:
-    sqs = LazyClient("sqs", sqs_client, _boto_sqs).get()
+    sqs = LazyClient("sqs", sqs_client, boto_sqs).get()
     while True:
         messages = sqs.receive_messages(queue_url)
         if not messages:
@@ -68,16 +68,6 @@ def _json_letter(body: str | bytes, where: str) -> dict[str, Any]:
     return letter
 
 
-def _boto_s3(client: Any) -> Any:
-    from streamkit.aws.s3 import BotoS3
-
-    return BotoS3(client)
-
-
-def _boto_sqs(client: Any) -> Any:
-    from streamkit.aws.sqs import BotoSqs
-
-    return BotoSqs(client)
 
 
 Payload = tuple[bytes, str | None, str | None]

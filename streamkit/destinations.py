@@ -22,7 +22,7 @@ import orjson
 from streamkit.clock import SYSTEM_CLOCK, Clock
 from streamkit.errors import AwsServiceError, BodyValidationError, ConfigurationError, StreamkitError
 from streamkit.files import private_file
-from streamkit.lazy_client import LazyClient
+from streamkit.lazy_client import LazyClient, boto_s3, boto_sns, boto_sqs
 from streamkit.limits import SQS_BATCH_ENTRIES, SQS_MESSAGE_BYTES
 from streamkit.records import StreamRecord
 from streamkit.retry import RetryPolicy, call_with_retry
@@ -133,7 +133,7 @@ class SqsDestination:
 
     def __init__(self, queue_url: str, *, client: Any = None, clock: Clock = SYSTEM_CLOCK) -> None:
         self._queue = queue_url  # a URL, or an ARN resolved to the URL on first use
-        self._sqs: LazyClient[Any] = LazyClient("sqs", client, _boto_sqs)
+        self._sqs: LazyClient[Any] = LazyClient("sqs", client, boto_sqs)
         self._clock = clock
 
     @property
@@ -175,11 +175,6 @@ class SqsDestination:
         return f"SqsDestination({self.queue_url!r})"
 
 
-def _boto_sqs(client: Any) -> Any:
-    from streamkit.aws.sqs import BotoSqs
-
-    return BotoSqs(client)
-
 
 class SnsDestination:
     """Publishes one SNS message per letter (or OnFailure record): a queue subscribed to the topic holds them
@@ -187,7 +182,7 @@ class SnsDestination:
 
     def __init__(self, topic_arn: str, *, client: Any = None, clock: Clock = SYSTEM_CLOCK) -> None:
         self.topic_arn = topic_arn
-        self._sns: LazyClient[Any] = LazyClient("sns", client, _boto_sns)
+        self._sns: LazyClient[Any] = LazyClient("sns", client, boto_sns)
         self._clock = clock
 
     def send(self, letters: Sequence[DeadLetter]) -> None:
@@ -209,11 +204,6 @@ class SnsDestination:
         return f"SnsDestination({self.topic_arn!r})"
 
 
-def _boto_sns(client: Any) -> Any:
-    from streamkit.aws.sns import BotoSns
-
-    return BotoSns(client)
-
 
 class S3Destination:
     """Writes one S3 object per letter (payload included) under ``PREFIX``; `put` writes a document at a
@@ -222,7 +212,7 @@ class S3Destination:
     def __init__(self, bucket: str, prefix: str = "", *, client: Any = None, clock: Clock = SYSTEM_CLOCK) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self._s3: LazyClient[Any] = LazyClient("s3", client, _boto_s3)
+        self._s3: LazyClient[Any] = LazyClient("s3", client, boto_s3)
         self._clock = clock
 
     def send(self, letters: Sequence[DeadLetter]) -> None:
@@ -242,11 +232,6 @@ class S3Destination:
     def __repr__(self) -> str:
         return f"S3Destination({self.bucket!r}, {self.prefix!r})"
 
-
-def _boto_s3(client: Any) -> Any:
-    from streamkit.aws.s3 import BotoS3
-
-    return BotoS3(client)
 
 
 def sqs_batches(bodies: Sequence[str], *, max_entries: int = SQS_BATCH_ENTRIES,

@@ -20,6 +20,7 @@ __all__ = [
     "PutEntry",
     "PutEntryResult",
     "StreamSummary",
+    "epoch_seconds",
     "foreign_arn_problem",
     "is_stream_arn",
     "region_of",
@@ -141,3 +142,10 @@ class PutEntryResult(TypedDict, total=False):
     ErrorMessage: str
 
 
+def epoch_seconds(value: Any) -> float | None:
+    """A timestamp as the seam carries it: epoch seconds (float), from a number or botocore's datetime."""
+    if value is None or type(value) is float:
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    return float(value.timestamp())

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-__all__ = ["LazyClient"]
+__all__ = ["LazyClient", "boto_lambda", "boto_s3", "boto_sns", "boto_sqs"]
 
 T = TypeVar("T")
 
@@ -32,3 +32,29 @@ class LazyClient(Generic[T]):
                     client = clients.aws_client(self.service)
                 self._adapter = self._wrap(client) if hasattr(client, "meta") else client
             return self._adapter
+
+
+# The adapters a LazyClient wraps a boto3 client in, named once; each imports its adapter (and boto3)
+# only when called, on first use.
+def boto_sqs(client: Any) -> Any:
+    from streamkit.aws.sqs import BotoSqs
+
+    return BotoSqs(client)
+
+
+def boto_sns(client: Any) -> Any:
+    from streamkit.aws.sns import BotoSns
+
+    return BotoSns(client)
+
+
+def boto_s3(client: Any) -> Any:
+    from streamkit.aws.s3 import BotoS3
+
+    return BotoS3(client)
+
+
+def boto_lambda(client: Any) -> Any:
+    from streamkit.aws.lambda_ import BotoLambda
+
+    return BotoLambda(client)

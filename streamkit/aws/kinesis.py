@@ -31,7 +31,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from streamkit.aws import wire
 from streamkit.aws.errors import call_kinesis, error_code, translate_error
 from streamkit.hashing import ShardInfo
-from streamkit.kinesis_types import Fetched, IteratorStart, PutEntry, PutEntryResult, StreamSummary, is_stream_arn, stream_name_of
+from streamkit.kinesis_types import (
+    Fetched,
+    IteratorStart,
+    PutEntry,
+    PutEntryResult,
+    StreamSummary,
+    epoch_seconds,
+    is_stream_arn,
+    stream_name_of,
+)
 from streamkit.limits import RECORD_MAX_SIZE_KIB_DEFAULT
 
 __all__ = ["BotoKinesis", "stream_params", "tolerate_missing_initial_response"]
@@ -56,13 +65,6 @@ def _before_parse(response_dict: dict[str, Any], customized_response_dict: dict[
     customized_response_dict["_streamkit_records"] = records
     response_dict["body"] = orjson.dumps(body)  # what is left (iterator, lag, child shards) is tiny
 
-
-def _timestamp(value: Any) -> float | None:
-    if value is None or isinstance(value, float):
-        return value
-    if isinstance(value, int):
-        return float(value)
-    return float(value.timestamp())  # botocore's datetime
 
 
 def _child(c: dict[str, Any]) -> ShardInfo:
@@ -138,7 +140,7 @@ class BotoKinesis:
                              max_record_size_kib=int(s.get("MaxRecordSizeInKiB") or RECORD_MAX_SIZE_KIB_DEFAULT),
                              record_distribution=str(s.get("RecordDistributionStrategy") or "USER_PARTITION_KEY"),
                              warm_throughput_mibps=None if warm is None else int(warm),
-                             created_at=_epoch(s.get("StreamCreationTimestamp")))
+                             created_at=epoch_seconds(s.get("StreamCreationTimestamp")))
 
     def list_shards(self, stream: str) -> list[ShardInfo]:
         name = stream_name_of(stream)
@@ -171,7 +173,7 @@ class BotoKinesis:
         for r in records:
             ts = r.get("ApproximateArrivalTimestamp")
             if ts is not None and not isinstance(ts, float):
-                r["ApproximateArrivalTimestamp"] = _timestamp(ts)
+                r["ApproximateArrivalTimestamp"] = epoch_seconds(ts)
         return Fetched(records=records, next_iterator=out.get("NextShardIterator"),
                        millis_behind_latest=out.get("MillisBehindLatest"),
                        child_shards=[_child(c) for c in out.get("ChildShards") or []])
@@ -239,7 +241,7 @@ class BotoKinesis:
                     continue
                 records = ev.get("Records", [])
                 for r in records:
-                    r["ApproximateArrivalTimestamp"] = _timestamp(r.get("ApproximateArrivalTimestamp"))
+                    r["ApproximateArrivalTimestamp"] = epoch_seconds(r.get("ApproximateArrivalTimestamp"))
                 ended = ev.get("ContinuationSequenceNumber") is None
                 yield Fetched(records=records, next_iterator=None if ended else ev["ContinuationSequenceNumber"],
                               millis_behind_latest=ev.get("MillisBehindLatest"),
@@ -250,10 +252,3 @@ class BotoKinesis:
             raise translate_error(exc) from exc
 
 
-def _epoch(value: Any) -> float | None:
-    """A botocore timestamp (datetime) or a number as epoch seconds."""
-    if value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    return float(value.timestamp())

@@ -8,18 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from streamkit.aggregation import decode_parts
+from streamkit.kinesis_types import epoch_seconds
 from streamkit.records import BodyMode, StreamRecord
 from streamkit.transport import Fetched
 
 __all__ = ["Fetched", "to_stream_records"]
 
-
-def _timestamp(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    return float(value.timestamp())  # botocore's datetime
 
 
 def to_stream_records(raw: list[dict[str, Any]], shard_id: str, *, after: tuple[str, int] | None = None,
@@ -38,7 +32,7 @@ def to_stream_records(raw: list[dict[str, Any]], shard_id: str, *, after: tuple[
         data = r["Data"]
         seq = r["SequenceNumber"]
         pk = r.get("PartitionKey")
-        ts = _timestamp(r.get("ApproximateArrivalTimestamp"))
+        ts = epoch_seconds(r.get("ApproximateArrivalTimestamp"))
         try:
             parts = decode_parts(data)
         except Exception as exc:  # AggregationFormatError: report, deliver as-is
