@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from streamkit.checkpoints.base import CheckpointStore
+from streamkit.checkpoints.lease_table import LeaseTableOptions
 from streamkit.checkpoints.memory import MemoryCheckpointStore
 from streamkit.checkpoints.model import AT_TIMESTAMP, LATEST, SHARD_END, TRIM_HORIZON, Checkpoint, Lease
 from streamkit.checkpoints.sqlite import SqliteCheckpointStore
@@ -25,6 +26,7 @@ __all__ = [
     "CheckpointStore",
     "DynamoDBCheckpointStore",
     "Lease",
+    "LeaseTableOptions",
     "MemoryCheckpointStore",
     "SqliteCheckpointStore",
 ]

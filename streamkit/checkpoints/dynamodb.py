@@ -53,6 +53,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from streamkit.aws.codes import RETRYABLE_CODES
 from streamkit.checkpoints.base import KEEP_OWNER, NO_OWNER_CHECK
 from streamkit.checkpoints.layouts import check_table_layout, lease_item_problem
+from streamkit.checkpoints.lease_table import LeaseTableOptions
 from streamkit.checkpoints.model import Checkpoint, Lease, split_lease_key
 from streamkit.clock import SYSTEM_CLOCK, Clock
 from streamkit.errors import CheckpointError, ConfigurationError
@@ -81,7 +82,7 @@ def _s(item: dict[str, Any], name: str) -> str | None:
 class DynamoDBCheckpointStore:
     def __init__(self, table: str, *, client: Any = None, create: bool = True, layout: Literal["streamkit", "kcl"]
                  = "streamkit", endpoint_url: str | None = None, region: str | None = None,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, table_options: LeaseTableOptions | None = None) -> None:
         from streamkit.aws.clients import aws_client
 
         if layout not in ("streamkit", "kcl"):
@@ -92,6 +93,7 @@ class DynamoDBCheckpointStore:
         self.layout = layout
         self._kcl = layout == "kcl"
         self._clock = clock
+        self.table_options = table_options or LeaseTableOptions()
         self._client = client or aws_client("dynamodb", endpoint_url=endpoint_url, region=region)
         self._layout_checked = False
         if create:
@@ -193,23 +195,28 @@ class DynamoDBCheckpointStore:
             raise _store_error(f"DynamoDB {op} on table {self.table!r} failed", exc) from exc
 
     def ensure_table(self, timeout: float = 60.0) -> None:
-        """Create the lease table (on-demand billing) if it does not exist, and wait until it is ACTIVE.
+        """Create the lease table if it does not exist (as `table_options` say: on-demand by default), and
+        wait until it is ACTIVE; then turn point-in-time recovery on if asked, as the KCL does.
 
         In the KCL layout it is created as the KCL 3 creates it, with the lease-owner GSI."""
+        options = self.table_options
         request: dict[str, Any] = dict(
             TableName=self.table,
             KeySchema=[{"AttributeName": "leaseKey", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "leaseKey", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
+            **options.create_table_arguments(),
         )
         if self._kcl:
             request["AttributeDefinitions"].append({"AttributeName": "leaseOwner", "AttributeType": "S"})
-            request["GlobalSecondaryIndexes"] = [{
+            index: dict[str, Any] = {
                 "IndexName": LEASE_OWNER_INDEX,
                 "KeySchema": [{"AttributeName": "leaseOwner", "KeyType": "HASH"},
                               {"AttributeName": "leaseKey", "KeyType": "RANGE"}],
                 "Projection": {"ProjectionType": "KEYS_ONLY"},
-            }]
+            }
+            if options.throughput is not None:
+                index["ProvisionedThroughput"] = options.throughput
+            request["GlobalSecondaryIndexes"] = [index]
         try:
             self._client.create_table(**request)
         except ClientError as exc:
@@ -221,6 +228,9 @@ class DynamoDBCheckpointStore:
         while self._clock.monotonic() < deadline:
             status = self._call("describe_table", TableName=self.table)["Table"]["TableStatus"]
             if status == "ACTIVE":
+                if options.point_in_time_recovery:
+                    self._call("update_continuous_backups", TableName=self.table,
+                               PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
                 return
             self._clock.sleep(0.05)
         raise CheckpointError(f"DynamoDB table {self.table!r} not ACTIVE after {timeout:.0f} s")
