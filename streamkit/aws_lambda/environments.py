@@ -30,7 +30,7 @@ from typing import Any
 
 from streamkit.errors import FunctionError
 
-__all__ = ["HandlerSpec", "InProcessEnvironments", "ProcessEnvironments", "Report", "percentiles"]
+__all__ = ["HandlerSpec", "InProcessEnvironments", "ProcessEnvironments", "Report", "ReportLog", "percentiles"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +62,41 @@ class Report:
         return {"request_id": self.request_id, "environment": self.environment, "duration_ms": self.duration_ms,
                 "billed_duration_ms": self.billed_duration_ms, "memory_size_mb": self.memory_size_mb,
                 "max_memory_used_mb": self.max_memory_used_mb, "init_duration_ms": self.init_duration_ms}
+
+
+class ReportLog:
+    """A run's REPORT figures, bounded: every cold start's, and the last `keep` invocations' (a mapping that
+    runs for days does not grow without end; the percentiles of durations are over those kept)."""
+
+    def __init__(self, keep: int = 10_000) -> None:
+        from collections import deque
+
+        self.recent: deque[Report] = deque(maxlen=keep)
+        self.cold_starts: list[Report] = []
+        self.count = 0
+        self.max_memory_used_mb: int | None = None
+        self._lock = threading.Lock()
+
+    def add(self, report: Report) -> None:
+        with self._lock:
+            self.count += 1
+            self.recent.append(report)
+            if report.init_duration_ms is not None:
+                self.cold_starts.append(report)
+            used = report.max_memory_used_mb
+            if used is not None and (self.max_memory_used_mb is None or used > self.max_memory_used_mb):
+                self.max_memory_used_mb = used
+
+    def summary(self) -> dict[str, Any]:
+        """Init and duration percentiles, the environments seen, and the kept reports' figures."""
+        with self._lock:
+            recent, cold = list(self.recent), list(self.cold_starts)
+        return {"invocations": self.count, "kept": len(recent),
+                "init_duration_ms": percentiles([r.init_duration_ms for r in cold if r.init_duration_ms is not None]),
+                "duration_ms": percentiles([r.duration_ms for r in recent]),
+                "max_memory_used_mb": self.max_memory_used_mb,
+                "environments": len({r.environment for r in cold} | {r.environment for r in recent}),
+                "reports": [r.to_json() for r in recent]}
 
 
 def percentiles(values: list[float]) -> dict[str, float] | None:

@@ -97,14 +97,14 @@ class Invoker:
 
     def __init__(self, handler: Callable[[dict[str, Any], Any], Any], config: EsmConfig, stats: EsmStats,
                  clock: Clock, environments: Any = None, on_report: Callable[[Any], None] | None = None) -> None:
-        from streamkit.aws_lambda.environments import InProcessEnvironments
+        from streamkit.aws_lambda.environments import InProcessEnvironments, ReportLog
 
         self.handler = handler
         #: Where invocations run (`streamkit.aws_lambda.environments`): in this process by default.
         self.environments = environments if environments is not None else InProcessEnvironments(
             handler, memory_mb=config.memory_size)
-        #: Each invocation's REPORT figures, in the order they ended.
-        self.reports: list[Any] = []
+        #: The invocations' REPORT figures (every cold start's, the last 10,000 invocations').
+        self.reports = ReportLog()
         self.on_report = on_report
         self.config = config
         self.stats = stats
@@ -143,8 +143,7 @@ class Invoker:
         finally:
             with stats.lock:
                 self._active[shard_id] -= 1
-        with stats.lock:
-            self.reports.append(report)
+        self.reports.add(report)
         if self.on_report is not None:
             self.on_report(report)
         return response, error

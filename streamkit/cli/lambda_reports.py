@@ -65,16 +65,10 @@ def report_printer(args: argparse.Namespace, prefix: str = "") -> Callable[[Any]
     return lambda report: print_err(f"{prefix}{report.line()}")
 
 
-def report_summary(reports: list[Any]) -> dict[str, Any]:
-    """Init and duration percentiles over a run's invocations, and each REPORT's figures."""
-    from streamkit.aws_lambda.environments import percentiles
-
-    used = [r.max_memory_used_mb for r in reports if r.max_memory_used_mb is not None]
-    return {"init_duration_ms": percentiles([r.init_duration_ms for r in reports if r.init_duration_ms is not None]),
-            "duration_ms": percentiles([r.duration_ms for r in reports]),
-            "max_memory_used_mb": max(used) if used else None,
-            "environments": len({r.environment for r in reports}),
-            "reports": [r.to_json() for r in reports]}
+def report_summary(reports: Any) -> dict[str, Any]:
+    """Init and duration percentiles over a run's invocations, and each kept REPORT's figures."""
+    summary: dict[str, Any] = reports.summary()
+    return summary
 
 
 def summary_line(summary: dict[str, Any]) -> str:
