@@ -261,6 +261,12 @@ class LeaseHolder:
                     if "owner" in changes and changes["owner"] is None:
                         changes = {"checkpoint_owner": None}  # a release: to the worker that asked
                     new = self._write(changes)
+                elif cur is not None and cur.owner == self.worker_id and cur.checkpoint_owner is None:
+                    # Still ours, its counter moved by a write of ours whose answer was lost (the store died
+                    # after applying it): nobody else took it (a take names its taker), so carry on from it.
+                    # Giving it up instead re-read the shard from its last checkpoint: the soak's duplicates.
+                    self._lease = cur
+                    new = self._write(changes)
             if new is None:
                 self.lost.set()
                 raise LeaseLostError(f"lease on {self.key} is no longer held by {self.worker_id}")

@@ -8,15 +8,19 @@ is up to the processor; what is not checkpointed is delivered again after a rest
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from streamkit.aio import is_async, shared_loop
+from streamkit.errors import CheckpointError
 from streamkit.records import StreamRecord
 
 if TYPE_CHECKING:
     from streamkit.consumer.checkpointer import Checkpointer
+
+log = logging.getLogger("streamkit.consumer")
 
 __all__ = [
     "LIFECYCLE",
@@ -163,10 +167,10 @@ class FunctionProcessor(RecordProcessor):
             if exc is None:
                 raise ProcessingStopped(i)
             if i:
-                input.checkpointer.checkpoint(records[i - 1])
+                _checkpoint_done(input.checkpointer, records[i - 1])
             raise RecordFailed(i, exc) from exc
         if records:
-            input.checkpointer.checkpoint()
+            _checkpoint_done(input.checkpointer, records[-1])
 
     def _each(self, records: Sequence[StreamRecord], should_stop: Callable[[], bool]) -> _Stop:
         """Call the function on each record; where and why it stopped (no exception: asked to stop)."""
@@ -194,6 +198,19 @@ class FunctionProcessor(RecordProcessor):
 
     def shutdown_requested(self, input: ShutdownRequestedInput) -> None:
         input.checkpointer.checkpoint()
+
+
+def _checkpoint_done(checkpointer: Checkpointer, record: StreamRecord) -> None:
+    """Checkpoint records already processed. A store that does not answer (or answered too late: the
+    write may have been applied) is said and left to the next batch's checkpoint, which covers this one:
+    failing the batch for it processed its records again (the soak's duplicates after a dynalite kill)."""
+    try:
+        checkpointer.checkpoint(record)
+    except CheckpointError as exc:
+        if not exc.retryable:
+            raise
+        log.warning("shard %s: could not store the checkpoint at %s (%s); the next one covers it",
+                    checkpointer.shard_id, record.position, exc)
 
 
 def _validated(func: Callable[[StreamRecord], Any]) -> Callable[[StreamRecord], Any]:
