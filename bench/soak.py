@@ -10,7 +10,9 @@ its port with its data.
 Every 30 s a line: readings sent and read per second, each process's RSS, the consumer's lag (the age
 of the last reading it processed, from its arrival timestamp: the producer never stops, so this is
 how far behind the consumer is), and the faults so far. At the end: readings acknowledged, read,
-lost (acknowledged and never read), duplicates (read twice: at-least-once after a fault), failed
+lost (acknowledged and never read), duplicates (read twice: at-least-once after a fault) by cause
+(the same position read again: the consumer; another position: the producer wrote it twice; each put
+beside the server killed before it), failed
 (reported to on_failure). A PNG of RSS and lag over time goes to `--plot` (default
 soak-output/soak.png; needs the `plot` extra).
 
@@ -27,6 +29,8 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -86,17 +90,25 @@ def consumer(endpoint: str, dynamodb: str, expect_file: str) -> None:
     from streamkit.consumer import Consumer, ConsumerConfig
     from streamkit.records import StreamRecord
 
-    seen = bytearray(1 << 24)  # one byte per reading number (16M): a bitmap, so memory does not grow with the run
+    # Per reading number (16M), a 32-bit digest of the position it was first read at (0: unread): a
+    # reading read again at the same position was re-read by the consumer; at another position it was
+    # written twice by the producer. Preallocated, so memory does not grow with the run.
+    first_at = array("I", bytes(4 << 24))
     counts = {"read": 0, "duplicates": 0, "lag": 0.0}
+    by_cause: dict[str, dict[int, int]] = {"read_again": {}, "written_twice": {}}  # cause -> wall second -> n
     lock = threading.Lock()
 
     def handle(record: StreamRecord) -> None:
         n = int(record.data[:10])
+        at = zlib.crc32(f"{record.sequence_number}/{record.sub_sequence_number}".encode()) or 1
         with lock:
-            if seen[n]:
+            if first_at[n]:
                 counts["duplicates"] += 1
+                cause = by_cause["read_again" if first_at[n] == at else "written_twice"]
+                second = int(time.time())
+                cause[second] = cause.get(second, 0) + 1
             else:
-                seen[n] = 1
+                first_at[n] = at
                 counts["read"] += 1
             if record.approximate_arrival_timestamp is not None:
                 counts["lag"] = max(0.0, time.time() - record.approximate_arrival_timestamp)
@@ -125,7 +137,7 @@ def consumer(endpoint: str, dynamodb: str, expect_file: str) -> None:
     c.stop()
     runner.join(60)
     say(role="consumer", done=True, read=counts["read"], duplicates=counts["duplicates"], rss=rss_mib(),
-        missing=[n for n in range(expected or 0) if not seen[n]][:1000])
+        duplicates_by_cause=by_cause, missing=[n for n in range(expected or 0) if not first_at[n]][:1000])
 
 
 # -- the parent ----------------------------------------------------------------------------------------
@@ -160,6 +172,7 @@ def run(args: argparse.Namespace) -> None:
 
     samples: list[dict[str, Any]] = []
     faults: list[tuple[float, str]] = []
+    fault_walls: list[tuple[float, str]] = []  # (wall time, server): duplicates are put beside the fault before them
     finals: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
         data = Path(tmp) / "stack"
@@ -209,6 +222,7 @@ def run(args: argparse.Namespace) -> None:
                     name = ("kinesalite", "dynalite")[victim % 2]
                     local_stack.kill_server(name, data_dir=data)
                     faults.append((now - t0, name))
+                    fault_walls.append((time.time(), name))
                     time.sleep(args.outage)
                     local_stack.restart_server(name, data_dir=data)
                     victim += 1
@@ -236,6 +250,7 @@ def run(args: argparse.Namespace) -> None:
     print(f"sent {producer_final.get('sent', 0):,}, acknowledged {acked:,}, failed (to on_failure) {len(failed):,}, "
           f"read {consumer_final.get('read', 0):,}, lost {len(missing):,}, duplicates {consumer_final.get('duplicates', 0):,}")
     print(f"faults: {', '.join(f'{name} at {t:.0f} s' for t, name in faults) or 'none'}")
+    _duplicates_by_cause(consumer_final.get("duplicates_by_cause") or {}, fault_walls)
     for role in ("producer", "consumer"):
         log_path = args.plot.parent / f"soak-{role}.log"
         lines = log_path.read_text().splitlines() if log_path.exists() else []
@@ -249,6 +264,37 @@ def run(args: argparse.Namespace) -> None:
     _plot(samples, faults, args.plot)
     if missing or not consumer_final:
         sys.exit(1)
+
+
+#: What each (duplicate kind, fault) means, and whether the duplicate is necessary.
+_CAUSES = {
+    ("written_twice", "kinesalite"): "a PutRecords kinesalite applied, then died before answering: the producer "
+                                     "cannot know it was written and sends it again (necessary: at-least-once)",
+    ("written_twice", "dynalite"): "written twice while DynamoDB was down (not expected: the producer does not use it)",
+    ("written_twice", "none"): "written twice with no server killed (not expected: the proxy's faults fail a "
+                               "request before forwarding it, so nothing was written)",
+    ("read_again", "kinesalite"): "re-read after kinesalite restarted (not expected: the reader keeps its position)",
+    ("read_again", "dynalite"): "re-read after dynalite restarted: a checkpoint or lease write applied but not "
+                                "answered failed the batch or gave the lease up (fixed: tests/unit/test_lost_answers.py)",
+    ("read_again", "none"): "re-read with no server killed: a lease moved between workers",
+}
+
+
+def _duplicates_by_cause(by_cause: dict[str, dict[str, int]], fault_walls: list[tuple[float, str]]) -> None:
+    """Each duplicate beside the last server killed before it (within 60 s), by kind."""
+    totals: dict[tuple[str, str], int] = {}
+    for kind, seconds in by_cause.items():
+        for second, n in seconds.items():
+            before = [name for wall, name in fault_walls if wall <= int(second) + 1 and int(second) - wall <= 60]
+            key = (kind, before[-1] if before else "none")
+            totals[key] = totals.get(key, 0) + n
+    if not totals:
+        print("duplicates by cause: none")
+        return
+    print("duplicates by cause:")
+    for (kind, fault), n in sorted(totals.items(), key=lambda kv: -kv[1]):
+        print(f"  {n:>8,}  {kind.replace('_', ' ')}, after {fault if fault != 'none' else 'no server kill'}: "
+              f"{_CAUSES[(kind, fault)]}")
 
 
 def _line(samples: list[dict[str, Any]], faults: list[tuple[float, str]], last: dict[str, Any]) -> dict[str, Any]:
