@@ -23,18 +23,30 @@ from streamkit.kinesis_types import PutEntry
 from streamkit.limits import MIB
 from streamkit.ratelimit import TokenBucket
 
-__all__ = ["AUTO_PLACED", "Accumulator", "Entry", "Item", "Pending", "Rec", "rec_of"]
+__all__ = ["AUTO_PLACED", "Accumulator", "Entry", "Item", "Pending", "Rec"]
 
 THROTTLED = "ProvisionedThroughputExceededException"
 
 #: The one queue of an AUTO stream's records (the service, not the key, picks their shard).
 AUTO_PLACED = "auto-placed"
 
-#: One user record as the producer keeps it: (data, partition_key, explicit_hash_key, put time on the
-#: producer's monotonic clock, size = data + UTF-8 key bytes, PutRecords attempts made in entries it
-#: has left at a reshard). A tuple of atomic values: the garbage collector stops tracking it at its
-#: first look, so buffering millions costs it nothing.
-Rec = tuple[bytes, "str | None", "str | None", float, int, int]
+class Rec:
+    """One user record sent with `Producer.send` (no future): the same named fields as a `Pending`.
+
+    data, partition_key, explicit_hash_key, put time on the producer's monotonic clock, size (data +
+    UTF-8 key bytes), and PutRecords attempts made in entries it has left at a reshard.
+    """
+
+    __slots__ = ("attempts", "data", "explicit_hash_key", "partition_key", "put_mono", "size")
+
+    def __init__(self, data: bytes, partition_key: str | None, explicit_hash_key: str | None, put_mono: float,
+                 size: int) -> None:
+        self.data = data
+        self.partition_key = partition_key
+        self.explicit_hash_key = explicit_hash_key
+        self.put_mono = put_mono
+        self.size = size
+        self.attempts = 0
 
 
 class Pending(RecordFuture):
@@ -56,18 +68,10 @@ class Pending(RecordFuture):
         self.size = size
         self.attempts = 0
 
-    @property
-    def rec(self) -> Rec:
-        return (self.data, self.partition_key, self.explicit_hash_key, self.put_mono, self.size, self.attempts)
-
 
 #: What the accumulator buffers per user record: a `Pending` (put, with a future) or a bare `Rec`
 #: (sent with `Producer.send`, no future).
 Item = Pending | Rec
-
-
-def rec_of(item: Item) -> Rec:
-    return item if type(item) is tuple else item.rec  # type: ignore[union-attr]
 
 
 @dataclass(eq=False, slots=True)
@@ -218,8 +222,8 @@ class Accumulator:
         True when the sender has something new to consider (a new aggregate was started, so a new
         flush deadline exists, or one was sealed and is ready to go).
         """
-        data, key, ehk, put_mono, size, _ = rec_of(item)
-        return self.add_fields(item, data, key, ehk, put_mono, size, True, tags)  # type: ignore[return-value]
+        return self.add_fields(item, item.data, item.partition_key, item.explicit_hash_key, item.put_mono,  # type: ignore[return-value]
+                               item.size, True, tags)
 
     def add_fields(self, item: Item, data: bytes, key: str | None, ehk: str | None, put_mono: float, size: int,
                    admitted: bool = False, tags: tuple[tuple[str, str], ...] = ()) -> bool | None:
@@ -268,9 +272,10 @@ class Accumulator:
         return True
 
     def _plain(self, shard_id: str, item: Item) -> Entry:
-        data, key, ehk, put_mono, size, _ = rec_of(item)
-        return Entry(shard_id=shard_id, payload=data, partition_key=key, explicit_hash_key=ehk, records=[item],
-                     aggregated=False, size=size, oldest=put_mono, user_bytes=size, keys=frozenset((key,)))
+        key, size = item.partition_key, item.size
+        return Entry(shard_id=shard_id, payload=item.data, partition_key=key, explicit_hash_key=item.explicit_hash_key,
+                     records=[item], aggregated=False, size=size, oldest=item.put_mono, user_bytes=size,
+                     keys=frozenset((key,)))
 
     def _seal(self, q: _ShardQueue, *, full: bool = False) -> None:
         b, recs = q.builder, q.open_records
@@ -482,11 +487,11 @@ class Accumulator:
             for e in q.ready:
                 moved.extend(_carry_attempts(item, e.attempts) for item in e.records)
             moved.extend(q.open_records)
-        self.buffered_bytes -= sum(rec_of(item)[4] for item in moved)
+        self.buffered_bytes -= sum(item.size for item in moved)
         self.buffered_records -= len(moved)
-        unroutable = [item for item in moved if rec_of(item)[1] is None and not self.placed_by_service]
+        unroutable = [item for item in moved if item.partition_key is None and not self.placed_by_service]
         for item in moved:
-            if rec_of(item)[1] is not None or self.placed_by_service:
+            if item.partition_key is not None or self.placed_by_service:
                 self.add(item)
         return len(moved) - len(unroutable), unroutable
 
@@ -502,20 +507,17 @@ class Accumulator:
                 out.extend(_carry_attempts(item, e.attempts) for item in e.records)
                 q.held_bytes -= e.user_bytes
             out.extend(q.open_records)
-            q.held_bytes -= sum(rec_of(item)[4] for item in q.open_records)
+            q.held_bytes -= sum(item.size for item in q.open_records)
             q.ready.clear()
             q.open_records = []
             q.open_bytes = 0
             q.builder = None
-        self.buffered_bytes -= sum(rec_of(item)[4] for item in out)
+        self.buffered_bytes -= sum(item.size for item in out)
         self.buffered_records -= len(out)
         return out
 
 
 def _carry_attempts(item: Item, attempts: int) -> Item:
     """The record with `attempts` more counted as made before its next entry."""
-    if type(item) is tuple:
-        data, key, ehk, put_mono, size, before = item
-        return (data, key, ehk, put_mono, size, before + attempts)
-    item.attempts += attempts  # type: ignore[union-attr]
+    item.attempts += attempts
     return item

@@ -112,15 +112,13 @@ class RecordFuture(Future[Any]):
 
 
 def _no_futures(items: Sequence[object]) -> bool:
-    """True when every item is a record sent without a future (a tuple): nothing to resolve.
+    """True when no item is a `RecordFuture` (all are records sent without one): nothing to resolve.
 
-    The scan runs in C (``map(type, ...)`` into a set), not a Python loop over every record: a
-    sender thread resolving an aggregate of thousands of `send` records holds the GIL that much less.
+    The scan runs in C (``map(type, ...)`` into a set of one or two types), not a Python loop over
+    every record: a sender thread resolving an aggregate of thousands of `send` records holds the GIL
+    that much less.
     """
-    return set(map(type, items)) == _ONLY_TUPLES
-
-
-_ONLY_TUPLES = {tuple}
+    return not any(issubclass(t, RecordFuture) for t in set(map(type, items)))
 
 
 def resolve_results(futures: Sequence[object], factory: Callable[[Any, int], Any]) -> None:

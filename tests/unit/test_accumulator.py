@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from producer.accumulator import Accumulator, Pending
+from producer.accumulator import Accumulator, Pending, Rec
 from producer.config import ProducerConfig
 from streamkit.aggregation import decode
 from streamkit.hashing import MAX_HASH_KEY, ShardInfo, ShardMap
@@ -211,7 +211,8 @@ def test_reroute_carries_records_with_and_without_futures_and_their_attempts() -
     acc = Accumulator(config(), shards)
     tracked = rec(b"0", k)
     acc.add(tracked)
-    acc.add((b"1", k, None, 0.0, 1 + len(k), 0))  # a record sent without a future
+    untracked = Rec(b"1", k, None, 0.0, 1 + len(k))  # a record sent without a future
+    acc.add(untracked)
     acc.seal_all()
     (entry,) = acc.take_batch(0.0, flush=True)
     acc.retry_later(entry, 0.0, "throttled", "ProvisionedThroughputExceededException")
@@ -225,7 +226,7 @@ def test_reroute_carries_records_with_and_without_futures_and_their_attempts() -
     (again,) = acc.take_batch(0.0, flush=True)
     assert again.shard_id == "A1" and [r.data for r in decode(again.data)] == [b"0", b"1"]
     assert again.records[0] is tracked and tracked.attempts == 1  # one attempt made in the old entry
-    assert again.records[1] == (b"1", k, None, 0.0, 1 + len(k), 1)
+    assert again.records[1] is untracked and untracked.attempts == 1
 
 
 def test_ordered_calls_carry_many_keys_of_a_shard_but_never_two_records_of_one_key() -> None:
