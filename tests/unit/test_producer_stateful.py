@@ -277,6 +277,9 @@ def test_the_machine_finds_a_planted_bug(monkeypatch: pytest.MonkeyPatch) -> Non
     from producer.sender import Sender
 
     monkeypatch.setattr(Sender, "fail_leftovers", lambda self, *a, **k: None)
-    with pytest.raises(AssertionError):
+    with pytest.raises(Exception) as found:  # (which kind: checked below)
         run_state_machine_as_test(ProducerMachine, settings=settings(
             SETTINGS, max_examples=300, phases=[Phase.generate], print_blob=False))
+    # The invariant's AssertionError, or hypothesis's Flaky* when replaying it (the sender's threads make
+    # the replay's timing differ), which it raises only after a failing run.
+    assert isinstance(found.value, AssertionError) or "Flaky" in type(found.value).__name__, found.value
