@@ -79,6 +79,9 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help="shards after a reshard or a burst: how long Lambda's scaling (1,000 environments per 10 s) "
                         "takes to follow, and its cold starts")
     p.add_argument("--init-duration", default=None, help="a measured Init Duration (ms suffix accepted)")
+    p.add_argument("--from-run", type=Path, default=None, metavar="FILE",
+                   help="the --json output of `lambda run` (its REPORT figures): median batch duration, memory size, "
+                        "median Init Duration and records per invocation, for what was not given")
     p.add_argument("--limit-scale", type=float, default=1.0, help="scale the shard limits (local validation)")
     p.add_argument("--simulate", action="store_true", help="check the formulas with a discrete-time simulation")
     p.add_argument("--simulate-seconds", type=float, default=120.0)
@@ -146,10 +149,13 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"--aggregation {args.aggregation!r}: a number >= 1 or auto")
     if args.plot is not None and not args.plot.expanduser().resolve().parent.is_dir():
         raise ConfigurationError(f"--plot {args.plot}: the directory {args.plot.parent} does not exist")
+    from_run = _apply_run(args) if args.from_run is not None else None
     inp, measured = build_inputs(args)
     result = estimate(inp)
     if measured is not None:
         result["measured"] = measured
+    if from_run is not None:
+        result["from_run"] = from_run
     if args.memory_advice:
         from streamkit.estimator.memory import memory_advice
 
@@ -229,6 +235,36 @@ def _print_plain(r: dict[str, Any]) -> None:
     for a in r["advice"]:
         print(f"  advice: {a['advice']}: {_fmt(a['sustainable_rate'])} rec/s ({a['gain']:.2f}x)")
     print(r["prices_note"])
+
+
+def _apply_run(args: argparse.Namespace) -> dict[str, Any]:
+    """`--from-run FILE`: a `lambda run --json` summary's REPORT figures, for the options left at their defaults."""
+    import orjson
+
+    try:
+        doc = orjson.loads(args.from_run.read_bytes())
+    except OSError as exc:
+        raise ConfigurationError(f"--from-run {args.from_run}: {(exc.strerror or str(exc)).lower()}") from None
+    except orjson.JSONDecodeError as exc:
+        raise ConfigurationError(f"--from-run {args.from_run}: not JSON ({exc})") from None
+    runs = list(doc["mappings"].values()) if isinstance(doc, dict) and "mappings" in doc else [doc]
+    run = next((r for r in runs if isinstance(r, dict) and (r.get("invocation_reports") or {}).get("duration_ms")), None)
+    if run is None:
+        raise ConfigurationError(f"--from-run {args.from_run}: no invocation reports in it (the --json output of "
+                                 "`streamkit lambda run` that invoked the function at least once)")
+    reports = run["invocation_reports"]
+    taken: dict[str, Any] = {"duration_ms_p50": reports["duration_ms"]["p50"]}
+    if args.duration is None:  # the handler's Duration, plus the poll/invoke overhead the estimator adds per batch
+        args.duration = f"{reports['duration_ms']['p50'] + args.invoke_overhead_ms}ms"
+    memory = {r["memory_size_mb"] for r in reports["reports"]}
+    if len(memory) == 1 and args.lambda_memory_mb == 128:
+        args.lambda_memory_mb = taken["memory_size_mb"] = memory.pop()
+    if args.init_duration is None and reports.get("init_duration_ms"):
+        args.init_duration = f"{reports['init_duration_ms']['p50']}ms"
+        taken["init_duration_ms_p50"] = reports["init_duration_ms"]["p50"]
+    if args.batch_size == 100 and run.get("invocations"):
+        args.batch_size = taken["records_per_invocation"] = max(1, round(run["records_delivered"] / run["invocations"]))
+    return taken
 
 
 def _print_memory(advice: dict[str, Any]) -> None:

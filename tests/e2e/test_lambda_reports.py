@@ -28,7 +28,7 @@ def lambda_run(stream: StreamHandle, *extra: str) -> Any:
 
 
 @pytest.mark.streamkit(shards=1)
-def test_process_isolation_times_each_environments_import_once(kinesis_stream: StreamHandle) -> None:
+def test_process_isolation_times_each_environments_import_once(kinesis_stream: StreamHandle, tmp_path: Path) -> None:
     put(kinesis_stream, 40)
     proc = lambda_run(kinesis_stream, "--isolation", "process", "--parallelization-factor", "2", "--memory", "256",
                       "--json")
@@ -46,6 +46,16 @@ def test_process_isolation_times_each_environments_import_once(kinesis_stream: S
         assert r["billed_duration_ms"] == math.ceil(r["duration_ms"] + (r["init_duration_ms"] or 0))
         assert r["memory_size_mb"] == 256 and r["max_memory_used_mb"] > 0  # the worker's peak resident memory
     assert summary["init_duration_ms"]["count"] == 2
+    # The estimator takes the run's figures: --memory-advice from a measured run.
+    run_file = tmp_path / "run.json"
+    run_file.write_text(proc.stdout)
+    est = run_cli("estimate", "--shards", "1", "--records-per-second", "100", "--from-run", str(run_file),
+                  "--memory-advice", "--json")
+    assert est.returncode == 0, est.stderr
+    result = orjson.loads(est.stdout)
+    assert result["memory_advice"]["measured_at_mb"] == 256 and result["from_run"]["memory_size_mb"] == 256
+    assert result["batch_seconds"] == pytest.approx((summary["duration_ms"]["p50"] + 20) / 1000)
+    assert result["from_run"]["init_duration_ms_p50"] >= 300
 
 
 @pytest.mark.streamkit(shards=1)
