@@ -18,6 +18,7 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path: Path) -> None:
     assert figures["consumer"]["records"] == figures["producer"]["readings"]  # type: ignore[index]
     assert figures["consumer"]["out_of_order"] == 0  # type: ignore[index]
     assert figures["lambda"]["dead_letters"] == 1 and figures["lambda"]["processed_after_replay"] == 1  # type: ignore[index]
+    assert figures["lambda"]["windows"] >= 1 and (out / "windows.jsonl").read_text().count("readings, mean") >= 1  # type: ignore[index]
     assert figures["dispatcher"]["speedup"] > 4  # type: ignore[index]
     summary = (out / "summary.md").read_text()
     assert "## producer" in summary and "throughput.png" in summary
