@@ -2,10 +2,12 @@
 
 Each `run_mapping` step starts an `EventSourceMapping` on the shared checkpoint store (a restart) with a
 handler that succeeds, fails now and then, reports partial failures or is down, over 1 or 2 lanes per
-shard (parallelization), with retries and bisection, until an event at its k-th pause: a stop, a crash of
-one of its threads, the iterator expiring, throttling. Checked after every step: the stored position
-never passes a record that neither succeeded nor went to the OnFailure destination; at the end a healthy
-mapping delivers every record at least once.
+shard (parallelization), with retries and bisection, a data filter or none, a record age limit or none,
+an OnFailure destination that is down at first or not, until an event at its k-th pause: a stop, a crash
+of one of its threads, the iterator expiring (the clock jumps 400 s: records age), throttling. Checked
+after every step: the stored position never passes a record that neither succeeded, nor was filtered
+out, nor went to the OnFailure destination; at the end a healthy mapping delivers every record at least
+once.
 
 The mapping runs its own threads (pollers and lanes) as it does in production, so the order of their
 steps varies from run to run; waits are on the fake clock, so nothing sleeps.
@@ -24,13 +26,14 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from streamkit.aws_lambda.emulator import EsmConfig, EventSourceMapping
 from streamkit.checkpoints import MemoryCheckpointStore
-from streamkit.errors import ThrottledError
+from streamkit.errors import AwsServiceError, ThrottledError
 from streamkit.testing import FakeClock, FakeKinesis
 
 DEEP = os.environ.get("STREAMKIT_DEEP") == "1"
 STREAM = "s"
 FUNCTION = "f"
 NS = f"esm:{FUNCTION}:{STREAM}"
+KEEP = '{"data": {"keep": [true]}}'
 
 
 class Crash(BaseException):
@@ -51,15 +54,17 @@ class EmulatorMachine(RuleBasedStateMachine):
     @rule(n=st.integers(1, 20), keys=st.integers(1, 5))
     def write(self, n: int, keys: int) -> None:
         for i in range(n):
-            seq = int(self.kinesis.put(STREAM, f"r{i}".encode(), f"key-{i % keys}"))
+            data = b'{"i": %d, "keep": %s}' % (i, b"true" if i % 3 else b"false")
+            seq = int(self.kinesis.put(STREAM, data, f"key-{i % keys}"))
             shard = next(sid for sid, recs in self.kinesis.written.items() if recs and int(recs[-1][0]) == seq)
             self.expected[shard].append(seq)
 
     @rule(handler=st.sampled_from(["ok", "flaky", "partial", "down"]), seed=st.integers(0, 2**16),
           lanes=st.integers(1, 3), bisect=st.booleans(), retries=st.sampled_from([-1, 0, 2]),
-          event=st.sampled_from(["stop", "crash", "expire", "throttle", "none"]), at_pause=st.integers(1, 40))
+          event=st.sampled_from(["stop", "crash", "expire", "throttle", "none"]), at_pause=st.integers(1, 40),
+          filtered=st.booleans(), max_age=st.sampled_from([-1, 60]), destination_down=st.integers(0, 3))
     def run_mapping(self, handler: str, seed: int, lanes: int, bisect: bool, retries: int, event: str,
-                    at_pause: int) -> None:
+                    at_pause: int, filtered: bool, max_age: int, destination_down: int) -> None:
         rng = random.Random(seed)
         rng_lock = threading.Lock()
 
@@ -105,9 +110,17 @@ class EmulatorMachine(RuleBasedStateMachine):
                 return ThrottledError("ProvisionedThroughputExceededException", code="ProvisionedThroughputExceededException")
             return None
 
+        down = [destination_down]
+
+        def destination(documents: list[dict[str, Any]]) -> None:
+            if down[0] > 0:  # the destination does not answer its first writes: the shard must wait
+                down[0] -= 1
+                raise AwsServiceError("the destination does not answer", code="ServiceUnavailable", retryable=True)
+
         config = EsmConfig(batch_size=4, starting_position="TRIM_HORIZON", parallelization_factor=lanes,
                            bisect_on_error=bisect, max_retry_attempts=retries, report_batch_item_failures=True,
-                           on_failure=lambda documents: None, function_name=FUNCTION, retry_delay=0.01)
+                           on_failure=destination, function_name=FUNCTION, retry_delay=0.01,
+                           filter_criteria=(KEEP,) if filtered else (), max_record_age=max_age)
         mapping = _Recording(self, STREAM, fn, client=self.kinesis, config=config, checkpoint_store=self.store,
                              clock=self.clock)
         mapping_box.append(mapping)
@@ -154,9 +167,16 @@ class _Recording(EventSourceMapping):
         self.machine = machine
 
     def _on_failure(self, lane: Any, outcome: Any) -> None:
-        super()._on_failure(lane, outcome)
+        super()._on_failure(lane, outcome)  # returns once the destination took the record
         with self.machine.lock:
             self.machine.handled.update(int(r.sequence_number) for r in outcome.discard)
+
+    def _select(self, shard_id: str, records: list[Any]) -> list[Any]:
+        kept = super()._select(shard_id, records)
+        ids = {id(r) for r in kept}
+        with self.machine.lock:  # filtered out: handled as AWS handles it (not delivered, passed)
+            self.machine.handled.update(int(r.sequence_number) for r in records if id(r) not in ids)
+        return kept
 
 
 EmulatorMachine.TestCase.settings = settings(
