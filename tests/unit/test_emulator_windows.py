@@ -135,3 +135,34 @@ def test_events_carry_the_window_fields_aws_documents() -> None:
     assert keys == set(first) == set(final)
     assert final["isFinalInvokeForWindow"] is True and final["Records"] == [] and final["state"] == {"seen": 1}
     assert base64.b64decode(first["Records"][0]["kinesis"]["data"]) == b'{"temp_c": 1}'
+
+
+def test_a_window_with_report_batch_item_failures_counts_each_record_once() -> None:
+    # The function folds the records before the failed one into the state it returns with batchItemFailures;
+    # the mapping retries from the failed record with that state, so the final aggregate counts each once.
+    clock = FakeClock(scale=0.01)
+    kinesis = FakeKinesis(clock=clock)
+    for i in range(6):
+        kinesis.put("s", json.dumps({"temp_c": i}).encode(), "k")
+    failed_once: set[str] = set()
+    results, store = collector()
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        state = dict(event["state"])
+        if event["isFinalInvokeForWindow"]:
+            store(WindowResult(start=event["window"]["start"], end=event["window"]["end"], shard_id=event["shardId"],
+                               state=state, terminated_early=event["isWindowTerminatedEarly"]))
+            return {"state": {}}
+        for r in event["Records"]:
+            seq = r["kinesis"]["sequenceNumber"]
+            if json.loads(base64.b64decode(r["kinesis"]["data"]))["temp_c"] == 3 and seq not in failed_once:
+                failed_once.add(seq)
+                return {"state": state, "batchItemFailures": [{"itemIdentifier": seq}]}
+            state = {"n": state.get("n", 0) + 1, "sum": state.get("sum", 0) + 1}
+        return {"state": state, "batchItemFailures": []}
+
+    stats = EventSourceMapping("s", handler, client=kinesis, clock=clock,
+                               config=EsmConfig(starting_position="TRIM_HORIZON", tumbling_window=900, batch_size=6,
+                                                report_batch_item_failures=True,
+                                                retry_delay=0.01)).run(stop_after_idle=1.5)
+    assert [w.state["n"] for w in results] == [6] and stats.partial_failures == 1
