@@ -68,7 +68,7 @@ class ReportLog:
     """A run's REPORT figures, bounded: every cold start's, and the last `keep` invocations' (a mapping that
     runs for days does not grow without end; the percentiles of durations are over those kept)."""
 
-    def __init__(self, keep: int = 10_000) -> None:
+    def __init__(self, keep: int = 4096) -> None:
         from collections import deque
 
         self.recent: deque[Report] = deque(maxlen=keep)

@@ -103,7 +103,7 @@ class Invoker:
         #: Where invocations run (`streamkit.aws_lambda.environments`): in this process by default.
         self.environments = environments if environments is not None else InProcessEnvironments(
             handler, memory_mb=config.memory_size)
-        #: The invocations' REPORT figures (every cold start's, the last 10,000 invocations').
+        #: The invocations' REPORT figures (every cold start's, the last 4,096 invocations').
         self.reports = ReportLog()
         self.on_report = on_report
         self.config = config
