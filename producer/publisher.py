@@ -58,6 +58,8 @@ class PublishSummary:
     #: or it refused them).
     handed_over: int = 0
     not_handed_over: int = 0
+    #: Readings accepted and not acknowledged by Kinesis (``read - user_records``): handed over or lost.
+    unacknowledged: int = 0
     kinesis_records: int = 0
     put_calls: int = 0
     bytes: int = 0
@@ -310,6 +312,7 @@ def publish(stream: str, readings: Iterable[tuple[str, bytes]] | Iterable[Readin
     summary.user_records = m["user_records_written"]
     summary.handed_over = hand_over.handed
     summary.not_handed_over = hand_over.lost
+    summary.unacknowledged = n - summary.user_records
     summary.failed = m["user_records_failed"]
     summary.kinesis_records = m["kinesis_records_written"]
     summary.put_calls = m["put_calls"]

@@ -16,7 +16,9 @@ from streamkit.errors import ConfigurationError
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("produce", help="publish sensor readings (a JSON-lines file or a simulated fleet)",
-                       parents=parents)
+                       parents=parents,
+                       epilog="exit status: 0 when every reading read was acknowledged by Kinesis; 1 when any went to "
+                              "--on-failure or could not be handed over (the summary says how many); 2 on a usage error")
     p.add_argument("--stream", required=True)
     add_metrics_options(p)
     src = p.add_mutually_exclusive_group(required=True)
@@ -121,6 +123,8 @@ def _summary_line(summary: Any, args: argparse.Namespace) -> str:
     line = (f"{why}read {summary.read:,}; published {summary.user_records:,} readings as {summary.kinesis_records:,} "
             f"Kinesis records in {summary.put_calls:,} PutRecords calls ({summary.bytes:,} bytes) in "
             f"{summary.seconds:.2f} s; failed {summary.failed}, retried {summary.retried}, bad lines {summary.bad_lines}")
+    if summary.unacknowledged:
+        line += f"; accepted but not acknowledged: {summary.unacknowledged:,}"
     if summary.failed:
         line += (f"; handed over {summary.handed_over:,} to {args.on_failure}" if args.on_failure
                  else "; no --on-failure given")

@@ -131,12 +131,17 @@ def test_sensors_stopped_by_sigterm_report_what_was_accepted_and_not_acknowledge
     proxy = kinesis_proxy(limit_scale=0.05)  # the shards take far less than offered: records wait in the buffer
     proc = start_produce("--stream", kinesis_stream.name, "--sensors", "20", "--rate", "5000", "--duration", "60",
                          "--no-aggregate", "--shutdown-grace", "0", "--json", "--endpoint-url", proxy.endpoint, env={})
-    time.sleep(2)  # (not a pass/fail timing: the stop only has to come mid-run)
+    for _ in range(600):  # bounded (60 s): until the shards refuse writes, so records wait in the buffer
+        if proxy.stats().get("limit.write_throttled", 0) > 0:
+            break
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     summary: dict[str, Any] = orjson.loads(out)
     assert summary["stopped_by"] == "SIGTERM", err
     assert summary["read"] == summary["user_records"] + summary["handed_over"] + summary["not_handed_over"]
+    assert summary["unacknowledged"] == summary["read"] - summary["user_records"] > 0
     assert summary["not_handed_over"] > 0 and proc.returncode == 1
     assert len(seqs_in_stream(kinesis_stream)) == summary["user_records"]
 
