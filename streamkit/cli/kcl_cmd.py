@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 
 from streamkit.cli.common import add_metrics_options, client_for, flag, import_callable, metrics_from_args
-from streamkit.errors import ConfigurationError
+from streamkit.errors import ConfigurationError, StreamNotFoundError
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -43,6 +43,9 @@ def cmd_kcl_run(args: argparse.Namespace) -> int:
     client = client_for(args, retries=0) if flag(args, "endpoint_url") else None
     dynamodb = client_for(args, "dynamodb") if flag(args, "dynamodb_endpoint_url") else None
     metrics = metrics_from_args(args)
-    consumer = consumer_from_properties(args.properties, processor, client=client, dynamodb_client=dynamodb,
-                                        metrics=metrics, streamkit_processor=issubclass(processor, RecordProcessor))
+    try:
+        consumer = consumer_from_properties(args.properties, processor, client=client, dynamodb_client=dynamodb,
+                                            metrics=metrics, streamkit_processor=issubclass(processor, RecordProcessor))
+    except StreamNotFoundError as exc:  # checked before the lease table is created: nothing is left behind
+        raise ConfigurationError(f"{exc} (nothing was created)") from None
     return run_and_summarise(consumer, args, metrics)

@@ -10,7 +10,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from streamkit.cli.common import add_metrics_options, client_for, emit_json, flag, has_rich, metrics_from_args, print_err
+from streamkit.cli.common import (
+    add_metrics_options,
+    client_for,
+    emit_json,
+    flag,
+    has_rich,
+    metrics_from_args,
+    print_err,
+    require_streams,
+)
 from streamkit.errors import ConfigurationError
 
 
@@ -79,6 +88,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
         readings = simulated_readings(args.sensors, args.rate, args.duration)
         total = int(args.rate * args.duration)
     metrics = metrics_from_args(args)
+    require_streams(args, [args.stream])  # a typo is said before the --on-failure file is created
     config = ProducerConfig(aggregation=not args.no_aggregate, on_failure=args.on_failure, record_ttl=args.record_ttl,
                             metrics=metrics)
     client = client_for(args, retries=0)

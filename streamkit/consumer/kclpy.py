@@ -318,6 +318,15 @@ def consumer_from_properties(path: str | Path, processor: Any, *, client: Any = 
 
         level = props.metrics_level.lower() if props.metrics_level else None
         recorder = Metrics(metrics, namespace=props.application_name, level=level)  # type: ignore[arg-type]
+    from streamkit.errors import StreamkitError, StreamNotFoundError
+    from streamkit.transport import as_kinesis
+
+    try:  # a stream typo is said before the lease table is created (an unreachable server: the run retries)
+        as_kinesis(kinesis, stream=props.stream).describe_stream_summary(props.stream)
+    except StreamNotFoundError:
+        raise
+    except StreamkitError:
+        pass
     store = DynamoDBCheckpointStore(props.table, client=dynamodb, layout="kcl")
     consumer = Consumer(props.stream, processor if streamkit_processor else kclpy_factory(processor),
                         application_name=props.application_name, checkpoint_store=store, client=kinesis,

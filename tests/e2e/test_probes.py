@@ -309,3 +309,24 @@ def test_dynamodb_checkpoint_on_a_kcl_table_is_one_line_exit_2_naming_kcl_and_th
                    timeout=60)
     assert f"use --checkpoint kcl:{table}" in one_line_error(proc, 2)
     assert scan(dynamodb_client, table) == before
+
+
+def test_a_stream_typo_in_produce_or_kcl_run_is_one_line_exit_2_and_leaves_nothing(local_stack: Any,
+                                                                                   dynamodb_client: Any,
+                                                                                   tmp_path: Path) -> None:
+    src = tmp_path / "in" / "r.jsonl"
+    src.parent.mkdir()
+    src.write_text('{"sensor_id": "a"}\n')
+    proc = run_cli("produce", "--stream", "no-such-stream", "--file", str(src), "--on-failure",
+                   f"file:{tmp_path / 'failed.jsonl'}", "--endpoint-url", local_stack.kinesis_endpoint, timeout=60)
+    assert "no-such-stream" in one_line_error(proc, 2)
+    app = f"typo-{uuid.uuid4().hex[:6]}"
+    props = tmp_path / "in" / "app.properties"
+    props.write_text(f"executableName = app.py\nstreamName = no-such-stream\napplicationName = {app}\n"
+                     f"kinesisEndpoint = {local_stack.kinesis_endpoint}\n"
+                     f"dynamoDBEndpoint = {local_stack.dynamodb_endpoint}\nregionName = us-east-1\n")
+    proc = run_cli("kcl", "run", "--properties", str(props), "--processor", "tests.e2e.handlers:KclpyCollect",
+                   env={"PYTHONPATH": str(ROOT)}, timeout=60)
+    assert "no-such-stream" in one_line_error(proc, 2)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["app.properties", "in", "r.jsonl"]
+    assert app not in dynamodb_client.list_tables()["TableNames"]
