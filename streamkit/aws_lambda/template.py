@@ -93,6 +93,8 @@ class Template:
     resources: dict[str, tuple[str, str]]
     #: Where properties the emulator does not apply are ("Resources.Fn.Properties.Events.E.Properties.KmsKeyArn").
     unsupported: tuple[str, ...] = ()
+    #: The functions without a Kinesis event (invoked by others: a dispatcher's Lambda target, say).
+    other_functions: tuple[FunctionSpec, ...] = ()
 
     def function(self, logical_id: str) -> FunctionSpec:
         for f in self.functions:
@@ -370,6 +372,7 @@ class _Reader:
     def read(self) -> Template:
         streams: list[StreamSpec] = []
         functions: list[FunctionSpec] = []
+        invocable: list[FunctionSpec] = []
         others: dict[str, tuple[str, str]] = {}
         cfn_mappings: dict[str, list[MappingSpec]] = {}
         for lid, res in self.resources.items():
@@ -396,10 +399,9 @@ class _Reader:
                 f = self.cfn_function(lid, res, cfn_mappings)
             else:
                 continue
-            if f.mappings:
-                functions.append(f)
+            (functions if f.mappings else invocable).append(f)
         return Template(path=self.path, functions=tuple(functions), streams=tuple(streams), resources=others,
-                        unsupported=tuple(self.unsupported))
+                        unsupported=tuple(self.unsupported), other_functions=tuple(invocable))
 
     def stream(self, lid: str, res: dict[str, Any]) -> StreamSpec:
         where = f"Resources.{lid}.Properties"

@@ -9,6 +9,7 @@ endpoint; nothing is repeated on the command line (a mapping flag given with --t
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import os
 import sys
@@ -85,11 +86,19 @@ def import_handler(path: Path, logical_id: str, code_dir: Path | None, handler: 
         raise TemplateError(f"{path}: Resources.{logical_id}.Properties.Handler: {handler!r} is not module.function")
     root = code_dir or path.parent
     file = root / (module.replace(".", "/") + ".py")
-    if not file.is_file():
-        raise TemplateError(f"{path}: Resources.{logical_id}: handler module {file} does not exist (CodeUri / "
-                            "aws:asset:path)")
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
+    if not file.is_file():  # a module of an installed package the deployment package brings (streamkit's dispatcher)
+        t0 = time.perf_counter()
+        try:
+            target = getattr(importlib.import_module(module), func, None)
+        except ImportError:
+            raise TemplateError(f"{path}: Resources.{logical_id}: handler module {module} is neither in {root} "
+                                "(CodeUri / aws:asset:path) nor installed") from None
+        if not callable(target):
+            raise TemplateError(f"{path}: Resources.{logical_id}.Properties.Handler: {module} has no function {func!r}")
+        worker = HandlerSpec(module=module, function=func, path=str(root), environment=dict(environment or {}))
+        return target, worker, (time.perf_counter() - t0) * 1000
     # One module object per function: two functions may both have an `app.py`.
     spec = importlib.util.spec_from_file_location(f"streamkit_function_{logical_id}_{module}", file)
     assert spec is not None and spec.loader is not None
@@ -104,6 +113,22 @@ def import_handler(path: Path, logical_id: str, code_dir: Path | None, handler: 
         raise TemplateError(f"{path}: Resources.{logical_id}.Properties.Handler: {file} has no function {func!r}")
     worker = HandlerSpec(file=str(file), function=func, path=str(root), environment=dict(environment or {}))
     return target, worker, (time.perf_counter() - t0) * 1000
+
+
+def _serve_other_functions(template: Any) -> Any:
+    """The template's functions without a Kinesis event, on a local Invoke endpoint (127.0.0.1), which
+    ``AWS_ENDPOINT_URL_LAMBDA`` names for the functions that invoke them (a dispatcher's Lambda target)."""
+    from streamkit.local.lambda_server import LocalLambdaServer
+
+    functions = {}
+    for f in template.other_functions:
+        os.environ.update(f.environment)
+        functions[f.function_name] = import_handler(template.path, f.logical_id, f.code_dir, f.handler,
+                                                    f.environment)[0]
+    server = LocalLambdaServer(functions).__enter__()
+    os.environ["AWS_ENDPOINT_URL_LAMBDA"] = server.endpoint  # before the environments start: they inherit it
+    print_err(f"streamkit: {', '.join(functions)} served on {server.endpoint} (Invoke), for the template's functions")
+    return server
 
 
 def _is_local(endpoint: str | None) -> bool:
@@ -129,6 +154,7 @@ def run_template(args: argparse.Namespace) -> int:
     pools: list[Any] = []
     metrics = metrics_from_args(args)
     store = checkpoint_store(args)
+    server = _serve_other_functions(template) if local and template.other_functions else None
     for f in functions:
         enabled = [m for m in f.mappings if m.enabled]
         for m in f.mappings:
@@ -175,6 +201,8 @@ def run_template(args: argparse.Namespace) -> int:
     finally:
         for envs in pools:
             envs.close()
+        if server is not None:
+            server.__exit__(None, None, None)
         if metrics is not None:
             metrics.close()
     if errors:
