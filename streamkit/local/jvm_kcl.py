@@ -130,6 +130,9 @@ class JvmKclConfig:
     shutdown_grace_millis: int = 10_000  # KCL: 0, which times out on SIGTERM
     worker_metrics_reporter_freq_millis: int = 1000  # KCL: 30,000
     max_records: int = 10_000
+    #: KCL 3 assigns leases only to workers whose CPU metrics it has collected for a while (10-15 s after
+    #: start here); without them it balances by throughput, as streamkit does. KCL: false.
+    disable_worker_metrics: bool = True
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -159,6 +162,7 @@ class JvmKclConfig:
             "shutdownGraceMillis": str(self.shutdown_grace_millis),
             "workerMetricsReporterFreqInMillis": str(self.worker_metrics_reporter_freq_millis),
             "maxRecords": str(self.max_records),
+            "disableWorkerMetrics": str(self.disable_worker_metrics).lower(),
         }
         if self.worker_id:
             props["workerId"] = self.worker_id

@@ -319,11 +319,10 @@ def test_a_worker_killed_mid_batch_is_taken_over_by_the_other_side_after_its_lea
               f"{time.monotonic() - started:.0f} s")
     assert counts["skipped"] == 0 and counts["unknown"] == 0, counts
     assert twice, "a worker killed mid-batch left nothing uncheckpointed: the test did not kill mid-batch"
-    # What was recorded twice was first recorded by a worker that was then killed (its batches in flight,
-    # never checkpointed), and recorded again once by the next owner; the clean last run repeats nothing.
-    first_run = {}
+    # Only a killed worker's work is repeated (its batches in flight, never checkpointed): of a record seen
+    # n times, every occurrence but the last is from a killed run (1 or 2), so n <= 3.
+    runs: dict[str, list[int]] = {}
     for r in app.lines():
-        first_run.setdefault(r["data"], r["run"])
-    assert {first_run[d] for d in twice} <= {1, 2}, sorted(twice)
+        runs.setdefault(r["data"], []).append(r["run"])
+    assert all(set(seq[:-1]) <= {1, 2} for seq in runs.values()), {d: seq for d, seq in runs.items() if len(seq) > 1}
     assert first[40] in twice and second[41] in twice  # the records each worker hung on
-    assert all(n <= 2 for n in seen.values())
