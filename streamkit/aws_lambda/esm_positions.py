@@ -26,8 +26,8 @@ def initial_position(starting_position: Literal["TRIM_HORIZON", "LATEST", "AT_TI
     """Where a shard of the mapping's first listing starts when nothing is stored.
 
     A time before the stream was created means the same as its creation time (no record is older); it
-    is asked as that, because kinesalite's GetRecords does not answer for an AT_TIMESTAMP iterator
-    far before a shard's creation (seen with 2020-01-01 on a 4-shard stream of 500 records).
+    is asked as that: kinesalite 3.3.3 leaves some AT_TIMESTAMP requests unanswered (seen: 2020-01-01 on
+    a 4-shard stream of 500 records; and GetShardIterator for any time on a shard holding no record).
     """
     if starting_position == "AT_TIMESTAMP":
         assert timestamp is not None  # EsmConfig checks it
