@@ -31,6 +31,7 @@ from streamkit.errors import (
     ValidationError,
 )
 from streamkit.hashing import ShardMap, validate_explicit_hash_key, validate_partition_key
+from streamkit.limits import PARTITION_KEY_MAX_CHARS
 from streamkit.transport import as_kinesis
 
 #: Seconds `with Producer(...)` gives buffered records to be written when the block ends on a
@@ -185,7 +186,7 @@ class Producer:
         # The fast check below is written out again in `send`, on purpose: it runs for every record,
         # and a shared helper would cost a Python call each time. Anything off it goes to `_validate`.
         if type(data) is bytes and type(partition_key) is str and explicit_hash_key is None \
-                and 0 < len(partition_key) <= 256 and partition_key.isascii():
+                and 0 < len(partition_key) <= PARTITION_KEY_MAX_CHARS and partition_key.isascii():
             size, ehk = len(data) + len(partition_key), None
         else:
             data, ehk, size = self._validate(data, partition_key, explicit_hash_key)
@@ -209,7 +210,7 @@ class Producer:
         payload included, to ``config.on_failure`` (and is logged and counted as failed in `metrics()`).
         """
         if type(data) is bytes and type(partition_key) is str and explicit_hash_key is None \
-                and 0 < len(partition_key) <= 256 and partition_key.isascii():
+                and 0 < len(partition_key) <= PARTITION_KEY_MAX_CHARS and partition_key.isascii():
             size, ehk = len(data) + len(partition_key), None
         else:
             data, ehk, size = self._validate(data, partition_key, explicit_hash_key)
@@ -246,7 +247,7 @@ class Producer:
                 raise ValidationError(f"partition_key=None needs a stream that places records itself "
                                       f"(RecordDistributionStrategy AUTO); {self.stream_name!r} places them by key")
             return data, None, len(data)
-        if type(partition_key) is not str or not 0 < len(partition_key) <= 256:
+        if type(partition_key) is not str or not 0 < len(partition_key) <= PARTITION_KEY_MAX_CHARS:
             validate_partition_key(partition_key)
         ehk = validate_explicit_hash_key(explicit_hash_key) if explicit_hash_key is not None else None
         return data, ehk, len(data) + len(partition_key.encode("utf-8"))
