@@ -1,5 +1,5 @@
 """The emulator's SNS and S3 OnFailure destinations on moto's server (127.0.0.1), and replay from each: a poison
-record lands in SNS (read through a subscribed queue) and in S3 with its payload, and comes back (~10 s)."""
+record lands in SNS (read through a subscribed queue) and in S3 with its payload, and comes back; kinesis_handler writes its letter, payload included, to both (~25 s)."""
 
 from __future__ import annotations
 
@@ -78,3 +78,33 @@ def test_a_poison_record_lands_in_s3_with_its_payload_keyed_as_aws_keys_it_and_i
     assert result == {"letters": 1, "records": 1, "failed": 0, "stopped": 0}
     ((pk, data, _seq),) = [r for recs in read_stream(target.client, target.name).values() for r in recs]
     assert (pk, data) == ("bad", poison)
+
+
+@pytest.mark.streamkit(shards=1)
+def test_kinesis_handler_writes_its_letter_with_the_payload_to_sns_and_s3(
+        kinesis_stream: StreamHandle, stream_factory: Any, sqs_endpoint: str, sqs_client: Any) -> None:
+    from streamkit import kinesis_handler
+    from streamkit.records import StreamRecord
+
+    sns, s3 = local_client("sns", sqs_endpoint), local_client("s3", sqs_endpoint)
+    topic = sns.create_topic(Name=f"letters-{kinesis_stream.name}")["TopicArn"]
+    queue = sqs_client.create_queue(QueueName=f"letters-{kinesis_stream.name}")["QueueUrl"]
+    queue_arn = sqs_client.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    bucket = f"letters-{kinesis_stream.name}".lower()[:63]
+    s3.create_bucket(Bucket=bucket)
+    poison = _poisoned(kinesis_stream)
+
+    def check(record: StreamRecord) -> None:
+        if record.body.get("poison"):
+            raise ValueError("poison")
+
+    for destination in (SnsDestination(topic, client=sns), S3Destination(bucket, "handler", client=s3)):
+        EventSourceMapping(kinesis_stream.name, kinesis_handler(body="json", max_attempts=1, on_failure=destination)(check),
+                           client=kinesis_stream.client,
+                           config=EsmConfig(starting_position="TRIM_HORIZON")).run(stop_after_idle=1.5)
+    for source, kwargs in ((f"sqs:{queue}", {"sqs_client": sqs_client}), (f"s3:{bucket}/handler", {"s3_client": s3})):
+        target = stream_factory(shards=1)
+        assert replay(source, target.name, client=target.client, **kwargs)["records"] == 1
+        ((_key, data, _seq),) = [r for recs in read_stream(target.client, target.name).values() for r in recs]
+        assert data == poison
