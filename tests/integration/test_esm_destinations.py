@@ -1,5 +1,6 @@
 """The emulator's SNS and S3 OnFailure destinations on moto's server (127.0.0.1), and replay from each: a poison
-record lands in SNS (read through a subscribed queue) and in S3 with its payload, and comes back; kinesis_handler writes its letter, payload included, to both (~25 s)."""
+record lands in SNS (read through a subscribed queue) and in S3 with its payload, and comes back;
+kinesis_handler writes its letter, payload included, to both (~25 s)."""
 
 from __future__ import annotations
 
