@@ -7,6 +7,7 @@ from typing import Any
 
 from streamkit.aggregation import UserRecord, encode
 from streamkit.checkpoints import MemoryCheckpointStore
+from streamkit.checkpoints.model import Lease
 from streamkit.consumer import Consumer, ConsumerConfig, ProcessRecordsInput, RecordProcessor
 from streamkit.destinations import DeadLetter
 from streamkit.records import StreamRecord
@@ -115,6 +116,43 @@ def test_a_lease_taken_by_another_worker_stops_the_shard_without_checkpointing()
     c.run(install_signal_handlers=False)
     lease = store.get_lease("app/s", kinesis.list_shards("s")[0].shard_id)
     assert lost and lease is not None and lease.owner == "another-worker" and lease.checkpoint.is_sentinel
+
+
+def test_a_dead_workers_lease_is_taken_once_it_has_expired_not_before_and_a_live_ones_never() -> None:
+    """Fail-over timing in fake seconds (the e2e lease test checks the same on real servers by order only):
+    the dead worker's lease is taken no sooner than lease_duration after its counter was first seen still,
+    and within one renewal interval after that; the lease whose owner keeps renewing stays its owner's."""
+    clock = FakeClock()
+    kinesis = FakeKinesis(2, clock=clock)
+    dead_shard, live_shard = (s.shard_id for s in kinesis.list_shards("s"))
+    store = MemoryCheckpointStore()
+    store.create_lease("app/s", Lease(shard_id=dead_shard, owner="dead", counter=3))
+    store.create_lease("app/s", Lease(shard_id=live_shard, owner="alive", counter=5))
+    config = ConsumerConfig(lease_duration=9.0, renew_interval=3.0)
+    c = Consumer("s", lambda r: None, application_name="app", checkpoint_store=store, client=kinesis, clock=clock,
+                 config=config)
+    first_wait: list[float] = []
+    taken_at: list[float] = []
+
+    def meanwhile(_seconds: float) -> None:
+        # Called before every pause advances the clock, so the first call after the take sees the take's time.
+        first_wait[:] = first_wait or [clock.monotonic()]
+        live = store.get_lease("app/s", live_shard)
+        assert live is not None
+        store.update_lease("app/s", live_shard, expected_counter=live.counter, expected_owner="alive")  # renewing
+        dead = store.get_lease("app/s", dead_shard)
+        if not taken_at and dead is not None and dead.owner == c.worker_id:
+            taken_at.append(clock.monotonic())
+            c.stop()
+
+    clock.on_wait = meanwhile
+    started = clock.monotonic()
+    c.run(install_signal_handlers=False)
+    assert taken_at, "the dead worker's lease was never taken"
+    assert first_wait[0] == started  # the first look at the table is before any pause
+    assert config.lease_duration <= taken_at[0] - started <= config.lease_duration + config.renew_interval
+    live = store.get_lease("app/s", live_shard)
+    assert live is not None and live.owner == "alive"
 
 
 def test_with_no_store_the_default_is_a_named_sqlite_file_here_and_it_is_said(
