@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from streamkit.checkpoints.lease_table import LeaseTableOptions
 from streamkit.consumer.checkpointer import Checkpointer
 from streamkit.consumer.config import ConsumerConfig
 from streamkit.consumer.processor import (
@@ -189,8 +190,7 @@ _NOT_NEEDED = frozenset({
     "callProcessRecordsEvenForEmptyRecordList", "parentShardPollIntervalMillis", "cleanupLeasesUponShardCompletion",
     "validateSequenceNumberBeforeCheckpointing", "metricsBufferTimeMillis", "metricsMaxQueueSize",
     "clientVersionConfig", "leaseAssignmentIntervalMillis", "millisBehindLatestThresholdForReducedTps",
-    "maxLeasesToStealAtOneTime", "initialLeaseTableReadCapacity", "initialLeaseTableWriteCapacity",
-    "maxLeaseRenewalThreads", "listShardsBackoffTimeInMillis", "maxListShardsRetryAttempts",
+    "maxLeasesToStealAtOneTime", "maxLeaseRenewalThreads", "listShardsBackoffTimeInMillis", "maxListShardsRetryAttempts",
     "skipShardSyncAtWorkerInitializationIfLeasesExist", "timeoutInSeconds", "ignoreUnexpectedChildShards",
 })
 
@@ -208,6 +208,8 @@ class KclProperties:
     dynamodb_endpoint: str | None = None
     metrics_level: str | None = None
     ignored: tuple[str, ...] = ()
+    #: How the lease table is created if streamkit creates it (the daemon's lease-table properties).
+    table_options: LeaseTableOptions = field(default_factory=LeaseTableOptions)
 
     @classmethod
     def parse(cls, props: dict[str, str], **overrides: Any) -> KclProperties:
@@ -273,7 +275,21 @@ class KclProperties:
             fields["graceful_handoff"] = graceful == "true"
         elif graceful:
             raise ConfigurationError(f"property isGracefulLeaseHandoffEnabled={graceful!r}: must be true or false")
-        known = {"streamArn", "streamName", "applicationName", "tableName", "initialPositionInStream",
+        def flag(name: str) -> bool:
+            value = props.get(name, "").strip().lower()
+            if value not in ("", "true", "false"):
+                raise ConfigurationError(f"property {name}={value!r}: must be true or false")
+            return value == "true"
+
+        # The KCL's LeaseManagementConfig for the table it creates; the capacities apply to a PROVISIONED table.
+        table_options = LeaseTableOptions(
+            deletion_protection=flag("leaseTableDeletionProtectionEnabled"),
+            point_in_time_recovery=flag("leaseTablePitrEnabled"),
+            read_capacity=integer("initialLeaseTableReadCapacity") or 10,
+            write_capacity=integer("initialLeaseTableWriteCapacity") or 10)
+        known = {"leaseTableDeletionProtectionEnabled", "leaseTablePitrEnabled", "initialLeaseTableReadCapacity",
+                 "initialLeaseTableWriteCapacity",
+                 "streamArn", "streamName", "applicationName", "tableName", "initialPositionInStream",
                  "initialPositionInStreamExtended", "timestampAtInitialPositionInStream", "failoverTimeMillis",
                  "shardSyncIntervalMillis", "idleTimeBetweenReadsInMillis", "taskBackoffTimeMillis",
                  "gracefulLeaseHandoffTimeoutMillis", "shutdownGraceMillis", "maxRecords", "maxLeasesForWorker",
@@ -285,7 +301,8 @@ class KclProperties:
                    config=ConsumerConfig(**fields), region=props.get("regionName") or None,
                    kinesis_endpoint=props.get("kinesisEndpoint") or None,
                    dynamodb_endpoint=props.get("dynamoDBEndpoint") or None,
-                   metrics_level=(props.get("metricsLevel") or "").upper() or None, ignored=ignored)
+                   metrics_level=(props.get("metricsLevel") or "").upper() or None, ignored=ignored,
+                   table_options=table_options)
 
 
 def consumer_from_properties(path: str | Path, processor: Any, *, client: Any = None, dynamodb_client: Any = None,
@@ -327,7 +344,7 @@ def consumer_from_properties(path: str | Path, processor: Any, *, client: Any = 
         raise
     except StreamkitError:
         pass
-    store = DynamoDBCheckpointStore(props.table, client=dynamodb, layout="kcl")
+    store = DynamoDBCheckpointStore(props.table, client=dynamodb, layout="kcl", table_options=props.table_options)
     consumer = Consumer(props.stream, processor if streamkit_processor else kclpy_factory(processor),
                         application_name=props.application_name, checkpoint_store=store, client=kinesis,
                         config=props.config, metrics=recorder)

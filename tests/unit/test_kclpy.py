@@ -11,6 +11,7 @@ import pytest
 
 from streamkit.aggregation import UserRecord, encode
 from streamkit.checkpoints import MemoryCheckpointStore
+from streamkit.checkpoints.lease_table import LeaseTableOptions
 from streamkit.consumer import Consumer, ConsumerConfig
 from streamkit.consumer.kclpy import KclProperties, kclpy_factory, read_properties
 from streamkit.errors import ConfigurationError
@@ -64,7 +65,19 @@ def test_properties_choose_the_arn_a_timestamp_and_the_table_name() -> None:
     assert props.config.initial_position == 1_700_000_000.0 and props.config.max_records == 10
 
 
+def test_lease_table_properties_harden_the_table_streamkit_creates_with_the_kcl_defaults() -> None:
+    base = {"streamName": "s", "applicationName": "A"}
+    assert KclProperties.parse(base).table_options == LeaseTableOptions()
+    props = KclProperties.parse({**base, "leaseTableDeletionProtectionEnabled": "true", "leaseTablePitrEnabled": "TRUE",
+                                 "initialLeaseTableReadCapacity": "20", "initialLeaseTableWriteCapacity": "15"})
+    assert props.table_options == LeaseTableOptions(deletion_protection=True, point_in_time_recovery=True,
+                                                    read_capacity=20, write_capacity=15)
+    assert props.ignored == ()
+
+
 @pytest.mark.parametrize(("props", "message"), [
+    ({"streamName": "s", "applicationName": "A", "leaseTablePitrEnabled": "yes"},
+     "leaseTablePitrEnabled='yes': must be true or false"),
     ({"applicationName": "A"}, "streamName"),
     ({"streamName": "s", "applicationName": "A", "failoverTimeMillis": "ten"}, "failoverTimeMillis"),
     ({"streamName": "s", "applicationName": "A", "initialPositionInStream": "AT_TIMESTAMP"}, "epoch seconds"),
