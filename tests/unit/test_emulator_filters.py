@@ -123,7 +123,7 @@ def test_aws_mapping_metrics_appear_in_emf_and_add_up(tmp_path: Path) -> None:
     esm = EventSourceMapping("s", handler, client=kinesis, clock=clock, metrics=f"emf:{emf}",
                              config=EsmConfig(starting_position="TRIM_HORIZON", filter_criteria=(HOT,), batch_size=1,
                                               max_retry_attempts=1, retry_delay=0.01, on_failure=f"file:{dead}"))
-    stats = esm.run(stop_after_idle=1.5)
+    stats = esm.run(stop_after_idle=30)
     totals: dict[str, float] = {}
     dims: dict[str, set[str]] = {}
     for line in emf.read_text().splitlines():

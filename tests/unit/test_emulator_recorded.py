@@ -3,7 +3,9 @@
 Source: LocalStack's Kinesis event-source-mapping snapshots, responses recorded against AWS
 (tests/aws/services/lambda_/event_source_mapping/test_lambda_integration_kinesis.snapshot.json in
 localstack/localstack), and Lambda's tumbling-window page for the window format. Each test failed on the
-emulator before these were modelled. FakeKinesis and a FakeClock; runs in ~6 s.
+emulator before these were modelled. FakeKinesis and a FakeClock; runs in ~6 s. Runs whose handler keeps
+failing use stop_after_idle=30: every thread's pauses advance the shared fake clock, so under load 1.5 fake
+seconds of failures can pass between two invocations and end the run with NoProgressError.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def test_on_failure_records_say_null_function_error_for_a_reported_failure(tmp_p
 
     dead = tmp_path / "onfailure.jsonl"
     esm(kinesis, clock, handler, batch_size=1, max_retry_attempts=2, report_batch_item_failures=True,
-        on_failure=f"file:{dead}", retry_delay=0.01).run(stop_after_idle=1.5)
+        on_failure=f"file:{dead}", retry_delay=0.01).run(stop_after_idle=30)
     reported, raised = letters(dead)
     assert reported["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST", "functionError": None}
     assert raised["responseContext"]["functionError"] == "Unhandled"
@@ -121,7 +123,7 @@ def test_a_partial_failure_retries_the_rest_as_a_new_batch(tmp_path: Path) -> No
 
     dead = tmp_path / "onfailure.jsonl"
     esm(kinesis, clock, handler, batch_size=3, max_retry_attempts=3, report_batch_item_failures=True,
-        on_failure=f"file:{dead}", retry_delay=0.01).run(stop_after_idle=1.5)
+        on_failure=f"file:{dead}", retry_delay=0.01).run(stop_after_idle=30)
     assert deliveries["test_5"] == 5 and all(deliveries[f"test_{i}"] == 1 for i in range(5))
     (doc,) = letters(dead)
     assert doc["requestContext"]["approximateInvokeCount"] == 4 and doc["responseContext"]["functionError"] is None
@@ -136,7 +138,7 @@ def test_a_tumbling_window_response_without_state_is_a_failed_invocation() -> No
         calls.append(event)  # returns no state
 
     stats: EsmStats = esm(kinesis, clock, handler, tumbling_window=60, max_retry_attempts=1,
-                          retry_delay=0.01).run(stop_after_idle=1.5)
+                          retry_delay=0.01).run(stop_after_idle=30)
     records = [c for c in calls if c["Records"]]
     assert len(records) == 2 and stats.function_errors == 2 and stats.records_discarded == 1
 

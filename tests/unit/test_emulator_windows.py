@@ -96,7 +96,7 @@ def test_a_failed_final_invocation_is_retried_until_it_succeeds() -> None:
 
     stats = EventSourceMapping("s", tumbling_window(add, flaky_store), client=kinesis, clock=clock,
                                config=EsmConfig(starting_position="TRIM_HORIZON", tumbling_window=60,
-                                                retry_delay=0.01)).run(stop_after_idle=1.5)
+                                                retry_delay=0.01)).run(stop_after_idle=30)
     assert [w.state for w in results] == [{"n": 1, "sum": 5}] and stats.windows_closed == 1
 
 
@@ -164,5 +164,5 @@ def test_a_window_with_report_batch_item_failures_counts_each_record_once() -> N
     stats = EventSourceMapping("s", handler, client=kinesis, clock=clock,
                                config=EsmConfig(starting_position="TRIM_HORIZON", tumbling_window=900, batch_size=6,
                                                 report_batch_item_failures=True,
-                                                retry_delay=0.01)).run(stop_after_idle=1.5)
+                                                retry_delay=0.01)).run(stop_after_idle=30)
     assert [w.state["n"] for w in results] == [6] and stats.partial_failures == 1
