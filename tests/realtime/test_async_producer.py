@@ -9,7 +9,7 @@ both producers by the parametrised tests in test_producer.py.
 from __future__ import annotations
 
 import asyncio
-import gc
+import threading
 import time
 from typing import Any
 
@@ -26,88 +26,91 @@ def cfg(**kw: Any) -> ProducerConfig:
     return ProducerConfig(**{**FAST, **kw})
 
 
-async def _loop_lags(lags: list[float], stop: asyncio.Event, every: float = 0.001) -> None:
-    """How late the loop runs a timer due every millisecond: what every other task would wait."""
-    while not stop.is_set():
-        t = time.perf_counter()
-        await asyncio.sleep(every)
-        lags.append(time.perf_counter() - t - every)
+def test_other_tasks_run_during_every_burst_of_sends_at_100k_puts() -> None:
+    """16 bursts of 10,000 `await send()` calls: a task that only hands the loop back (``sleep(0)``) runs
+    several times inside every burst, so the producer returns the loop within a burst, not only at its end.
 
+    Counted, not timed: how late the loop runs a timer under this load is a speed figure, measured by
+    bench/async_producer_loop.py (on a loaded machine it says nothing about the producer). A producer that
+    never yielded inside a burst, or that blocked the loop's thread on a full buffer, fails here."""
 
-def test_the_event_loop_keeps_running_at_100k_puts_per_second() -> None:
-    async def main() -> tuple[list[float], int, int]:
-        lags: list[float] = []
+    async def main() -> tuple[list[int], int, int]:
+        beats = 0
         stop = asyncio.Event()
+
+        async def heartbeat() -> None:
+            nonlocal beats
+            while not stop.is_set():
+                beats += 1
+                await asyncio.sleep(0)
+
+        during: list[int] = []
         async with AsyncProducer("s", client=FakeKinesis(8), config=ProducerConfig(rate_limit=0)) as p:
-            monitor = asyncio.create_task(_loop_lags(lags, stop))
-            t0, n = time.perf_counter(), 0
-            # 1.6 s at 100k/s, in bursts of 10,000 records every 100 ms: a burst takes some 60 ms of
-            # the loop's time, so the loop stays responsive only if the producer hands it back within it.
-            for tick in range(16):
-                await asyncio.sleep(max(0.0, t0 + tick * 0.1 - time.perf_counter()))
+            task = asyncio.create_task(heartbeat())
+            n = 0
+            for _burst in range(16):
+                await asyncio.sleep(0)
+                before = beats
                 for _ in range(10_000):
                     await p.send(b"x" * 100, f"sensor-{n % 5_000}")
                     n += 1
+                during.append(beats - before)
             stop.set()
-            await monitor
-        return lags, n, p.metrics()["user_records_written"]
+            await task
+        return during, n, p.metrics()["user_records_written"]
 
-    # What earlier tests left on the heap is not this test's to measure: the collector's passes over it
-    # would add pauses of their own. Set it aside (gc.freeze) while the loop is timed.
-    gc.collect()
-    gc.freeze()
-    try:
-        lags, sent, written = asyncio.run(main())
-    finally:
-        gc.unfreeze()
+    during, sent, written = asyncio.run(main())
     assert written == sent == 160_000
-    lags.sort()
-    p90, p95, p99 = (lags[int(len(lags) * q)] for q in (0.90, 0.95, 0.99))
-    worst = lags[-1]
-    # The timer ran hundreds of times: 90% of them within 10 ms of due, 99% within 30 ms. The tail
-    # (on a 2-core machine p95 measured 3-8 ms, p99 6-14 ms) is the sender threads' turns at the GIL and
-    # the garbage collector. A producer that held the loop for a whole burst shows p99 near 60 ms; one
-    # that blocked it (a full buffer waited on in the loop's thread, a network call), seconds.
-    print(f"loop lag p90 {p90 * 1e3:.1f} ms, p95 {p95 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, max {worst * 1e3:.1f} ms")
-    assert len(lags) > 200
-    assert p90 < 0.010 and p99 < 0.030, (f"loop lag p90 {p90 * 1e3:.1f} ms, p95 {p95 * 1e3:.1f}, "
-                                         f"p99 {p99 * 1e3:.1f}, max {worst * 1e3:.1f}")
+    # The producer yields after each YIELD_AFTER (1 ms) of sends: 10,000 sends take far longer than 2 ms on any
+    # machine, so each burst hands the loop back at least twice (a slower machine only adds more).
+    assert min(during) >= 2, during
 
 
 def test_backpressure_is_an_await_the_loop_runs_meanwhile_and_nothing_is_lost() -> None:
-    held_until = time.monotonic() + 0.5
+    # Kinesis refuses everything until another task on the loop has run 20 times: the sends can only get
+    # past the full buffer if that task runs while they wait. Ordered by events, never by how long it took;
+    # the timer is a hang guard (a producer blocking the loop's thread would otherwise hang here).
+    refusing = threading.Event()
+    refusing.set()
+    guard = threading.Timer(60, refusing.clear)
 
-    def throttled_at_first(call: int, index: int, entry: dict[str, Any]) -> str | None:
-        return "ProvisionedThroughputExceededException" if time.monotonic() < held_until else None
+    def refused_until_released(call: int, index: int, entry: dict[str, Any]) -> str | None:
+        return "ProvisionedThroughputExceededException" if refusing.is_set() else None
 
-    async def main() -> tuple[int, float, dict[str, Any]]:
-        ticks = 0
+    async def main() -> tuple[int | None, int, dict[str, Any]]:
+        ticks, sent, sent_at_release = 0, 0, None
         stop = asyncio.Event()
 
         async def ticker() -> None:
-            nonlocal ticks
+            nonlocal ticks, sent_at_release
             while not stop.is_set():
                 ticks += 1
+                if ticks == 20 and refusing.is_set():
+                    sent_at_release = sent
+                    refusing.clear()
                 await asyncio.sleep(0.01)
 
-        client = FakeKinesis(2, entry_error=throttled_at_first)
+        client = FakeKinesis(2, entry_error=refused_until_released)
         config = cfg(max_buffered_bytes=64 * 1024, max_record_size=1024, aggregation_max_size=1024,
-                     aggregation=False, record_ttl=30)
+                     aggregation=False, record_ttl=600)
         async with AsyncProducer("s", client=client, config=config) as p:
             task = asyncio.create_task(ticker())
-            t0 = time.monotonic()
             for i in range(2_000):  # 2,000 x 100 B: three times what the buffer holds
                 await p.send(b"y" * 96, f"k{i % 10}")
-            waited = time.monotonic() - t0
-            ticks_while_held = ticks
+                sent += 1
             await p.flush()
             stop.set()
             await task
-        return ticks_while_held, waited, p.metrics()
+        return sent_at_release, sent, p.metrics()
 
-    ticks, waited, m = asyncio.run(main())
-    assert waited > 0.3  # the sends were held back while Kinesis refused everything...
-    assert ticks >= 15  # ...and the loop kept running other tasks all that time
+    guard.start()
+    try:
+        sent_at_release, sent, m = asyncio.run(main())
+    finally:
+        guard.cancel()
+    assert sent_at_release is not None, "the other task never ran 20 times while Kinesis refused (loop blocked?)"
+    assert sent_at_release < 2_000  # the sends were held back while Kinesis refused everything...
+    assert sent == 2_000  # ...and went on once it took them
     assert m["user_records_written"] == 2_000 and m["user_records_failed"] == 0
 
 
