@@ -12,7 +12,7 @@ import threading
 from typing import Literal
 
 from streamkit.aws_lambda.esm_core import PendingRecord, ShardProgress
-from streamkit.checkpoints.base import NO_OWNER_CHECK, CheckpointStore
+from streamkit.checkpoints.base import CheckpointStore, write_position
 from streamkit.checkpoints.model import AT_TIMESTAMP, LATEST, TRIM_HORIZON, Checkpoint, Lease
 from streamkit.errors import StreamkitError
 
@@ -67,8 +67,7 @@ class Positions:
         if store is None:
             return
         lease = self._leases[shard_id]
-        new = store.update_lease(self.namespace, shard_id, expected_counter=lease.counter,
-                                 expected_owner=NO_OWNER_CHECK, checkpoint=checkpoint)
+        new = write_position(store, self.namespace, shard_id, checkpoint, known=lease, attempts=1)
         if new is None:  # another writer changed it (a second mapping on the same store): theirs stands
             log.warning("position of %s changed under the mapping; reloading it", shard_id)
             new = store.get_lease(self.namespace, shard_id) or lease

@@ -121,21 +121,12 @@ class _Progress:
 
     def save(self, record: StreamRecord) -> None:
         """Record that `record` (and everything before it in its shard) succeeded."""
-        from streamkit.checkpoints.base import NO_OWNER_CHECK
-        from streamkit.checkpoints.model import Checkpoint, Lease
+        from streamkit.checkpoints.base import write_position
+        from streamkit.checkpoints.model import Checkpoint
 
-        ns, shard = self._ns(record), record.shard_id
         cp = Checkpoint(record.sequence_number, record.sub_sequence_number)
-        for _ in range(5):
-            lease = self.store.get_lease(ns, shard)
-            if lease is None:
-                if self.store.create_lease(ns, Lease(shard_id=shard, checkpoint=cp)):
-                    return
-                continue
-            if self.store.update_lease(ns, shard, expected_counter=lease.counter, expected_owner=NO_OWNER_CHECK,
-                                       checkpoint=cp) is not None:
-                return
-        log.warning("could not save progress for %s after 5 attempts", shard)
+        if write_position(self.store, self._ns(record), record.shard_id, cp, attempts=5) is None:
+            log.warning("could not save progress for %s after 5 attempts", record.shard_id)
 
 
 class _Tally:

@@ -6,7 +6,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from streamkit.checkpoints.model import Checkpoint, Lease
 
-__all__ = ["KEEP_OWNER", "NO_OWNER_CHECK", "CheckpointStore"]
+__all__ = ["KEEP_OWNER", "NO_OWNER_CHECK", "CheckpointStore", "write_position"]
 
 #: Pass as `expected_owner` to skip the owner condition (only `expected_counter` is checked).
 NO_OWNER_CHECK = "\x00any"
@@ -42,3 +42,26 @@ class CheckpointStore(Protocol):
         ...
 
     def delete_lease(self, namespace: str, key: str) -> None: ...
+
+
+def write_position(store: CheckpointStore, namespace: str, key: str, checkpoint: Checkpoint, *,
+                   known: Lease | None = None, attempts: int = 5) -> Lease | None:
+    """Set `key`'s checkpoint whoever owns the lease (positions, not work: the Lambda wrapper's progress,
+    the emulator's mapping): created if missing, else one conditional update on the counter last read
+    (`known`, or read now); a lost race reads again, `attempts` times in all. The lease written, or None
+    when every attempt lost (with ``attempts=1``: another writer's position stands)."""
+    lease = known
+    for _ in range(attempts):
+        if lease is None:
+            lease = store.get_lease(namespace, key)
+        if lease is None:
+            created = Lease(shard_id=key, checkpoint=checkpoint)
+            if store.create_lease(namespace, created):
+                return created
+            continue
+        new = store.update_lease(namespace, key, expected_counter=lease.counter, expected_owner=NO_OWNER_CHECK,
+                                 checkpoint=checkpoint)
+        if new is not None:
+            return new
+        lease = None
+    return None
