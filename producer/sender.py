@@ -130,6 +130,9 @@ class Sender:
         self._retry = RetryPolicy(base=float(config.backoff_base), maximum=float(config.backoff_max))  # type: ignore[arg-type]
         self._backoff = self._retry.backoff(rng)
         self._calls_in_flight = 0
+        # Threads between deciding outcomes (under the lock) and applying them (after it: futures,
+        # on_failure): a flush is not done until they are, nor for a thread that is one of them.
+        self._applying: list[int] = []
         self._reshard_pending = False
         self._pool = ThreadPoolExecutor(config.max_connections, thread_name_prefix="streamkit-put")
         self._worker = threading.Thread(target=self._run, name="streamkit-producer", daemon=True)
@@ -151,8 +154,30 @@ class Sender:
         return self._worker.is_alive()
 
     def drained(self) -> bool:
-        """Under the lock: nothing buffered, held or in flight."""
-        return not self.host._held and self._acc.idle and self._calls_in_flight == 0
+        """Under the lock: nothing buffered, held, in flight, or resolved but not yet handed to its future or
+        on_failure (by a thread other than this one: a callback that flushes must not wait for itself)."""
+        if self.host._held or not self._acc.idle or self._calls_in_flight:
+            return False
+        me = threading.get_ident()
+        return all(t == me for t in self._applying)
+
+    def _will_apply(self, outcomes: _Outcomes) -> bool:
+        """Under the lock: this thread will apply `outcomes` (if there are any) after releasing it."""
+        if outcomes:
+            self._applying.append(threading.get_ident())
+            return True
+        return False
+
+    def _apply(self, outcomes: _Outcomes) -> None:
+        """Resolve futures and call on_failure (outside the lock), then say so to flush()."""
+        if not outcomes:
+            return
+        try:
+            outcomes.apply()
+        finally:
+            with self._cond:
+                self._applying.remove(threading.get_ident())
+                self._cond.notify_all()
 
     def stop(self, timeout: float | None) -> None:
         """After the host set `_closed`: wait for the worker and every call in flight to end."""
@@ -184,7 +209,7 @@ class Sender:
         try:
             while True:
                 batches, outcomes, refresh = self._plan()
-                outcomes.apply()
+                self._apply(outcomes)
                 if refresh:
                     self._refresh_shard_map()
                     continue
@@ -223,7 +248,7 @@ class Sender:
                         break
                     batches.append(batch)
                     self._calls_in_flight += 1
-                if outcomes:
+                if self._will_apply(outcomes):
                     self._cond.notify_all()
                 if batches or outcomes:
                     return batches, outcomes, False
@@ -279,8 +304,9 @@ class Sender:
             self._metrics.reshards_detected += 1
             log.info("shard map refreshed: %d open shards, %d buffered records re-routed",
                      len(new_map.open_shards), moved)
+            self._will_apply(outcomes)
             self._cond.notify_all()
-        outcomes.apply()
+        self._apply(outcomes)
 
     def note_distribution(self, strategy: str) -> None:
         h = self.host
@@ -295,7 +321,7 @@ class Sender:
     def _send(self, batch: list[Entry]) -> None:
         h = self.host
         outcomes = _Outcomes(self._on_failure, self._wall_offset)
-        counted = False
+        counted = will_apply = False
         try:
             try:
                 entries = [e.to_api() for e in batch]  # (an aggregate's bytes are built here)
@@ -340,6 +366,7 @@ class Sender:
                                                 self._retry.retryable_code(code))
                         else:
                             self._succeed(outcomes, e, r, now)
+                will_apply = self._will_apply(outcomes)
                 self._cond.notify_all()
         except BaseException as exc:  # pragma: no cover - never leave a batch unaccounted for
             log.exception("unexpected error sending a batch")
@@ -348,8 +375,10 @@ class Sender:
                     self._calls_in_flight -= 1  # or no batch would ever be sent again
                 for e in batch:
                     self._fail(outcomes, e, StreamkitError(f"unexpected error: {exc!r}"), "Unexpected")
+                if not will_apply:
+                    self._will_apply(outcomes)
                 self._cond.notify_all()
-        outcomes.apply()
+        self._apply(outcomes)
 
     def _succeed(self, outcomes: _Outcomes, e: Entry, r: PutEntryResult, now: float) -> None:
         h = self.host

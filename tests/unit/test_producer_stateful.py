@@ -126,15 +126,11 @@ class ProducerMachine(RuleBasedStateMachine):
         _count("throttle")
         self.throttle_next = k
 
-    @rule()
-    def server_dies(self) -> None:
-        _count("server dies")
-        self.kinesis.unreachable = True
-
-    @rule()
-    def server_returns(self) -> None:
-        _count("server returns")
-        self.kinesis.unreachable = False
+    @rule(alive=st.booleans())
+    def server(self, alive: bool) -> None:
+        """The Kinesis server dies (every call fails as connection refused) or comes back."""
+        _count("server returns" if alive else "server dies")
+        self.kinesis.unreachable = not alive
 
     # -- endings ---------------------------------------------------------------------------------
     def _advancing(self, fn: Callable[[], Any]) -> Any:
@@ -170,29 +166,25 @@ class ProducerMachine(RuleBasedStateMachine):
         if self._advancing(lambda: self.producer.flush(timeout)):
             assert all(f.done() for f in self.futures.values()), "flush returned True with records pending"
 
-    @rule(timeout=st.sampled_from([None, 0.0, 1.0]))
-    def close(self, timeout: float | None) -> None:
-        _count("close")
-        self._advancing(lambda: self.producer.close(timeout))
-        self.closed = True
-        self._check_all_accounted_for()
-
-    @rule(grace=st.sampled_from([0.0, 0.5, 5.0]))
-    def stop_signal(self, grace: float) -> None:
-        """What `produce` does on SIGTERM: stop accepting, flush within the grace, close (hand the rest over)."""
-        _count("stop signal")
-        self.producer.stop_accepting()
-        self.closed = True
-        with pytest.raises(ProducerClosedError):
-            self.producer.send(b"after the signal", "k")
-        self._advancing(lambda: self.producer.close(grace))
-        self._check_all_accounted_for()
-
-    @rule()
-    def process_exit(self) -> None:
-        """Interpreter exit with the producer never closed: what threading's exit hook runs."""
-        _count("process exit")
-        self._advancing(flush_open_producers)
+    @rule(how=st.sampled_from(["close", "stop signal", "process exit"]), now=st.integers(0, 3),
+          timeout=st.sampled_from([None, 0.0, 0.5, 5.0]))
+    def end(self, how: str, now: int, timeout: float | None) -> None:
+        """The producer's life ends: `close(timeout)`; what `produce` does on SIGTERM (`stop_accepting`,
+        then `close(grace)`); or interpreter exit with it never closed (what threading's exit hook runs).
+        Taken one time in four when drawn (``now == 0``), so that runs are long before they end."""
+        if now or self.closed:
+            return
+        _count(how)
+        if how == "close":
+            self._advancing(lambda: self.producer.close(timeout))
+        elif how == "stop signal":
+            self.producer.stop_accepting()
+            self.closed = True
+            with pytest.raises(ProducerClosedError):
+                self.producer.send(b"after the signal", "k")
+            self._advancing(lambda: self.producer.close(timeout or 0.0))
+        else:
+            self._advancing(flush_open_producers)
         self.closed = True
         self._check_all_accounted_for()
 
@@ -211,6 +203,10 @@ class ProducerMachine(RuleBasedStateMachine):
     def each_record_ends_once_as_acknowledged_or_handed_over(self) -> None:
         if self.p is None:
             return
+        # Futures first, then what was handed over, then the stream: a record is written before its
+        # future resolves, and handed over before its future fails, so this order never reads a
+        # resolution without what must come before it.
+        settled = [(data, fut) for data, fut in list(self.futures.items()) if fut.done()]
         with self.handed_lock:
             handed = [r.data for r in self.handed]
         written = self._written()
@@ -218,9 +214,7 @@ class ProducerMachine(RuleBasedStateMachine):
         assert len(handed) == len(set(handed)), "a record handed over twice"
         assert not set(handed) & set(written), "a record both written and handed over"
         assert set(written) <= accepted and set(handed) <= accepted, "a record nobody accepted"
-        for data, fut in list(self.futures.items()):
-            if not fut.done():
-                continue
+        for data, fut in settled:
             exc = fut.exception()
             if exc is None:
                 result = fut.result()
