@@ -116,34 +116,34 @@ def case_produce(stream_factory: Callable[..., StreamHandle], tmp_path: Path, dy
                 {"STREAMKIT_STATE_DIR": str(tmp_path / "state")})  # its --file position, kept in the test's folder
 
 
-def case_consume(stream_factory: Callable[..., StreamHandle], tmp_path: Path, dynamodb_client: Any) -> Case:
+def reader_case(stream_factory: Callable[..., StreamHandle], tmp_path: Path, *argv: str) -> Case:
+    """A command reading a filled 2-shard stream with a handler that writes to out.txt; `argv` may name
+    {stream}, {endpoint}, {cp} and {dead}."""
     stream = stream_factory(shards=2)
     expected = fill(stream, 300 * SCALE)
     out, dead = tmp_path / "out.txt", tmp_path / "dead.jsonl"
-    return Case(["consume", "--stream", stream.name, "--handler", "tests.e2e.handlers:slow_collect",
-                 "--checkpoint", f"sqlite:{tmp_path / 'cp.db'}", "--on-failure", f"file:{dead}",
-                 "--endpoint-url", stream.stack.kinesis_endpoint],
-                expected, output_lines_at_least(out, 30), handled(out, dead), {"STREAMKIT_TEST_OUT": str(out)})
+    names = {"stream": stream.name, "endpoint": stream.stack.kinesis_endpoint, "cp": f"sqlite:{tmp_path / 'cp.db'}",
+             "dead": f"file:{dead}"}
+    return Case([a.format(**names) for a in argv], expected, output_lines_at_least(out, 30), handled(out, dead),
+                {"STREAMKIT_TEST_OUT": str(out)})
+
+
+def case_consume(stream_factory: Callable[..., StreamHandle], tmp_path: Path, dynamodb_client: Any) -> Case:
+    return reader_case(stream_factory, tmp_path, "consume", "--stream", "{stream}", "--handler",
+                       "tests.e2e.handlers:slow_collect", "--checkpoint", "{cp}", "--on-failure", "{dead}",
+                       "--endpoint-url", "{endpoint}")
 
 
 def case_lambda_run(stream_factory: Callable[..., StreamHandle], tmp_path: Path, dynamodb_client: Any) -> Case:
-    stream = stream_factory(shards=2)
-    expected = fill(stream, 300 * SCALE)
-    out, dead = tmp_path / "out.txt", tmp_path / "dead.jsonl"
-    return Case(["lambda", "run", "--stream", stream.name, "--handler", "tests.e2e.handlers:slow_lambda",
-                 "--batch-size", "10", "--checkpoint", f"sqlite:{tmp_path / 'cp.db'}",
-                 "--endpoint-url", stream.stack.kinesis_endpoint],
-                expected, output_lines_at_least(out, 30), handled(out, dead), {"STREAMKIT_TEST_OUT": str(out)})
+    return reader_case(stream_factory, tmp_path, "lambda", "run", "--stream", "{stream}", "--handler",
+                       "tests.e2e.handlers:slow_lambda", "--batch-size", "10", "--checkpoint", "{cp}",
+                       "--endpoint-url", "{endpoint}")
 
 
 def case_dispatch(stream_factory: Callable[..., StreamHandle], tmp_path: Path, dynamodb_client: Any) -> Case:
-    stream = stream_factory(shards=2)
-    expected = fill(stream, 300 * SCALE)
-    out, dead = tmp_path / "out.txt", tmp_path / "dead.jsonl"
-    return Case(["dispatch", "--stream", stream.name, "--worker", "tests.e2e.handlers:slow_collect",
-                 "--lanes", "2", "--batch-size", "20", "--checkpoint", f"sqlite:{tmp_path / 'cp.db'}",
-                 "--on-failure", f"file:{dead}", "--endpoint-url", stream.stack.kinesis_endpoint],
-                expected, output_lines_at_least(out, 30), handled(out, dead), {"STREAMKIT_TEST_OUT": str(out)})
+    return reader_case(stream_factory, tmp_path, "dispatch", "--stream", "{stream}", "--worker",
+                       "tests.e2e.handlers:slow_collect", "--lanes", "2", "--batch-size", "20", "--checkpoint", "{cp}",
+                       "--on-failure", "{dead}", "--endpoint-url", "{endpoint}")
 
 
 def case_kcl_run(stream_factory: Callable[..., StreamHandle], tmp_path: Path, dynamodb_client: Any) -> Case:
