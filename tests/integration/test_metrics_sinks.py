@@ -3,12 +3,15 @@ scrape over HTTP from a running `streamkit consume --metrics prometheus:PORT`.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,6 +34,27 @@ def listed(cw: Any, namespace: str) -> set[str]:
     return names
 
 
+@contextlib.contextmanager
+def held_calls(client: Any) -> Iterator[threading.Event]:
+    """PutMetricData on `client` waits until the block ends (an event, not a speed: a flush that waited on the
+    call would still be inside it, and the 60 s timer is only a hang guard for that case)."""
+    gate = threading.Event()
+    guard = threading.Timer(60, gate.set)
+    real = client.put_metric_data
+
+    def held(**kwargs: Any) -> Any:
+        gate.wait()
+        return real(**kwargs)
+
+    client.put_metric_data = held
+    guard.start()
+    try:
+        yield gate
+    finally:
+        gate.set()
+        guard.cancel()
+
+
 def test_cloudwatch_sink_batches_1000_per_call_one_call_per_interval(sqs_endpoint: str) -> None:
     cw = aws_client("cloudwatch", endpoint_url=sqs_endpoint)  # moto's server answers every service
     sink = CloudWatchSink(cw, interval=0.5)
@@ -40,10 +64,10 @@ def test_cloudwatch_sink_batches_1000_per_call_one_call_per_interval(sqs_endpoin
         scope.count("RecordsProcessed", i, Shard=f"s{i}")
     scope.timing("ProcessingTime", 3.0)
     scope.timing("ProcessingTime", 5.0)
-    t0 = time.monotonic()
-    m.flush()
-    assert time.monotonic() - t0 < 0.5  # publish only queues
-    deadline = time.monotonic() + 10
+    with held_calls(cw) as gate:
+        m.flush()
+        assert not gate.is_set()  # publish only queues: it returned while PutMetricData could not answer
+    deadline = time.monotonic() + 60  # a hang guard only
     while sink.calls < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sink.calls == 2 and sink.failures == 0
@@ -58,13 +82,13 @@ def test_a_failing_put_metric_data_never_blocks_or_fails_the_data_path() -> None
     sink = CloudWatchSink(aws_client("cloudwatch", endpoint_url=dead, retries=0), interval=0.1)
     m = Metrics(sink, namespace="sk-failing", background=False)
     scope = m.scope("sensors", "ProcessRecords")
-    t0 = time.monotonic()
-    for _ in range(20):
-        for i in range(100):
-            scope.count("RecordsProcessed", 1, Shard=f"s{i}")
-        m.flush()
-    assert time.monotonic() - t0 < 0.5  # 20 flushes of 100 data: queued, never waited on
-    deadline = time.monotonic() + 10
+    with held_calls(sink.client) as gate:
+        for _ in range(20):
+            for i in range(100):
+                scope.count("RecordsProcessed", 1, Shard=f"s{i}")
+            m.flush()
+        assert not gate.is_set()  # 20 flushes of 100 data, all returned while the call hung: never waited on
+    deadline = time.monotonic() + 60  # a hang guard only
     while sink.failures == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     m.close()
