@@ -47,6 +47,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                      help="a dead-letter file or queue to show, with a replay button (repeatable)")
     con.add_argument("--sqs-endpoint-url", default=None, help="SQS endpoint for sqs: dead letters "
                                                               "(default: $AWS_ENDPOINT_URL_SQS)")
+    con.add_argument("--lease-stream", action="append", default=[], metavar="TABLE=STREAM",
+                     help="the stream a KCL single-stream lease table reads, for its lag (repeatable)")
     con.set_defaults(func=cmd_console)
 
 
@@ -109,7 +111,7 @@ def cmd_console(args: argparse.Namespace) -> int:
     kinesis, dynamodb = endpoints_of(flag(args, "endpoint_url"), args.dynamodb_endpoint_url, args.data_dir)
     config = ConsoleConfig(kinesis_endpoint=kinesis, dynamodb_endpoint=dynamodb, region=flag(args, "region"),
                            metrics_urls=tuple(args.metrics_url), dead_letters=tuple(args.dead_letters), port=args.port,
-                           sqs_endpoint=args.sqs_endpoint_url)
+                           sqs_endpoint=args.sqs_endpoint_url, lease_streams=tuple(args.lease_stream))
     server = ConsoleServer(config)
     stop = threading.Event()
     with server, stopping_on_signals(stop.set):

@@ -56,6 +56,8 @@ class ConsoleConfig:
     #: Dead-letter sources shown (``file:PATH`` or ``sqs:QUEUE_URL``).
     dead_letters: tuple[str, ...] = ()
     sqs_endpoint: str | None = None
+    #: ``TABLE=STREAM``: the stream a KCL single-stream lease table reads (its items do not name it), for lag.
+    lease_streams: tuple[str, ...] = ()
     port: int = 0
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
@@ -66,6 +68,10 @@ class ConsoleConfig:
             kind, sep, rest = spec.partition(":")
             if kind not in ("file", "sqs") or not sep or not rest:
                 raise ConfigurationError(f"--dead-letters {spec!r}: use file:PATH or sqs:QUEUE_URL")
+        for spec in self.lease_streams:
+            table, sep, stream = spec.partition("=")
+            if not sep or not table or not stream:
+                raise ConfigurationError(f"--lease-stream {spec!r}: use TABLE=STREAM")
         for url in self.metrics_urls:
             if not url.startswith(("http://127.0.0.1:", "http://localhost:", "http://[::1]:")):
                 raise ConfigurationError(f"--metrics-url {url!r}: a Prometheus endpoint on this machine "
@@ -149,6 +155,7 @@ class _Backend:
     def lease_tables(self) -> list[dict[str, Any]]:
         from streamkit.checkpoints.layouts import item_layout
 
+        named = dict(spec.partition("=")[::2] for spec in self.config.lease_streams)
         tables = []
         for name in self.dynamodb.list_tables().get("TableNames", []):
             items: list[dict[str, Any]] = []
@@ -175,8 +182,8 @@ class _Backend:
                     "owner": item.get("leaseOwner", {}).get("S"),
                     "counter": int(item["leaseCounter"]["N"]),
                     "checkpoint": checkpoint if sub in (None, "0") or not checkpoint.isdigit() else f"{checkpoint}/{sub}",
-                    "lag_ms": self._lag(_stream_of_lease(application, lease_key), lease_key.rpartition(":")[2],
-                                        checkpoint),
+                    "lag_ms": self._lag(_stream_of_lease(application, lease_key) or named.get(name),
+                                        lease_key.rpartition(":")[2], checkpoint),
                 })
             tables.append({"table": name, "layout": layout, "leases": rows})
         return tables
@@ -269,7 +276,7 @@ class _Backend:
 
 def _stream_of_lease(application: str | None, lease_key: str) -> str | None:
     """The stream a lease reads: ``account:stream:epoch:shard`` keys name it; streamkit's single-stream
-    namespaces are ``application/stream``; a KCL single-stream table does not say."""
+    namespaces are ``application/stream``; a KCL single-stream table does not say (`ConsoleConfig.lease_streams`)."""
     parts = lease_key.split(":")
     if len(parts) == 4:
         return parts[1]

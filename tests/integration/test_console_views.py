@@ -16,6 +16,7 @@ from producer import Producer
 from streamkit.checkpoints import DynamoDBCheckpointStore
 from streamkit.consumer import Consumer, ConsumerConfig
 from streamkit.destinations import DeadLetter
+from streamkit.errors import ConfigurationError
 from streamkit.local.console import ConsoleConfig, ConsoleServer
 from streamkit.positions import parse_position
 from streamkit.records import StreamRecord
@@ -51,6 +52,11 @@ def test_lease_tables_of_both_layouts_show_owner_counter_checkpoint_and_lag(
             install_signal_handlers=False, stop_after_idle=1.0)
     config = ConsoleConfig(kinesis_endpoint=kinesis_stream.stack.kinesis_endpoint,
                            dynamodb_endpoint=kinesis_stream.stack.dynamodb_endpoint)
+    told = ConsoleConfig(kinesis_endpoint=kinesis_stream.stack.kinesis_endpoint,
+                         dynamodb_endpoint=kinesis_stream.stack.dynamodb_endpoint, lease_streams=(f"{name}-kcl={name}",))
+    with ConsoleServer(told) as server:  # told the KCL table's stream, it shows that table's lag too
+        kcl = {t["table"]: t for t in get(server, "/api/leases")}[f"{name}-kcl"]
+        assert [row["lag_ms"] for row in kcl["leases"]] == [0, 0]
     with ConsoleServer(config) as server:
         tables = {t["table"]: t for t in get(server, "/api/leases")}
         mine = tables[f"{name}-streamkit"]
@@ -66,6 +72,11 @@ def test_lease_tables_of_both_layouts_show_owner_counter_checkpoint_and_lag(
                 p.put(b"late %d" % i, f"k{i}")
         lags = [row["lag_ms"] for row in {t["table"]: t for t in get(server, "/api/leases")}[f"{name}-streamkit"]["leases"]]
         assert all(lag is not None and lag >= 0 for lag in lags)
+
+
+def test_a_lease_stream_is_given_as_table_equals_stream() -> None:
+    with pytest.raises(ConfigurationError, match="TABLE=STREAM"):
+        ConsoleConfig(lease_streams=("just-a-table",))
 
 
 @pytest.mark.streamkit(shards=1)
