@@ -1,6 +1,7 @@
 """The console in a real headless browser (Debian's chromium through its chromedriver), as a person uses
 it: the page loads, a shard's records appear and a followed shard shows a record put afterwards, the
-lease table shows the running consumer as owner, and a dead letter is replayed from the page (about 20 s).
+lease table shows the running consumer as owner, and dead letters are replayed from the page, one from a
+file and one from an SQS queue (moto's server) (about 20 s).
 A failure saves a screenshot and names it."""
 
 from __future__ import annotations
@@ -10,12 +11,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
+from streamkit.destinations import DeadLetter
 from streamkit.local.console import ConsoleConfig, ConsoleServer
 from streamkit.positions import parse_position
+from streamkit.records import StreamRecord
 from streamkit.tail import Tail, TailConfig
 from tests.browser.scenario import POISON, chrome, seed, shown
+
+QUEUED = "sensor-queued-poison"
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +38,8 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
 
 
 def test_the_console_shows_records_leases_and_replays_a_dead_letter(local_stack: Any, kinesis_client: Any,
-                                                                    dynamodb_client: Any, tmp_path: Path) -> None:
+                                                                    dynamodb_client: Any, tmp_path: Path,
+                                                                    sqs_client: Any, sqs_endpoint: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -41,8 +48,15 @@ def test_the_console_shows_records_leases_and_replays_a_dead_letter(local_stack:
     stream = f"console-{tmp_path.name[-8:].replace('_', '-')}"
     seeded = seed(kinesis_client, dynamodb_client, tmp_path, stream=stream)
     source = f"file:{seeded.dead_letters}"
+    queue = sqs_client.create_queue(QueueName=f"dlq-{stream}")["QueueUrl"]
+    arn = kinesis_client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+    queued = StreamRecord(b'{"sensor_id": "' + QUEUED.encode() + b'", "temp_c": "bad"}', QUEUED, "1",
+                          shard_id="shardId-000000000000", event_source_arn=arn)
+    sqs_client.send_message(QueueUrl=queue, MessageBody=orjson.dumps(
+        DeadLetter(record=queued, error="ValueError('bad')", attempts=1).to_json()).decode())
     config = ConsoleConfig(kinesis_endpoint=local_stack.kinesis_endpoint, dynamodb_endpoint=local_stack.dynamodb_endpoint,
-                           dead_letters=(source,), metrics_urls=(seeded.metrics_url,))
+                           dead_letters=(source, f"sqs:{queue}"), metrics_urls=(seeded.metrics_url,),
+                           sqs_endpoint=sqs_endpoint)
     try:
         wait_for("the poison reading in the dead-letter file",
                  lambda: seeded.dead_letters.exists() and seeded.dead_letters.read_text().strip())
@@ -69,9 +83,16 @@ def test_the_console_shows_records_leases_and_replays_a_dead_letter(local_stack:
             driver.find_element(css, f'[data-replay="{source}"]').click()
             wait.until(ec.alert_is_present()).accept()
             wait.until(lambda d: "replayed 1 record(s)" in d.find_element(By.ID, "replayed").text)
-        poison = [r for r in Tail(stream, client=kinesis_client, config=TailConfig(
-            position=parse_position("trim-horizon"))).records() if r.partition_key == POISON]
-        assert len(poison) == 2  # the original and the replayed copy
+            # The queue's letter, shown (looking takes nothing from the queue) and replayed the same way; the
+            # first replay's message is cleared so that the wait below sees the second one's.
+            wait.until(lambda d: QUEUED in d.find_element(By.ID, "letters").text)
+            driver.execute_script('document.getElementById("replayed").textContent = ""')
+            driver.find_element(css, f'[data-replay="sqs:{queue}"]').click()
+            wait.until(ec.alert_is_present()).accept()
+            wait.until(lambda d: "replayed 1 record(s)" in d.find_element(By.ID, "replayed").text)
+        back = list(Tail(stream, client=kinesis_client, config=TailConfig(position=parse_position("trim-horizon"))).records())
+        assert len([r for r in back if r.partition_key == POISON]) == 2  # the original and the replayed copy
+        assert [r.data for r in back if r.partition_key == QUEUED] == [queued.data]  # replayed from the queue, once
     except BaseException:
         shot = tmp_path / "console-failure.png"
         driver.save_screenshot(str(shot))
