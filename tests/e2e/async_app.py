@@ -20,6 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from producer import AsyncProducer, ProducerConfig
 from streamkit.aws.clients import aws_client
 
+#: Requests accepted before the app says it is busy (the SIGTERM test waits for that line, not for a time).
+BUSY_AFTER = 2_000
+
 
 @asynccontextmanager
 async def lifespan(app: dict[str, Any], stream: str, endpoint: str) -> AsyncIterator[None]:
@@ -43,6 +46,8 @@ async def main() -> None:
         while not stop.is_set():
             await app["producer"].send_json({"seq": accepted}, f"sensor-{accepted % 50}")
             accepted += 1
+            if accepted == BUSY_AFTER:
+                print(f"busy {accepted}", flush=True)  # the test signals only after this: mid-stream, by count
             if accepted % 500 == 0:
                 await asyncio.sleep(0.005)  # requests arrive at a few tens of thousands a second
     print(f"accepted {accepted}", flush=True)

@@ -43,7 +43,8 @@ def test_sigint_during_the_demo_leaves_no_server_running(tmp_path: Path) -> None
     assert len(started) == 3  # kinesalite, dynalite and the proxy
     time.sleep(1.0)  # into the publishing stage
     proc.send_signal(signal.SIGINT)
-    proc.wait(15)  # promptly: the consumer thread is stopped, not left retrying a dead endpoint
+    # It ends (its own watchdog acts 8 s after Ctrl-C, said below); 60 s is a hang guard on a loaded machine.
+    proc.wait(60)
     stderr.close()
     said = (tmp_path / "stderr.txt").read_text()
     stacks = tmp_path / "interrupt-stacks.txt"
@@ -52,7 +53,7 @@ def test_sigint_during_the_demo_leaves_no_server_running(tmp_path: Path) -> None
         # 8 s after Ctrl-C: a stage that did not let go. Said in the run's output, with every stack.
         warnings.warn(f"the demo needed its Ctrl-C watchdog:\n{said}\n{stacks.read_text()}", stacklevel=1)
     assert proc.returncode != 0
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60  # a hang guard only
     while time.monotonic() < deadline and started & local_servers():
         time.sleep(0.1)
     assert not started & local_servers()
