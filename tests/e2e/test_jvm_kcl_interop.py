@@ -12,7 +12,7 @@ stream of two shards, two applications:
   by streamkit.
 
 Every record put is processed exactly once per application: none skipped, none twice. The counts are
-printed (records, per side, duplicates, skipped, seconds). Three JVM starts; ~90-150 s here.
+printed (records, per side, duplicates, skipped, seconds). Three JVM starts (FAST_START); 60-120 s here.
 Java 17 missing fails with one line (streamkit.local.jvm_kcl), never a skip.
 """
 
@@ -33,7 +33,7 @@ import pytest
 from streamkit.aggregation import UserRecord, encode
 from streamkit.aws.clients import aws_client
 from streamkit.local import stack as local_stack
-from streamkit.local.jvm_kcl import JvmKcl, JvmKclConfig, prepare_tables, release_leader_lock
+from streamkit.local.jvm_kcl import FAST_START, JvmKcl, JvmKclConfig, prepare_tables, release_leader_lock
 from streamkit.local.stack import LocalStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -83,7 +83,8 @@ class App:
         # No KCL worker of the application runs now: a leader lock left by a KCL that was killed (or whose
         # shutdown timed out) is stale, and would hold lease assignment back for 2 minutes.
         release_leader_lock(application_name=self.name, dynamodb_endpoint=self.stack.dynamodb_endpoint)
-        return JvmKcl(self.config, work_dir=self.work / f"kcl-{self.runs + 1}", env=self.env("kcl", cut, hang)).start()
+        return JvmKcl(self.config, work_dir=self.work / f"kcl-{self.runs + 1}", env=self.env("kcl", cut, hang),
+                      java_options=FAST_START).start()
 
     def streamkit_process(self, cut: str | None = None, hang: str | None = None) -> subprocess.Popen[str]:
         env = {**os.environ, **self.env("streamkit", cut, hang), "AWS_ACCESS_KEY_ID": "local",
@@ -243,7 +244,7 @@ def in_order_per_key(lines: list[dict[str, Any]]) -> bool:
 
 def test_reshards_across_hand_overs_parents_before_children_written_by_one_side_honoured_by_the_other(
         stack: LocalStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """streamkit -> (split) -> KCL -> (merge) -> streamkit -> (split) -> KCL; two JVM starts, ~40-60 s."""
+    """streamkit -> (split) -> KCL -> (merge) -> streamkit -> (split) -> KCL; two JVM starts, 60-100 s."""
     started = time.monotonic()
     stream = Stream(stack, "interop-reshard", shards=1)
     app = App("interop-reshard", stack, tmp_path / "c", stream=stream.name)
@@ -291,7 +292,7 @@ def test_reshards_across_hand_overs_parents_before_children_written_by_one_side_
 def test_a_worker_killed_mid_batch_is_taken_over_by_the_other_side_after_its_lease_expires(
         stack: LocalStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """streamkit SIGKILLed mid-batch -> KCL; KCL SIGKILLed mid-batch -> streamkit. Duplicates are only records
-    of batches the killed workers never checkpointed; none lost. One JVM start, ~40-60 s."""
+    of batches the killed workers never checkpointed; none lost. One JVM start, 20-50 s."""
     started = time.monotonic()
     stream = Stream(stack, "interop-crash", shards=2)
     app = App("interop-crash", stack, tmp_path / "d", stream=stream.name)
