@@ -27,6 +27,7 @@ __all__ = [
     "import_callable",
     "print_err",
     "require_streams",
+    "why_it_ended",
 ]
 
 
@@ -107,6 +108,18 @@ def has_rich() -> bool:
 
 def print_err(message: str) -> None:
     sys.stderr.write(message.rstrip() + "\n")
+
+
+def why_it_ended(signal_name: str | None, error: BaseException | None, stop_after_idle: float | None,
+                 otherwise: str = "stopped") -> str:
+    """The summary's ``ended``: what ended the run, so a summary says why it is the last word."""
+    if signal_name:
+        return f"stopped by {signal_name}"
+    if error is not None:
+        return "error"
+    if stop_after_idle is not None:
+        return f"idle for {stop_after_idle:g} s"
+    return otherwise
 
 
 def require_streams(args: argparse.Namespace, streams: Sequence[str]) -> None:

@@ -22,9 +22,11 @@ from streamkit.cli.common import (
     metrics_from_args,
     print_err,
     require_streams,
+    why_it_ended,
 )
 from streamkit.errors import ConfigurationError
 from streamkit.positions import parse_position
+from streamkit.signals import SignalSeen, stopping_on_signals
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -90,11 +92,13 @@ def run_and_summarise(consumer: Any, args: argparse.Namespace, metrics: Any = No
     error: BaseException | None = None
     said = _ErrorsSaid()
     logging.getLogger("streamkit").addHandler(said)
+    seen = SignalSeen()
     try:
-        if live:
-            _run_with_live_view(consumer, args.stop_after_idle)
-        else:
-            consumer.run(stop_after_idle=args.stop_after_idle)
+        with stopping_on_signals(consumer.stop) as seen:  # SIGTERM or Ctrl-C: a graceful stop, then the summary
+            if live:
+                _run_with_live_view(consumer, args.stop_after_idle)
+            else:
+                consumer.run(install_signal_handlers=False, stop_after_idle=args.stop_after_idle)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # a shard stopped (a poison record, a processor raising): summarise, then say why
@@ -121,6 +125,7 @@ def run_and_summarise(consumer: Any, args: argparse.Namespace, metrics: Any = No
         "shards": {shard_name(s): {"records": s.records, "millis_behind_latest": s.millis_behind_latest, "state": s.state}
                    for s in consumer.final_stats},
     }
+    summary["ended"] = why_it_ended(seen.name, error, args.stop_after_idle)
     if error is not None:
         summary["error"] = str(error)
     if flag(args, "json"):
@@ -128,7 +133,7 @@ def run_and_summarise(consumer: Any, args: argparse.Namespace, metrics: Any = No
     else:
         print(f"processed {summary['records']:,} records from {len(summary['shards'])} shard(s) in "
               f"{summary['seconds']:.1f} s; dead-lettered {summary['dead_lettered']} (invalid {summary['invalid']}), "
-              f"corrupt {summary['corrupt']}")
+              f"corrupt {summary['corrupt']}; {summary['ended']}")
     if error is None:
         return 0
     if not any(str(error) in line for line in said.lines):  # once: a failed shard's error is already said

@@ -22,6 +22,7 @@ from streamkit.cli.common import (
     metrics_from_args,
     print_err,
     require_streams,
+    why_it_ended,
 )
 from streamkit.cli.template_run import DISPATCH_OPTIONS, add_template_options, dispatch_from_template, remember_defaults
 from streamkit.errors import ConfigurationError
@@ -60,7 +61,7 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     from streamkit.aws_lambda.events import parse_event
     from streamkit.errors import StreamkitError
     from streamkit.positions import parse_position
-    from streamkit.signals import stopping_on_signals
+    from streamkit.signals import SignalSeen, stopping_on_signals
 
     if args.template is not None:
         dispatch_from_template(args)  # the dispatcher function's mapping and settings, from the template
@@ -111,8 +112,9 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
 
     esm = EventSourceMapping(args.stream, handler, client=client_for(args, retries=0), config=config,
                              checkpoint_store=store)
+    seen = SignalSeen()
     try:
-        with stopping_on_signals(esm.stop):  # SIGTERM or Ctrl-C: finish the batches in flight, then the summary
+        with stopping_on_signals(esm.stop) as seen:  # SIGTERM or Ctrl-C: finish the batches in flight, then the summary
             stats = esm.run(stop_after_idle=args.stop_after_idle)
     except StreamkitError as exc:  # no progress (servers gone): the summary, then why
         stopped_at.append(str(exc))
@@ -122,12 +124,14 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
         if metrics is not None:
             metrics.close()
     summary = {**totals, "invocations": stats.invocations, "mode": args.mode, "lanes": args.lanes,
-               "stopped": stopped_at[0] if stopped_at else None}
+               "stopped": stopped_at[0] if stopped_at else None,
+               "ended": "error" if stopped_at else why_it_ended(seen.name, None, args.stop_after_idle)}
     if flag(args, "json"):
         emit_json(summary)
     else:
         print(f"dispatched {totals['delivered']:,} records over {args.lanes} lanes ({args.mode}) in "
-              f"{stats.invocations} batches; retried {totals['retried']}, dead-lettered {totals['dead_lettered']}")
+              f"{stats.invocations} batches; retried {totals['retried']}, dead-lettered {totals['dead_lettered']}; "
+              f"{summary['ended']}")
     if stopped_at:
         print_err(f"streamkit: error: {stopped_at[0]}")
         return 1

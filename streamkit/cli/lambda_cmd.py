@@ -14,6 +14,7 @@ from streamkit.cli.common import (
     metrics_from_args,
     print_err,
     require_streams,
+    why_it_ended,
 )
 from streamkit.cli.lambda_reports import (
     add_environment_options,
@@ -92,11 +93,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     esm = EventSourceMapping(args.stream, handler, client=client_for(args, retries=0), config=config,
                              checkpoint_store=checkpoint_store(args), metrics=metrics, environments=envs,
                              on_report=report_printer(args))
-    from streamkit.signals import stopping_on_signals
+    from streamkit.signals import SignalSeen, stopping_on_signals
 
     error: StreamkitError | None = None
+    seen = SignalSeen()
     try:
-        with stopping_on_signals(esm.stop):  # SIGTERM or Ctrl-C: finish the batches in flight, then the summary
+        with stopping_on_signals(esm.stop) as seen:  # SIGTERM or Ctrl-C: finish the batches in flight, then the summary
             stats = esm.run(stop_after_idle=args.stop_after_idle)
     except StreamkitError as exc:  # no progress (a poison batch under the defaults): the summary, then why
         error, stats = exc, esm.stats
@@ -105,6 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if metrics is not None:
             metrics.close()
     s = stats.to_json()
+    s["ended"] = why_it_ended(seen.name, error, args.stop_after_idle)
     if error is not None:
         s["error"] = str(error)
     reports = report_summary(esm.invoker.reports)
@@ -113,7 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         print(f"{s['invocations']} invocations, {s['records_succeeded']} records succeeded, "
               f"{s['function_errors']} function errors, {s['partial_failures']} partial failures, "
-              f"{s['records_discarded']} records discarded"
+              f"{s['records_discarded']} records discarded; {s['ended']}"
               + (f", {s['records_filtered_out']} of {s['records_polled']} records filtered out" if args.filters else ""))
         if reports["duration_ms"]:
             print(summary_line(reports))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from streamkit.cli.common import client_for, emit_json, flag
+from streamkit.cli.common import client_for, emit_json, flag, why_it_ended
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -28,15 +28,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from streamkit.signals import stopping_on_signals
 
     stop = threading.Event()
-    with stopping_on_signals(stop.set):  # SIGTERM or Ctrl-C: read no more letters, write those read, summarise
+    with stopping_on_signals(stop.set) as seen:  # SIGTERM or Ctrl-C: read no more letters, write those read, summarise
         result = replay(args.source, args.stream, client=client_for(args, retries=0),
                         sqs_client=client_for(args, "sqs") if args.source.startswith("sqs:") else None,
                         s3_client=client_for(args, "s3") if args.source.startswith("s3:") else None,
                         source_stream=args.source_stream, delete=args.delete, stop=stop)
+    summary: dict[str, Any] = {**result, "ended": why_it_ended(seen.name, None, None, otherwise="end of the source")}
     if flag(args, "json"):
-        emit_json(result)
+        emit_json(summary)
     else:
         print(f"re-published {result['records']} record(s) from {result['letters']} dead letter(s) to {args.stream}; "
-              f"{result['failed']} failed" + ("; stopped by a signal before the end of the source" if result["stopped"]
-                                              else ""))
+              f"{result['failed']} failed" + (f"; {summary['ended']} before the end of the source"
+                                              if result["stopped"] else ""))
     return 1 if result["failed"] else 0

@@ -34,7 +34,7 @@ def test_lambda_run_dead_letters_a_poison_reading_and_replay_republishes_it(
     target = stream_factory(shards=1)  # type: ignore[operator]
     result = run_json("replay", "--from", f"file:{dead}", "--stream", target.name,
                       "--endpoint-url", kinesis_stream.stack.kinesis_endpoint)
-    assert result == {"letters": 1, "records": 1, "failed": 0, "stopped": 0}
+    assert result == {"letters": 1, "records": 1, "failed": 0, "stopped": 0, "ended": "end of the source"}
     ((key, data, _seq),) = [r for recs in read_stream(target.client, target.name).values() for r in recs]
     assert key == "s2" and orjson.loads(data)["seq"] == 17
 

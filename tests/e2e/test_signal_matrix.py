@@ -2,7 +2,7 @@
 
 What every cell checks:
 - a run stopped by SIGTERM or SIGINT ends by itself with no traceback, exit 0 or 1, and its `--json`
-  summary (one JSON object on stdout): it says what it did before it stopped;
+  summary (one JSON object on stdout): it says what it did before it stopped, and names the signal;
 - a SIGKILLed run cannot speak; its restart must recover what it lost: nothing lost means every input
   record ends, after the restart, handled (the handler's output, the stream) or handed to the failure
   destination. Duplicates are allowed (at-least-once) and counted in the failure message.
@@ -212,7 +212,8 @@ def test_a_signal_mid_run_then_a_restart_loses_nothing(command: str, sig: str, s
     assert "Traceback" not in stderr, stderr
     if sig != "SIGKILL":
         assert proc.returncode in (0, 1), (proc.returncode, stderr)
-        summary_of(stdout)  # it says what it did before it stopped
+        summary = summary_of(stdout)  # it says what it did before it stopped, and that the signal stopped it
+        assert sig in orjson.dumps(summary).decode(), summary
 
     restart = subprocess.run([sys.executable, "-m", "streamkit.cli.main", *case.argv, "--json",
                               *(["--stop-after-idle", "2"] if command not in ("produce", "replay") else [])],
