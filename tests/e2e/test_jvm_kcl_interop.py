@@ -42,6 +42,22 @@ STREAM = "interop"
 LOWER, UPPER = "0", str(2**127 + 1)  # explicit hash keys: shard 0 and shard 1 of two
 
 
+#: Every KCL and streamkit worker a test started, ended after the test however it went.
+_STARTED: list[JvmKcl | subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_running() -> Iterator[None]:
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if isinstance(proc, JvmKcl):
+            proc.kill()  # the JVM's whole process group, its processors too
+        elif proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     data_dir = tmp_path_factory.mktemp("kcl-interop-stack")
@@ -83,16 +99,20 @@ class App:
         # No KCL worker of the application runs now: a leader lock left by a KCL that was killed (or whose
         # shutdown timed out) is stale, and would hold lease assignment back for 2 minutes.
         release_leader_lock(application_name=self.name, dynamodb_endpoint=self.stack.dynamodb_endpoint)
-        return JvmKcl(self.config, work_dir=self.work / f"kcl-{self.runs + 1}", env=self.env("kcl", cut, hang),
-                      java_options=FAST_START).start()
+        kcl = JvmKcl(self.config, work_dir=self.work / f"kcl-{self.runs + 1}", env=self.env("kcl", cut, hang),
+                     java_options=FAST_START)
+        _STARTED.append(kcl)
+        return kcl.start()
 
     def streamkit_process(self, cut: str | None = None, hang: str | None = None) -> subprocess.Popen[str]:
         env = {**os.environ, **self.env("streamkit", cut, hang), "AWS_ACCESS_KEY_ID": "local",
                "AWS_SECRET_ACCESS_KEY": "local"}
-        return subprocess.Popen([sys.executable, "-m", "streamkit.cli.main", "kcl", "run", "--properties",
+        proc = subprocess.Popen([sys.executable, "-m", "streamkit.cli.main", "kcl", "run", "--properties",
                                  str(self.properties), "--processor", "tests.e2e.kcl_recorder:Recorder",
                                  "--endpoint-url", self.stack.kinesis_endpoint, "--stop-after-idle", "4"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        _STARTED.append(proc)
+        return proc
 
     def streamkit(self, cut: str | None = None) -> None:
         proc = self.streamkit_process(cut)
