@@ -275,9 +275,11 @@ def publish(stream: str, readings: Iterable[tuple[str, bytes]] | Iterable[Readin
     n = 0
     held_so_far = 0.0
     p = Producer(stream, client=client, config=config)
-    p.start()  # a missing stream (or an unreachable server) is said before any reading is read
     stop.producer = p
-    if stop.reason is not None:
+    started = stop.reason is None
+    if started:
+        p.start()  # a missing stream (or an unreachable server) is said before any reading is read
+    else:  # stopped before it began: no call at all, and the summary says so
         p.stop_accepting()
     track = _Positions(positions, hand_over) if positions is not None else None
     try:
@@ -303,7 +305,10 @@ def publish(stream: str, readings: Iterable[tuple[str, bytes]] | Iterable[Readin
                 if track is not None:
                     track.advance()
     finally:
-        _finish(p, stop, shutdown_grace, track)
+        if started:
+            _finish(p, stop, shutdown_grace, track)
+        else:
+            p.close()
     m = p.metrics()
     if progress is not None:
         progress(n % 1000)

@@ -46,7 +46,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help="file:PATH or sqs:QUEUE_URL: where readings that could not be written go, payload included")
     p.add_argument("--shutdown-grace", type=float, default=5.0, metavar="SECONDS",
                    help="on SIGTERM, SIGINT or SIGHUP: stop reading, flush for at most this long (default 5), then "
-                        "hand what is unwritten to --on-failure; a second signal hands it over at once")
+                        "hand what is unwritten to --on-failure; a second signal hands it over at once, a third "
+                        "ends the process")
     p.add_argument("--position-file", type=Path, metavar="PATH",
                    help="--file: where the position (the last line acknowledged) is kept; default: per user, under "
                         "$XDG_STATE_HOME/streamkit/produce/ (or ~/.local/state/...)")
@@ -87,23 +88,24 @@ def cmd_produce(args: argparse.Namespace) -> int:
     else:
         readings = simulated_readings(args.sensors, args.rate, args.duration)
         total = int(args.rate * args.duration)
-    metrics = metrics_from_args(args)
-    require_streams(args, [args.stream])  # a typo is said before the --on-failure file is created
-    config = ProducerConfig(aggregation=not args.no_aggregate, on_failure=args.on_failure, record_ttl=args.record_ttl,
-                            metrics=metrics)
-    client = client_for(args, retries=0)
-    show_progress = not flag(args, "json") and sys.stderr.isatty() and has_rich()
-    said_held = False
-
-    def held_line(seconds: float) -> None:  # without the live view: said once, when it starts
-        nonlocal said_held
-        if not said_held and not flag(args, "json"):
-            said_held = True
-            print_err(f"streamkit: held back: {args.stream}'s shards accept less than offered; publishing at "
-                      "their rate so that no reading expires unsent")
-
+    # From here on a signal is a stop, said in the summary: the stream check below may wait on a server.
     stop = StopRequest()
     with _stop_on_signals(stop):
+        metrics = metrics_from_args(args)
+        require_streams(args, [args.stream])  # a typo is said before the --on-failure file is created
+        config = ProducerConfig(aggregation=not args.no_aggregate, on_failure=args.on_failure, record_ttl=args.record_ttl,
+                                metrics=metrics)
+        client = client_for(args, retries=0)
+        show_progress = not flag(args, "json") and sys.stderr.isatty() and has_rich()
+        said_held = False
+
+        def held_line(seconds: float) -> None:  # without the live view: said once, when it starts
+            nonlocal said_held
+            if not said_held and not flag(args, "json"):
+                said_held = True
+                print_err(f"streamkit: held back: {args.stream}'s shards accept less than offered; publishing at "
+                          "their rate so that no reading expires unsent")
+
         if show_progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -149,11 +151,16 @@ def _summary_line(summary: Any, args: argparse.Namespace) -> str:
 
 @contextmanager
 def _stop_on_signals(stop: Any) -> Iterator[None]:
-    """SIGTERM, SIGINT and SIGHUP ask the publisher to stop (it flushes within --shutdown-grace)."""
+    """SIGTERM, SIGINT and SIGHUP ask the publisher to stop (it flushes within --shutdown-grace); a second
+    one ends the grace at once; a third takes the signal's default action."""
     names = ("SIGTERM", "SIGINT", "SIGHUP")
     sigs = [getattr(signal, n) for n in names if hasattr(signal, n)]
 
     def handler(signum: int, _frame: Any) -> None:
+        if stop.urgent:  # a third signal: the default action (a call to a hung server cannot hold it)
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+            return
         stop.request(signal.Signals(signum).name)
 
     previous = {s: signal.signal(s, handler) for s in sigs}

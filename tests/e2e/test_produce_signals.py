@@ -146,6 +146,29 @@ def test_sensors_stopped_by_sigterm_report_what_was_accepted_and_not_acknowledge
     assert len(seqs_in_stream(kinesis_stream)) == summary["user_records"]
 
 
+def test_a_third_signal_ends_a_produce_hung_on_a_server_that_never_answers(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as server:  # accepts connections on 127.0.0.1 and never answers
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        port = server.getsockname()[1]
+        proc = start_produce("--stream", "s", "--sensors", "2", "--rate", "10", "--duration", "5",
+                             "--endpoint-url", f"http://127.0.0.1:{port}", env={})
+        try:
+            conn, _ = server.accept()  # its first call is waiting for an answer
+            with conn:
+                for _ in range(3):
+                    time.sleep(0.2)  # (each signal handled before the next; not a pass/fail timing)
+                    proc.send_signal(signal.SIGTERM)
+                proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == -signal.SIGTERM
+
+
 @pytest.mark.streamkit(shards=2)
 def test_a_producer_never_closed_writes_its_1000_sends_at_exit(kinesis_stream: StreamHandle) -> None:
     script = textwrap.dedent(f"""
