@@ -195,6 +195,26 @@ _NOT_NEEDED = frozenset({
 })
 
 
+#: The MultiLangDaemon properties streamkit reads (the others are said as ignored, unless not needed).
+_KNOWN_PROPERTIES = frozenset({
+    "leaseTableDeletionProtectionEnabled", "leaseTablePitrEnabled", "initialLeaseTableReadCapacity",
+    "initialLeaseTableWriteCapacity", "streamArn", "streamName", "applicationName", "tableName",
+    "initialPositionInStream", "initialPositionInStreamExtended", "timestampAtInitialPositionInStream",
+    "failoverTimeMillis", "shardSyncIntervalMillis", "idleTimeBetweenReadsInMillis", "taskBackoffTimeMillis",
+    "gracefulLeaseHandoffTimeoutMillis", "shutdownGraceMillis", "maxRecords", "maxLeasesForWorker", "workerId",
+    "workerIdentifier", "regionName", "kinesisEndpoint", "dynamoDBEndpoint", "metricsLevel", "retrievalMode",
+    "isGracefulLeaseHandoffEnabled",
+})
+
+
+def _fan_out(props: dict[str, str]) -> bool:
+    """retrievalMode: FANOUT (enhanced fan-out) or POLLING (the default); anything else is refused."""
+    mode = props.get("retrievalMode", "").strip()
+    if mode.upper() not in ("", "FANOUT", "POLLING"):
+        raise ConfigurationError(f"property retrievalMode={mode!r}: use FANOUT or POLLING")
+    return mode.upper() == "FANOUT"
+
+
 @dataclass(frozen=True)
 class KclProperties:
     """What a MultiLangDaemon properties file says, as streamkit's settings."""
@@ -265,10 +285,7 @@ class KclProperties:
         worker = props.get("workerId") or props.get("workerIdentifier")
         if worker:
             fields["worker_id"] = worker
-        mode = props.get("retrievalMode", "").strip()
-        if mode.upper() not in ("", "FANOUT", "POLLING"):
-            raise ConfigurationError(f"property retrievalMode={mode!r}: use FANOUT or POLLING")
-        if mode.upper() == "FANOUT":
+        if _fan_out(props):
             fields["enhanced_fan_out"] = True
         graceful = props.get("isGracefulLeaseHandoffEnabled", "").lower()
         if graceful in ("true", "false"):
@@ -287,15 +304,7 @@ class KclProperties:
             point_in_time_recovery=flag("leaseTablePitrEnabled"),
             read_capacity=integer("initialLeaseTableReadCapacity") or 10,
             write_capacity=integer("initialLeaseTableWriteCapacity") or 10)
-        known = {"leaseTableDeletionProtectionEnabled", "leaseTablePitrEnabled", "initialLeaseTableReadCapacity",
-                 "initialLeaseTableWriteCapacity",
-                 "streamArn", "streamName", "applicationName", "tableName", "initialPositionInStream",
-                 "initialPositionInStreamExtended", "timestampAtInitialPositionInStream", "failoverTimeMillis",
-                 "shardSyncIntervalMillis", "idleTimeBetweenReadsInMillis", "taskBackoffTimeMillis",
-                 "gracefulLeaseHandoffTimeoutMillis", "shutdownGraceMillis", "maxRecords", "maxLeasesForWorker",
-                 "workerId", "workerIdentifier", "regionName", "kinesisEndpoint", "dynamoDBEndpoint",
-                 "metricsLevel", "retrievalMode", "isGracefulLeaseHandoffEnabled"}
-        ignored = tuple(sorted(k for k in props if k not in known and k not in _NOT_NEEDED))
+        ignored = tuple(sorted(k for k in props if k not in _KNOWN_PROPERTIES and k not in _NOT_NEEDED))
         fields.update(overrides)
         return cls(stream=stream, application_name=app, table=props.get("tableName") or app,
                    config=ConsumerConfig(**fields), region=props.get("regionName") or None,
