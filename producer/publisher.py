@@ -19,6 +19,7 @@ from producer.config import ProducerConfig
 from producer.futures import RecordFuture
 from producer.position import FilePosition, save_position
 from producer.producer import Producer
+from producer.results import FailedRecord
 from streamkit.aggregation import MAX_RECORD_BYTES
 from streamkit.destinations import parse_destination
 from streamkit.errors import ConfigurationError, ProducerClosedError, StreamkitError, ValidationError
@@ -195,17 +196,24 @@ class _HandOver:
                 self.lost += n
             return
         try:
-            if hasattr(self.target, "send_json"):
-                self.target.send_json(documents)
-            else:
-                for doc in documents:
-                    self.target(doc)
+            self.target.send_json(documents)
         except Exception:
             with self._lock:
                 self.lost += n
             raise
         with self._lock:
             self.handed += n
+
+    def each(self, record: FailedRecord) -> None:
+        """For a callable target: one `FailedRecord` at a time, as `ProducerConfig.on_failure` takes it."""
+        try:
+            self.target(record)
+        except Exception:
+            with self._lock:
+                self.lost += 1
+            raise
+        with self._lock:
+            self.handed += 1
 
 
 class _Positions:
@@ -268,7 +276,8 @@ def publish(stream: str, readings: Iterable[tuple[str, bytes]] | Iterable[Readin
     if isinstance(target, str):
         target = parse_destination(target)
     hand_over = _HandOver(target)
-    config = replace(config, on_failure=cast(Any, hand_over))
+    plain_callable = target is not None and not hasattr(target, "send_json")
+    config = replace(config, on_failure=cast(Any, hand_over.each if plain_callable else hand_over))
     stop = stop or StopRequest()
     summary = PublishSummary()
     t0 = time.perf_counter()
