@@ -20,7 +20,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from streamkit.errors import ConfigurationError
+from streamkit.errors import EventLoopReentryError
 
 if TYPE_CHECKING:  # asyncio is imported when an async handler first runs: a plain handler never loads it
     import asyncio
@@ -64,7 +64,7 @@ class BackgroundLoop:
         if self._thread is not None and threading.current_thread() is self._thread:
             if inspect.iscoroutine(awaitable):
                 awaitable.close()
-            raise ConfigurationError("a streamkit handler called from its own event loop's thread would wait forever")
+            raise EventLoopReentryError("a streamkit handler called from its own event loop's thread would wait forever")
         import asyncio
 
         return asyncio.run_coroutine_threadsafe(_as_coroutine(awaitable), self.loop).result()

@@ -5,7 +5,8 @@ Catch by meaning with the middle layer (a family), or by the exact error below i
     StreamkitError                          (retryable: bool)
     ├── ConfigurationError                  bad configuration or arguments, raised before any I/O (ValueError)
     │   ├── ValidationError                 a bad record, partition key, explicit hash key or size (+ PayloadError)
-    │   └── TemplateError                   a SAM/CloudFormation template that cannot be read (file and path)
+    │   ├── TemplateError                   a SAM/CloudFormation template that cannot be read (file and path)
+    │   └── EventLoopReentryError           a blocking handler called from its own event loop's thread (RuntimeError)
     ├── PayloadError                        data that cannot be sent, decoded or delivered as it is
     │   ├── ValidationError
     │   ├── BadLineError                    a line of a producer input file that cannot be sent (exit 1)
@@ -60,6 +61,7 @@ __all__ = [
     "CoordinationError",
     "DeliveryError",
     "EventFormatError",
+    "EventLoopReentryError",
     "ExpiredIteratorError",
     "FunctionError",
     "KinesisError",
@@ -100,6 +102,10 @@ class StreamkitError(Exception):
 
 class ConfigurationError(StreamkitError, ValueError):
     """Configuration or arguments that cannot work; raised before any network call."""
+
+
+class EventLoopReentryError(ConfigurationError, RuntimeError):
+    """A blocking streamkit handler called from the thread of its own event loop: it would wait forever."""
 
 
 class PayloadError(StreamkitError):
