@@ -10,6 +10,7 @@ one entry per shard in flight. The `Producer` does the I/O.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
@@ -468,9 +469,11 @@ class Accumulator:
         # leave a counter one record off, and a flush must still see the buffer empty once it is.
         return not any(q.open_records or q.ready or q.in_flight for q in self._queues.values())
 
-    def reroute(self, shard_map: ShardMap, *, everything: bool = False) -> tuple[int, list[Item]]:
+    def reroute(self, shard_map: ShardMap, *, everything: bool = False,
+                first: Sequence[Item] = ()) -> tuple[int, list[Item]]:
         """Adopt a new shard map; records queued for shards that closed (or, with `everything`, all
-        records: the stream switched record distribution) are routed again, in order.
+        records: the stream switched record distribution) are routed again, in order, after `first`
+        (records out of the buffer already, to be put again before them: they were put earlier).
 
         Call it only with nothing in flight. Returns how many user records moved, and those that can no
         longer be routed (records without a key, once the stream places records by key again).
@@ -489,6 +492,7 @@ class Accumulator:
             moved.extend(q.open_records)
         self.buffered_bytes -= sum(item.size for item in moved)
         self.buffered_records -= len(moved)
+        moved[:0] = first
         unroutable = [item for item in moved if item.partition_key is None and not self.placed_by_service]
         for item in moved:
             if item.partition_key is not None or self.placed_by_service:

@@ -25,7 +25,7 @@ from producer.results import FailedRecord, PutResult
 from streamkit.clock import Clock
 from streamkit.destinations import parse_destination
 from streamkit.errors import KinesisError, RecordExpiredError, StreamkitError, ValidationError
-from streamkit.hashing import ShardMap
+from streamkit.hashing import ShardMap, hash_key
 from streamkit.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -134,6 +134,9 @@ class Sender:
         # on_failure): a flush is not done until they are, nor for a thread that is one of them.
         self._applying: list[int] = []
         self._reshard_pending = False
+        # Aggregates that landed in another shard than predicted (a split the map did not know): resolved when
+        # the map is refreshed, their user records outside the shard they landed in put again (`_sort_misplaced`).
+        self._misplaced: list[tuple[Entry, PutEntryResult, float]] = []
         self._pool = ThreadPoolExecutor(config.max_connections, thread_name_prefix="streamkit-put")
         self._worker = threading.Thread(target=self._run, name="streamkit-producer", daemon=True)
 
@@ -156,7 +159,7 @@ class Sender:
     def drained(self) -> bool:
         """Under the lock: nothing buffered, held, in flight, or resolved but not yet handed to its future or
         on_failure (by a thread other than this one: a callback that flushes must not wait for itself)."""
-        if self.host._held or not self._acc.idle or self._calls_in_flight:
+        if self.host._held or not self._acc.idle or self._calls_in_flight or self._misplaced:
             return False
         me = threading.get_ident()
         return all(t == me for t in self._applying)
@@ -191,8 +194,8 @@ class Sender:
         """
         h = self.host
         with self._cond:
-            leftovers = h._held + self._acc.drain()
-            h._held = []
+            leftovers = h._held + self._acc.drain() + [item for e, _r, _t in self._misplaced for item in e.records]
+            h._held, self._misplaced = [], []
             self._metrics.user_records_failed += len(leftovers)
             self._m.count("UserRecordsFailed", len(leftovers))
         if why and leftovers and self._on_failure is None:
@@ -286,7 +289,8 @@ class Sender:
                 self._acc.placed_by_service = self._auto
                 self._acc.warm_mibps = summary.warm_throughput_mibps
                 self.note_distribution(summary.record_distribution)
-            moved, unroutable = self._acc.reroute(new_map, everything=switched)
+            again = self._sort_misplaced(outcomes, new_map)
+            moved, unroutable = self._acc.reroute(new_map, everything=switched, first=again)
             held, h._held = h._held, []
             self._acc.buffered_bytes -= sum(item.size for item in held)
             for item in held:
@@ -383,13 +387,47 @@ class Sender:
     def _succeed(self, outcomes: _Outcomes, e: Entry, r: PutEntryResult, now: float) -> None:
         h = self.host
         shard_id = r["ShardId"]
-        if shard_id != e.shard_id and not self._reshard_pending and not self._auto:
+        misplaced = shard_id != e.shard_id and not self._auto
+        if misplaced and not self._reshard_pending:
             log.info("record predicted for %s landed in %s: refreshing the shard map", e.shard_id, shard_id)
             self._reshard_pending = h._detour = True
         self._acc.observe(e, now, accepted=True, throttled=False)
         self._acc.finished(e)
+        if misplaced and e.aggregated:
+            # Its user records were routed by a stale map: those whose hash the landed shard does not cover
+            # (the sibling's, after a split) are in the wrong shard. Known once the map is read again.
+            self._misplaced.append((e, r, now))
+            return
+        self._written(outcomes, e, r, now, e.records)
+
+    def _sort_misplaced(self, outcomes: _Outcomes, new_map: ShardMap) -> list[Item]:
+        """Under the lock, with the new map: the misplaced aggregates' records that landed in a shard covering
+        their hash are written; the others are returned to be put again ahead of everything buffered, so each
+        key keeps its order (readers drop a sub-record outside its shard's range, as the KCL does)."""
+        again: list[Item] = []
+        for e, r, now in self._misplaced:
+            landed = new_map.shards.get(r["ShardId"])
+            kept: list[Item] = []
+            for item in e.records:
+                h = int(item.explicit_hash_key) if item.explicit_hash_key is not None else \
+                    hash_key(item.partition_key)  # type: ignore[arg-type]  # aggregated records have a key
+                if landed is None or landed.contains(h):
+                    kept.append(item)
+                else:
+                    item.attempts += e.attempts
+                    again.append(item)
+            if kept:
+                self._written(outcomes, e, r, now, kept)
+        if again:
+            log.info("%d user record(s) landed in a shard that does not hold their key (a split the shard map "
+                     "did not know): put again", len(again))
+        self._misplaced = []
+        return again
+
+    def _written(self, outcomes: _Outcomes, e: Entry, r: PutEntryResult, now: float, recs: list[Item]) -> None:
+        """`recs` (all of `e`'s user records, or those that landed where their key belongs) are written."""
+        shard_id = r["ShardId"]
         m = self._metrics
-        recs = e.records
         m.kinesis_records_written += 1
         m.aggregates_written += e.aggregated
         m.user_records_written += len(recs)
@@ -405,9 +443,11 @@ class Sender:
         seq = r["SequenceNumber"]
         aggregated = e.aggregated
         attempts = e.attempts
+        index = None if recs is e.records else {id(item): i for i, item in enumerate(e.records)}
 
         def result(p: Pending, i: int) -> PutResult:
-            return PutResult(shard_id=shard_id, sequence_number=seq, sub_sequence_number=i if aggregated else None,
+            sub = (i if index is None else index[id(p)]) if aggregated else None
+            return PutResult(shard_id=shard_id, sequence_number=seq, sub_sequence_number=sub,
                              attempts=p.attempts + attempts)
 
         outcomes.ok.append((recs, result))

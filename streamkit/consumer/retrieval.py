@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamkit.aggregation import decode_parts
+from streamkit.hashing import hash_key
 from streamkit.kinesis_types import epoch_seconds
 from streamkit.records import BodyMode, StreamRecord
 from streamkit.transport import Fetched
@@ -18,13 +19,19 @@ __all__ = ["Fetched", "to_stream_records"]
 
 def to_stream_records(raw: list[dict[str, Any]], shard_id: str, *, after: tuple[str, int] | None = None,
                       event_source_arn: str | None = None, body: BodyMode | type[Any] = "bytes",
-                      corrupt: list[tuple[dict[str, Any], Exception]] | None = None) -> list[StreamRecord]:
+                      corrupt: list[tuple[dict[str, Any], Exception]] | None = None,
+                      hash_range: tuple[int, int] | None = None) -> list[StreamRecord]:
     """Deaggregate GetRecords records into StreamRecords, in order.
 
     `after` = (sequence number, sub-sequence number): skip that aggregate's sub-records up to and
     including the sub-sequence (resuming inside an aggregate). A record with the KPL magic and a good
     digest but a malformed body is appended to `corrupt` (when given) and delivered as one plain
     record, so it is reported, never silently lost.
+
+    `hash_range` (the shard's, given for a child of a split): an aggregate's sub-record whose hash lies outside
+    it is skipped, as the KCL does. A producer whose shard map had not seen the split put it there with its
+    aggregate; it puts such records again into the shard that holds their key (producer/sender.py), so each
+    is delivered once, and in its key's order.
     """
     out: list[StreamRecord] = []
     append = out.append
@@ -47,5 +54,9 @@ def to_stream_records(raw: list[dict[str, Any]], shard_id: str, *, after: tuple[
         skip = after[1] if after is not None and seq == after[0] else -1
         for i, (d, k, e) in enumerate(parts):
             if i > skip:
+                if hash_range is not None:
+                    h = int(e) if e is not None else hash_key(k)
+                    if not hash_range[0] <= h <= hash_range[1]:
+                        continue
                 append(StreamRecord(d, k, seq, i, shard_id, ts, e, event_source_arn, body))
     return out

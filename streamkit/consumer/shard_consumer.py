@@ -103,6 +103,7 @@ class ShardConsumer:
         self.stream = stream
         self.stream_arn = stream_arn
         self.holder = holder
+        self._range: tuple[int, int] | None = None  # `_hash_range`
         self.processor = processor
         self.config = config
         self.stopping = stopping
@@ -207,12 +208,30 @@ class ShardConsumer:
     def _records(self, batch: Batch) -> list[StreamRecord]:
         corrupt: list[tuple[dict[str, object], Exception]] = []
         records = to_stream_records(batch.records, self.shard_id, after=batch.after, event_source_arn=self.stream_arn,
-                                    body=self.config.body, corrupt=corrupt)
+                                    body=self.config.body, corrupt=corrupt, hash_range=self._hash_range())
         for raw, problem in corrupt:
             self.stats.corrupt += 1
             log.error("shard %s: record %s has the KPL magic and a good digest but a malformed body (%s); "
                       "delivered as one plain record", self.shard_id, raw["SequenceNumber"], problem)
         return records
+
+    def _hash_range(self) -> tuple[int, int] | None:
+        """This shard's hash-key range if it is a child (only a child can hold an aggregate's misplaced records);
+        from the lease, or asked once of Kinesis (a store that does not keep ranges)."""
+        lease = self.holder.lease
+        if not lease.parent_shard_ids:
+            return None
+        if self._range is None:
+            self._range = lease.hash_key_range
+        if self._range is None:
+            try:
+                found = [s for s in self.transport.list_shards(self.stream) if s.shard_id == self.shard_id]
+            except StreamkitError as exc:
+                log.warning("shard %s: could not read its hash-key range (%s); asked again with the next batch",
+                            self.shard_id, exc)
+                return None
+            self._range = (found[0].starting_hash_key, found[0].ending_hash_key) if found else None
+        return self._range
 
     def _read_failed(self, err: StreamkitError, failures: int, delay: float) -> None:
         if isinstance(err, ThrottledError) and failures < THROTTLES_WORTH_SAYING:

@@ -105,8 +105,9 @@ def test_a_split_and_a_merge_during_a_run_lose_nothing_and_keep_order_per_key(ki
     got = per_key(stream)
     for key in sent:
         assert sorted(got[key], key=int) == sent[key], f"{key}: lost or duplicated records"
-    # Within every shard each key's records are in put order. (Across sibling children of a split, an
-    # aggregate sent while the shard map was stale may hold a key's records in the sibling: README.)
+    # Within every shard each key's records are in put order. (read_stream leaves out, as readers do, what an
+    # aggregate sent with a stale map carried into a sibling; the check above finds each record once all the
+    # same: the producer put those again where their key belongs.)
     for recs in stream.values():
         last: dict[str, int] = {}
         for key, data, _seq in recs:

@@ -24,6 +24,7 @@ from streamkit.errors import (
     StreamkitError,
     ValidationError,
 )
+from streamkit.hashing import hash_key
 from streamkit.testing import FakeKinesis
 from tests.unit.producer_kinds import KINDS
 
@@ -400,7 +401,13 @@ def test_a_split_under_a_running_producer_reroutes_and_loses_nothing_in_order_pe
     assert all(r.shard_id == parent for r in results[:200])
     assert {r.shard_id for r in results[200:]} <= children and p.metrics()["reshards_detected"] >= 1
     written = user_records(client)
+    ranges = {s.shard_id: s for s in client.list_shards("s")}
     for key in {f"k{i % 8}" for i in range(8)}:
-        in_order = [d for shard in [parent, *sorted(children)] for k, d in written.get(shard, []) if k == key]
+        # What a reader delivers: the records in the shard that holds their key. The producer's first aggregates
+        # after the split landed by their first record's hash in one child, carrying the other's keys too; those
+        # are put again where their key belongs (and readers skip the misplaced copies, as the KCL does), so
+        # each key's records are in one shard after the parent, in order, with the children read in parallel.
+        holder = [sid for sid in [parent, *sorted(children)] if ranges[sid].contains(hash_key(key))]
+        in_order = [d for shard in holder for k, d in written.get(shard, []) if k == key]
         assert in_order == [b"a%d" % i for i in range(200) if f"k{i % 8}" == key] + \
             [b"b%d" % i for i in range(200) if f"k{i % 8}" == key]
