@@ -192,8 +192,11 @@ def test_consumers_over_two_streams_hand_leases_over_without_a_duplicate() -> No
 
     def worker(wid: str) -> Consumer:
         return Consumer(["orders", "clicks"], handle, application_name="app", checkpoint_store=store, client=kinesis,
-                        config=ConsumerConfig(worker_id=wid, lease_duration=1.0, idle_poll_interval=0.05,
-                                              min_poll_interval=0.01, max_records=50))
+                        # Renewed every 0.3 s but expiring only after 10 s: a worker starved of the CPU on a loaded
+                        # machine must not look dead (its leases taken by expiry, its batch read twice); moves here
+                        # are graceful handoffs, which need no expiry.
+                        config=ConsumerConfig(worker_id=wid, lease_duration=10.0, renew_interval=0.3,
+                                              idle_poll_interval=0.05, min_poll_interval=0.01, max_records=50))
 
     consumers = [worker(f"w{i}") for i in range(3)]
     threads = [threading.Thread(target=c.run, kwargs={"install_signal_handlers": False}) for c in consumers]
@@ -237,8 +240,11 @@ def test_a_handoff_the_owner_never_completes_is_taken_after_handoff_timeout(capl
 
     def worker(wid: str) -> Consumer:
         return Consumer("s", handler(wid), application_name="app", checkpoint_store=store, client=kinesis,
-                        config=ConsumerConfig(worker_id=wid, lease_duration=1.0, idle_poll_interval=0.05,
-                                              min_poll_interval=0.01, handoff_timeout=1.0, shutdown_grace=0.5))
+                        # Expiry (10 s) far beyond handoff_timeout (1 s), so that a renewal delayed on a loaded
+                        # machine never lets the taker in by expiry instead of by the timeout under test.
+                        config=ConsumerConfig(worker_id=wid, lease_duration=10.0, renew_interval=0.3,
+                                              idle_poll_interval=0.05, min_poll_interval=0.01, handoff_timeout=1.0,
+                                              shutdown_grace=0.5))
 
     stuck, taker = worker("stuck"), worker("taker")
     threads = [threading.Thread(target=c.run, kwargs={"install_signal_handlers": False}) for c in (stuck, taker)]
