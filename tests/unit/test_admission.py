@@ -145,14 +145,18 @@ def test_an_untried_record_past_its_ttl_waits_while_its_shard_makes_progress_and
     assert [e.size for e in acc.expire(15.0, 10.0)] == [999]  # nothing accepted for 10 s: stuck
 
 
-def test_a_tried_record_past_its_ttl_expires_and_expire_mode_expires_untried_ones_too() -> None:
+def test_a_tried_record_past_its_ttl_waits_while_its_shard_accepts_and_expire_mode_expires_untried_ones_too() -> None:
+    # README, "Overload slows the caller; it does not expire records": a record whose shard keeps accepting
+    # records is written late rather than given up. (This test asserted the opposite for a throttled record
+    # until 395ffb6 made the accumulator keep that guarantee: 6,083 of 30,000 readings went to on_failure.)
     acc = Accumulator(ProducerConfig(record_ttl=10.0, rate_limit=0, aggregation=False), ONE_SHARD)
     acc.add(rec(1000, 0.0, key="a"))
     (head,) = acc.take_batch(0.0, flush=True)
     acc.observe(head, 0.1, accepted=False, throttled=True)
     acc.retry_later(head, 0.2, "throttled", "ProvisionedThroughputExceededException")
     acc.observe(head, 9.0, accepted=True, throttled=False)  # (another record of the shard got through)
-    assert acc.expire(10.5, 10.0) == [head]
+    assert acc.expire(10.5, 10.0) == []  # past its TTL, but its shard accepted a record 1.5 s ago
+    assert acc.expire(19.5, 10.0) == [head]  # nothing accepted for 10 s: stuck, given up
     old = Accumulator(ProducerConfig(record_ttl=10.0, rate_limit=0, aggregation=False, buffer_full="expire"),
                       ONE_SHARD)
     old.add(rec(1000, 0.0, key="a"))
