@@ -78,6 +78,8 @@ def records_of(letter: dict[str, Any], client: Any, source_stream: str | None = 
     if "data" in letter:
         return [(base64.b64decode(letter["data"]), letter.get("partition_key"), letter.get("explicit_hash_key"))]
     payload = letter.get("payload")
+    if isinstance(payload, str):  # AWS's S3 OnFailure object: the invocation's event as an escaped JSON string
+        payload = _json_letter(payload, "the OnFailure object's payload")
     if isinstance(payload, dict) and isinstance(payload.get("Records"), list):
         # An OnFailure object from an S3 destination: the invocation's event, data included.
         out: list[Payload] = []

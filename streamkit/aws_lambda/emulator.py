@@ -31,7 +31,7 @@ from streamkit.aws_lambda.esm_filters import RecordFilter, compile_criteria
 from streamkit.aws_lambda.esm_invoke import ACCOUNT, Invoker, LambdaContext, PayloadTooLargeError, WindowView, build_event
 from streamkit.aws_lambda.esm_lanes import Lane
 from streamkit.aws_lambda.esm_metrics import MappingMetrics, mapping_uuid
-from streamkit.aws_lambda.esm_on_failure import failure_record, s3_object_key
+from streamkit.aws_lambda.esm_on_failure import failure_record, s3_failure_object, s3_object_key
 from streamkit.aws_lambda.esm_polling import POLLING, PollState, consumer_source, poll_shard, read_failed
 from streamkit.aws_lambda.esm_positions import Positions, initial_position
 from streamkit.checkpoints.base import CheckpointStore
@@ -352,7 +352,7 @@ class EventSourceMapping:
         write: Callable[[], None] = lambda: destination.send_json([doc])  # noqa: E731
         if isinstance(destination, S3Destination):  # S3 objects carry the invocation's payload, keyed as AWS keys them
             key = s3_object_key(self.aws_metrics.uuid, lane.shard_id, self.clock.time())
-            obj = doc | {"payload": build_event(recs, shard_id=lane.shard_id, config=self.config, arn=self._arn)}
+            obj = s3_failure_object(doc, build_event(recs, shard_id=lane.shard_id, config=self.config, arn=self._arn))
             write = lambda: destination.put(key, obj)  # noqa: E731
         # A destination that cannot be written is waited for, saying so: the shard does not move past the
         # records until their OnFailure record is written (never dropped because a destination is down).

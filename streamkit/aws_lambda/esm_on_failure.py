@@ -7,11 +7,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from streamkit.aws_lambda.esm_config import EsmConfig
 from streamkit.aws_lambda.esm_core import Outcome, PendingRecord
 from streamkit.aws_lambda.esm_invoke import ACCOUNT, iso_time
 
-__all__ = ["failure_record", "s3_object_key"]
+__all__ = ["failure_record", "s3_failure_object", "s3_object_key"]
 
 
 def failure_record(records: Sequence[PendingRecord], outcome: Outcome, *, shard_id: str, config: EsmConfig,
@@ -50,8 +52,13 @@ def failure_record(records: Sequence[PendingRecord], outcome: Outcome, *, shard_
 
 
 def s3_object_key(mapping_uuid: str, shard_id: str, now: float) -> str:
-    """Where AWS writes an OnFailure object in an S3 destination:
-    ``aws/lambda/<mapping UUID>/<shard id>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<random UUID>``. The object holds
-    the OnFailure record plus ``payload``, the invocation's event (the records' data included)."""
+    """Where AWS writes an OnFailure object in an S3 destination, as its Kinesis on-failure page documents:
+    ``aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>`` (UTC)."""
     t = dt.datetime.fromtimestamp(now, dt.UTC)
     return f"aws/lambda/{mapping_uuid}/{shard_id}/{t:%Y/%m/%d}/{t:%Y-%m-%dT%H.%M.%S}-{uuid.uuid4()}"
+
+
+def s3_failure_object(record: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+    """The S3 object AWS writes: every field of the SQS/SNS OnFailure `record`, plus ``payload``, "the
+    original invocation record as an escaped JSON string" (AWS's page), i.e. the invocation's event."""
+    return record | {"payload": orjson.dumps(event).decode()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import pytest
@@ -69,11 +70,19 @@ def test_a_poison_record_lands_in_s3_with_its_payload_keyed_as_aws_keys_it_and_i
     _run(kinesis_stream, S3Destination(bucket, "esm", client=s3))
     (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
     uuid = mapping_uuid("streamkit-local-function", kinesis_stream.name)
-    assert key.startswith(f"esm/aws/lambda/{uuid}/shardId-000000000000/")
+    # AWS's page: aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID> (under our prefix)
+    m = re.fullmatch(rf"esm/aws/lambda/{uuid}/shardId-000000000000/(\d{{4}})/(\d\d)/(\d\d)/"
+                     r"(\d{4})-(\d\d)-(\d\d)T\d\d\.\d\d\.\d\d-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", key)
+    assert m is not None, key
+    assert m.groups()[:3] == m.groups()[3:6]
     doc = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     assert doc["requestContext"]["condition"] == "RetryAttemptsExhausted"
     assert doc["responseContext"]["functionError"] == "Unhandled"
-    assert base64.b64decode(doc["payload"]["Records"][0]["kinesis"]["data"]) == poison
+    assert doc["KinesisBatchInfo"]["batchSize"] == 1
+    # AWS's page: "the payload field contains the original invocation record as an escaped JSON string"
+    assert isinstance(doc["payload"], str)
+    event = json.loads(doc["payload"])
+    assert base64.b64decode(event["Records"][0]["kinesis"]["data"]) == poison
     target = stream_factory(shards=1)
     result = replay(f"s3:{bucket}/esm", target.name, client=target.client, s3_client=s3)
     assert result == {"letters": 1, "records": 1, "failed": 0, "stopped": 0}
