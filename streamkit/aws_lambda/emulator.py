@@ -119,6 +119,12 @@ class EventSourceMapping:
             self.invoker.arn, self._created_at = summary.arn, summary.created_at
             self._refresh_shards(initial=True)
 
+        if self.record_filter and self.consumer_arn is None:
+            # Known at start, whatever the stream holds: said before the first read, and again when it happens.
+            log.warning("a data filter on a polled source: KPL aggregated records (streamkit's producer writes them "
+                        "by default) are not JSON and never match it, as on AWS, which applies filters to aggregated "
+                        "records only with an enhanced fan-out source; write plain records (produce --no-aggregate) "
+                        "or give a stream consumer ARN as the source")
         try:
             try:
                 call_until_answered(start, what=f"start on {self.stream}", warn=log.warning, clock=self.clock,
@@ -252,10 +258,13 @@ class EventSourceMapping:
         with self.stats.lock:
             self.stats.records_filtered_out += len(dropped)
         self.aws_metrics.events(FilteredOutEventCount=len(dropped))
-        if not efo and not self._told_aggregates and any(RecordFilter.meets_aggregate(r.raw["Data"]) for r in dropped):
+        aggregates = 0 if efo or self._told_aggregates else \
+            sum(RecordFilter.meets_aggregate(r.raw["Data"]) for r in dropped)
+        if aggregates:
             self._told_aggregates = True
-            log.warning("%s holds KPL aggregated records: AWS applies a data filter to aggregated records only "
-                        "with an enhanced fan-out source; polled, they are not JSON and are filtered out", self.stream)
+            log.warning("%s holds KPL aggregated records: %d of %s's first read with any were filtered out (AWS "
+                        "applies a data filter to aggregated records only with an enhanced fan-out source)",
+                        self.stream, aggregates, shard_id)
         self.positions.finished(shard_id, dropped)
         return kept
 

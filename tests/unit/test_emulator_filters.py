@@ -74,18 +74,52 @@ def test_data_that_is_not_json_is_dropped_by_a_data_pattern() -> None:
     assert delivered == [b'{"temp_c": 50}'] and stats.records_filtered_out == 1
 
 
-def test_polled_kpl_aggregates_are_filtered_out_and_said_once(caplog: pytest.LogCaptureFixture) -> None:
+def test_polled_kpl_aggregates_are_filtered_out_said_at_start_and_once_with_the_count(
+        caplog: pytest.LogCaptureFixture) -> None:
     # AWS: filtering aggregated records is supported only with an enhanced fan-out source; polled, an
     # aggregate's data is not JSON, so a data pattern never matches it.
     kinesis, clock = fakes()
     for _ in range(3):
         kinesis.put("s", encode([UserRecord(b'{"temp_c": 99}', "k"), UserRecord(b'{"temp_c": 1}', "k")]), "k")
     kinesis.put("s", b'{"temp_c": 31}', "k")
+    for _ in range(2):  # a later read: not said again
+        kinesis.put("s", encode([UserRecord(b'{"temp_c": 98}', "k")]), "k")
     with caplog.at_level(logging.WARNING, logger="streamkit.esm"):
+        stats, delivered, _ = run(kinesis, clock, filter_criteria=(HOT,), batch_size=2)
+    assert delivered == [b'{"temp_c": 31}'] and stats.records_filtered_out == 5
+    said = [r.getMessage() for r in caplog.records if "aggregated" in r.getMessage()]
+    assert len(said) == 2
+    assert said[0].startswith("a data filter on a polled source") and "enhanced fan-out" in said[0]
+    # batch_size 2: the first GetRecords asks for 2 records, both aggregates; 3 later aggregates are not said
+    assert "s holds KPL aggregated records: 2 of shardId-000000000000's first read" in said[1]
+
+
+def test_a_data_filter_on_a_polled_source_says_so_at_start_before_any_record_is_read(
+        caplog: pytest.LogCaptureFixture) -> None:
+    kinesis, clock = fakes()
+    kinesis.create_stream("s", 1)
+    reads_when_said: list[int] = []
+
+    class Spy(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "aggregated" in record.getMessage():
+                reads_when_said.append(kinesis.op_counts.get("GetRecords", 0))
+
+    spy = Spy()
+    logging.getLogger("streamkit.esm").addHandler(spy)
+    try:
         stats, delivered, _ = run(kinesis, clock, filter_criteria=(HOT,))
-    assert delivered == [b'{"temp_c": 31}'] and stats.records_filtered_out == 3
-    said = [r for r in caplog.records if "aggregated" in r.getMessage()]
-    assert len(said) == 1 and "enhanced fan-out" in said[0].getMessage()
+    finally:
+        logging.getLogger("streamkit.esm").removeHandler(spy)
+    assert reads_when_said == [0] and delivered == [] and stats.records_polled == 0
+
+
+def test_without_a_data_filter_nothing_is_said_of_aggregates(caplog: pytest.LogCaptureFixture) -> None:
+    kinesis, clock = fakes()
+    kinesis.put("s", encode([UserRecord(b'{"temp_c": 99}', "k")]), "k")
+    with caplog.at_level(logging.WARNING, logger="streamkit.esm"):
+        _stats, delivered, _ = run(kinesis, clock)
+    assert len(delivered) == 1 and not [r for r in caplog.records if "aggregated" in r.getMessage()]
 
 
 def test_without_filters_every_record_is_delivered() -> None:
