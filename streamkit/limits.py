@@ -111,3 +111,8 @@ ESM_WINDOW_STATE_MAX = 1 * MIB
 #: A message's body at the queue default MaximumMessageSize (a queue may allow up to 1 MiB).
 SQS_MESSAGE_BYTES = 256 * KIB
 SQS_BATCH_ENTRIES = 10
+
+# DynamoDB
+#: A tag's key length in characters (1 to 128) and its value's (0 to 256), as for every AWS resource tag.
+DYNAMODB_TAG_KEY_MAX_CHARS = 128
+DYNAMODB_TAG_VALUE_MAX_CHARS = 256

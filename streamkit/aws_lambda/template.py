@@ -448,8 +448,12 @@ class _Reader:
                 settings[spec[0]] = spec[1](value)
             except (ValueError, TypeError, KeyError) as exc:
                 raise self.fail(f"{where}.{prop}", f"cannot be read: {exc}") from None
+        try:
+            enabled = _bool(props.get("Enabled", True))
+        except ValueError as exc:
+            raise self.fail(f"{where}.Enabled", f"cannot be read: {exc}") from None
         return MappingSpec(name=name, stream=stream.rpartition(":stream/")[2] if ":stream/" in stream else stream,
-                           settings=settings, enabled=_bool(props.get("Enabled", True)))
+                           settings=settings, enabled=enabled)
 
     def sam_function(self, lid: str, res: dict[str, Any]) -> FunctionSpec:
         where = f"Resources.{lid}.Properties"

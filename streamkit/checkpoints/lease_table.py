@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from streamkit.errors import ConfigurationError
+from streamkit.limits import DYNAMODB_TAG_KEY_MAX_CHARS, DYNAMODB_TAG_VALUE_MAX_CHARS
 
 __all__ = ["LeaseTableOptions"]
 
@@ -36,9 +37,10 @@ class LeaseTableOptions:
         if self.read_capacity < 1 or self.write_capacity < 1:
             raise ConfigurationError("LeaseTableOptions: read_capacity and write_capacity must be at least 1")
         for key, value in self.tags.items():
-            if not key or len(key) > 128 or len(value) > 256:
+            if not key or len(key) > DYNAMODB_TAG_KEY_MAX_CHARS or len(value) > DYNAMODB_TAG_VALUE_MAX_CHARS:
                 raise ConfigurationError(f"LeaseTableOptions.tags: {key!r}={value!r} is not a DynamoDB tag "
-                                         "(key 1-128 characters, value up to 256)")
+                                         f"(key 1-{DYNAMODB_TAG_KEY_MAX_CHARS} characters, value up to "
+                                         f"{DYNAMODB_TAG_VALUE_MAX_CHARS})")
 
     @property
     def throughput(self) -> dict[str, int] | None:

@@ -75,6 +75,10 @@ def test_a_property_the_emulator_lacks_is_named_rather_than_dropped() -> None:
     ("Parameters:\n  P: {Type: String}\nResources:\n  S:\n    Type: AWS::Kinesis::Stream\n    Properties:\n"
      "      Name: !Ref P\n",
      "bad.yaml: Resources.S.Properties.Name: parameter P has no Default: give --parameter-overrides P=VALUE"),
+    ("Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Handler: a.b\n      Events:\n"
+     "        E:\n          Type: Kinesis\n          Properties:\n            Stream: arn:aws:kinesis:us-east-1:"
+     "000000000000:stream/s\n            StartingPosition: LATEST\n            Enabled: maybe\n",
+     "bad.yaml: Resources.F.Properties.Events.E.Properties.Enabled: cannot be read: expected true or false"),
 ])
 def test_a_template_that_cannot_be_read_is_one_line_with_the_file_and_the_path(tmp_path: Path, text: str,
                                                                                message: str) -> None:
