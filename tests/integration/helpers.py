@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from streamkit import kinesis
@@ -55,3 +56,14 @@ def kcl_identifier(stream: StreamHandle) -> str:
     """``account:name:creation-epoch``, as the KCL's StreamIdentifier serializes it, from the server's own answer."""
     d = stream.client.describe_stream_summary(StreamName=stream.name)["StreamDescriptionSummary"]
     return f"{d['StreamARN'].split(':')[4]}:{stream.name}:{int(d['StreamCreationTimestamp'].timestamp())}"
+
+
+def active_consumer(stream: StreamHandle, name: str) -> str:
+    """Register an enhanced fan-out consumer on `stream` and wait until it is ACTIVE; its ARN."""
+    arn = stream.client.register_stream_consumer(StreamARN=stream.arn, ConsumerName=name)["Consumer"]["ConsumerARN"]
+    for _ in range(100):  # bounded: kinesis-local makes a consumer ACTIVE within its *_DURATION settings
+        status = stream.client.describe_stream_consumer(ConsumerARN=arn)["ConsumerDescription"]["ConsumerStatus"]
+        if status == "ACTIVE":
+            return str(arn)
+        time.sleep(0.1)
+    raise AssertionError(f"consumer {arn} did not become ACTIVE")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import threading
-import time
 from collections import defaultdict
 from typing import Any
 
@@ -14,18 +13,9 @@ import pytest
 from producer import Producer, ProducerConfig
 from streamkit.aws_lambda.emulator import EsmConfig, EventSourceMapping
 from streamkit.testing import StreamHandle
+from tests.integration.helpers import active_consumer
 
 pytestmark = pytest.mark.integration
-
-
-def _consumer(stream: StreamHandle, name: str) -> str:
-    arn = stream.client.register_stream_consumer(StreamARN=stream.arn, ConsumerName=name)["Consumer"]["ConsumerARN"]
-    for _ in range(100):  # bounded: kinesis-local makes a consumer ACTIVE within its *_DURATION settings
-        status = stream.client.describe_stream_consumer(ConsumerARN=arn)["ConsumerDescription"]["ConsumerStatus"]
-        if status == "ACTIVE":
-            return str(arn)
-        time.sleep(0.1)
-    raise AssertionError(f"consumer {arn} did not become ACTIVE")
 
 
 @pytest.mark.streamkit(backend="kinesis-mock", shards=2)
@@ -43,7 +33,7 @@ def test_an_efo_sourced_mapping_delivers_every_record_once_in_order_per_key(kine
             for r in event["Records"]:
                 got[r["kinesis"]["partitionKey"]].append(base64.b64decode(r["kinesis"]["data"]))
 
-    consumer = _consumer(kinesis_stream, "esm-efo")
+    consumer = active_consumer(kinesis_stream, "esm-efo")
     stats = EventSourceMapping(consumer, handler, client=kinesis_stream.client,
                                config=EsmConfig(starting_position="TRIM_HORIZON", batch_size=50)).run(stop_after_idle=3)
     assert got == sent and stats.records_succeeded == 300
