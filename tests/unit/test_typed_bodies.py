@@ -133,6 +133,29 @@ def test_importing_streamkit_imports_neither_library() -> None:
     assert out.strip() == "[]"
 
 
+def test_a_model_of_one_library_imports_that_library_only() -> None:
+    """A Struct through the wrapper never imports pydantic; a Pydantic model never imports msgspec."""
+    code = textwrap.dedent("""
+        import base64, sys
+        import {lib}
+        from streamkit.aws_lambda import kinesis_handler
+
+        class Reading({base}):
+            temp: float
+
+        seen = []
+        handle = kinesis_handler(body=Reading, on_failure=print)(lambda r: seen.append(r.body.temp))
+        data = base64.b64encode(b'{{"temp": 1.5}}').decode()
+        handle({{"Records": [{{"kinesis": {{"partitionKey": "k", "sequenceNumber": "1", "data": data}},
+                              "eventSourceARN": "arn:aws:kinesis:us-east-1:1:stream/s"}}]}}, None)
+        print(seen, "{other}" in sys.modules)
+    """)
+    for lib, base, other in (("msgspec", "msgspec.Struct", "pydantic"), ("pydantic", "pydantic.BaseModel", "msgspec")):
+        run = subprocess.run([sys.executable, "-c", code.format(lib=lib, base=base, other=other)], capture_output=True,
+                             text=True, check=False)
+        assert run.stdout.strip() == "[1.5] False", (lib, run.stdout, run.stderr[-2000:])
+
+
 # -- the consumer --------------------------------------------------------------------------------------
 def run(kinesis: FakeKinesis, clock: FakeClock, handler: Any, **config: Any) -> Consumer:
     c = Consumer("s", handler, application_name="app", checkpoint_store=MemoryCheckpointStore(), client=kinesis,
