@@ -17,7 +17,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--source-stream", default=None,
                    help="stream to read payloads from for OnFailure records that carry only metadata "
                         "(default: the stream named in each record's ARN)")
-    p.add_argument("--delete", action="store_true", help="delete SQS messages once re-published")
+    p.add_argument("--delete", action="store_true", help="delete an SQS message once every record of its letter is acknowledged")
     p.set_defaults(func=cmd_replay)
 
 
