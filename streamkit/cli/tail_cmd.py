@@ -68,10 +68,12 @@ def cmd_tail(args: argparse.Namespace) -> int:
     if args.max_body < 0:
         raise ConfigurationError(f"--max-body {args.max_body}: give 0 (all) or more")
     body: Any = body_from_arg(args.body, ("auto", "json", "text", "bytes"))  # a model: imported and checked now
-    config = TailConfig(position=parse_position(args.start), follow=args.follow, shards=tuple(args.shard),
-                        limit=args.limit)
-    as_json = bool(flag(args, "json"))
     keys = set(args.key)
+    # --limit counts the records printed: with --key or --where the engine cannot count them, so the loop does.
+    filtered = bool(keys or args.where)
+    config = TailConfig(position=parse_position(args.start), follow=args.follow, shards=tuple(args.shard),
+                        limit=None if filtered else args.limit)
+    as_json = bool(flag(args, "json"))
     where = RecordFilter(compile_criteria(args.where))  # the mapping's own rules: on the data key, at most 5
     last_notice: dict[str, float] = {}
     mismatched = invalid = 0
@@ -89,6 +91,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     tail.check()  # the stream and the shards named exist, before anything is printed
     out = sys.stdout
     printed = 0
+    limited = False
     try:
         with stopping_on_signals(tail.stop):
             for rec in tail.records():
@@ -106,13 +109,18 @@ def cmd_tail(args: argparse.Namespace) -> int:
                 printed += 1
                 if args.follow:
                     out.flush()
+                if filtered and args.limit is not None and printed >= args.limit:
+                    limited = True
+                    break
+        tail.stop()
         out.flush()
     except BrokenPipeError:  # `streamkit tail ... | head`: the reader has seen enough
         tail.stop()
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     stats = tail.stats
-    why = {"caught up": "caught up", "limit": f"--limit {args.limit} reached", "stopped": "stopped"}[stats.ended_by]
+    why = f"--limit {args.limit} reached" if limited else \
+        {"caught up": "caught up", "limit": f"--limit {args.limit} reached", "stopped": "stopped"}[stats.ended_by]
     note = f"; {mismatched} not {args.body}, shown as base64" if mismatched else ""
     if not isinstance(body, str):
         note += f"; {invalid} did not validate as {args.body}"

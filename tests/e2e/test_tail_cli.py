@@ -60,6 +60,12 @@ def test_tail_prints_decoded_user_records_of_aggregates_as_json_lines(kinesis_st
     # Order per key is the order written; --key keeps one key only.
     s3, _ = tail_json(ep, kinesis_stream.name, "--from", "trim-horizon", "--key", "s-3")
     assert [r["body"]["seq"] for r in s3] == [i for i in range(40) if i % 7 == 3]
+    # --limit counts the records shown, after --key and --where: not the records read.
+    s3_two, proc = tail_json(ep, kinesis_stream.name, "--from", "trim-horizon", "--key", "s-3", "--limit", "2")
+    assert [r["body"]["seq"] for r in s3_two] == [3, 10] and "--limit 2 reached" in proc.stderr
+    hot_two, _ = tail_json(ep, kinesis_stream.name, "--from", "trim-horizon", "--limit", "2",
+                           "--where", '{"data": {"seq": [{"numeric": [">=", 38]}]}}')
+    assert sorted(r["body"]["seq"] for r in hot_two) == [38, 39]
     # --where: Lambda's filter rule syntax (the mapping's engine) on each user record's data, ORed.
     hot, _ = tail_json(ep, kinesis_stream.name, "--from", "trim-horizon",
                        "--where", '{"data": {"seq": [{"numeric": [">=", 35]}]}}', "--where", '{"data": {"sensor_id": ["s-0"]}}')
