@@ -60,6 +60,13 @@ def test_readme_examples_run_as_written(tmp_path: Path) -> None:
                                       timeout=300, check=False)
                 assert proc.returncode == 0, f"README command failed: {cmd}\n{proc.stderr[-3000:]}"
                 ran["sh"] += 1
+                if " tail " in cmd:  # what the README says each prints: five decoded readings, one sensor's three
+                    shown = proc.stdout.splitlines()
+                    assert len(shown) == (5 if "--limit 5" in cmd else 3), (cmd, proc.stdout, proc.stderr)
+                    if "--json" in cmd:
+                        assert all('"sensor_id"' in line and '"body_kind":"json"' in line for line in shown), shown
+                    else:
+                        assert all("  sensor-00007  " in line for line in shown), shown
     finally:
         subprocess.run([sys.executable, "-m", "streamkit.cli.main", "local", "down"], env=env, check=False,
                        capture_output=True)
