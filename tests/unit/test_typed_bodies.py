@@ -204,10 +204,14 @@ def test_consumer_without_a_destination_stops_at_the_invalid_record_and_says_so_
     clock = FakeClock()
     kinesis = FakeKinesis(clock=clock)
     readings(kinesis, bad_at=3)
-    got: list[str] = []
+    got: list[StreamRecord[StructReading]] = []
+    store = MemoryCheckpointStore()
     with caplog.at_level(logging.WARNING, logger="streamkit.consumer"), pytest.raises(ShardFailedError):
-        run(kinesis, clock, lambda r: got.append(r.body.sensor), body=StructReading)
-    assert got == ["s-0", "s-1", "s-2"]
+        Consumer("s", got.append, application_name="app", checkpoint_store=store, client=kinesis, clock=clock,
+                 config=ConsumerConfig(body=StructReading)).run(install_signal_handlers=False, stop_after_idle=3)
+    assert [r.body.sensor for r in got] == ["s-0", "s-1", "s-2"]
+    (lease,) = store.list_leases("app/s")  # the shard stays at the last record before the invalid one
+    assert lease.checkpoint.sequence_number == got[-1].sequence_number
     said = [r.getMessage() for r in caplog.records if "without on_failure" in r.getMessage()]
     assert len(said) == 1 and "body=StructReading" in said[0]
 
