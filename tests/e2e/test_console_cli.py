@@ -75,6 +75,9 @@ def test_replay_without_this_runs_token_is_refused_and_no_cors_is_granted(
     _proc, port = console
     status, headers, page = request(port, "GET", "/")
     assert status == 200 and "access-control-allow-origin" not in headers
+    for path in ("/api/streams", "/api/leases", "/api/dead-letters"):  # a cross-origin read is granted nothing
+        status, headers, _b = request(port, "GET", path, headers={"Origin": "http://evil.example"})
+        assert status == 200 and not any(h.startswith("access-control-") for h in headers), (path, headers)
     match = re.search(rb'const TOKEN = "([^"]+)"', page)
     assert match is not None
     token = match.group(1).decode()
