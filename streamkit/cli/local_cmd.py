@@ -101,13 +101,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_console(args: argparse.Namespace) -> int:
     import threading
 
-    from streamkit.errors import ConfigurationError
+    from streamkit.local.console import ConsoleConfig, ConsoleServer, endpoints_of, require_flask
     from streamkit.signals import stopping_on_signals
 
-    try:
-        from streamkit.local.console import ConsoleConfig, ConsoleServer, endpoints_of
-    except ImportError:
-        raise ConfigurationError("the console needs Flask: pip install 'streamkit[console]'") from None
+    require_flask()  # Flask is imported only when the app is made: said first, in one line, if it is missing
     kinesis, dynamodb = endpoints_of(flag(args, "endpoint_url"), args.dynamodb_endpoint_url, args.data_dir)
     config = ConsoleConfig(kinesis_endpoint=kinesis, dynamodb_endpoint=dynamodb, region=flag(args, "region"),
                            metrics_urls=tuple(args.metrics_url), dead_letters=tuple(args.dead_letters), port=args.port,

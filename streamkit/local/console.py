@@ -36,7 +36,7 @@ from typing import Any
 from streamkit.aws.clients import aws_client
 from streamkit.errors import ConfigurationError, LocalStackError, StreamkitError
 
-__all__ = ["ConsoleConfig", "ConsoleServer", "make_app"]
+__all__ = ["ConsoleConfig", "ConsoleServer", "make_app", "require_flask"]
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 TOKEN_HEADER = "X-Streamkit-Token"
@@ -297,8 +297,17 @@ def _stream_of(letter: dict[str, Any]) -> str | None:
     return str(arn).rpartition("/")[2] if arn else None
 
 
+def require_flask() -> None:
+    """The `console` extra: a missing Flask is one line naming it, before anything starts."""
+    try:
+        import flask  # noqa: F401
+    except ImportError:
+        raise ConfigurationError("the console needs Flask: pip install 'streamkit[console]'") from None
+
+
 def make_app(config: ConsoleConfig, port: Callable[[], int], backend: Any = None) -> Any:
     """The Flask app; `port` gives the port the server listens on (for the Host check)."""
+    require_flask()
     from flask import Flask, Response, jsonify, request
 
     app = Flask("streamkit.console")

@@ -129,3 +129,13 @@ def test_without_endpoints_it_shows_the_running_local_stack_or_says_there_is_non
                           timeout=60, check=False)
     assert none.returncode == 2 and none.stderr.strip().splitlines() == [
         "streamkit: error: no endpoint: start the local stack (streamkit local up) or give --endpoint-url"]
+
+
+def test_without_flask_the_console_is_one_line_naming_the_extra(tmp_path: Any) -> None:
+    """Flask made unimportable in the CLI's interpreter (a sitecustomize on its path)."""
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['flask'] = None\n")
+    proc = run_cli("local", "console", "--endpoint-url", "http://127.0.0.1:9", "--dynamodb-endpoint-url",
+                   "http://127.0.0.1:9", env={"PYTHONPATH": str(tmp_path)}, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        "streamkit: error: the console needs Flask: pip install 'streamkit[console]'"], proc.stderr
