@@ -416,8 +416,7 @@ class Sender:
                 else:
                     item.attempts += e.attempts
                     again.append(item)
-            if kept:
-                self._written(outcomes, e, r, now, kept)
+            self._written(outcomes, e, r, now, kept)  # the Kinesis record was written, whatever it carried
         if again:
             log.info("%d user record(s) landed in a shard that does not hold their key (a split the shard map "
                      "did not know): put again", len(again))
