@@ -328,6 +328,15 @@ class Consumer:
 
     # -- the loop --------------------------------------------------------------------------------
     def _cycle(self) -> None:
+        try:
+            self._cycle_leases()
+        finally:
+            # After this cycle's takes, so the gauge says what the worker holds now, not a cycle ago.
+            with self._lock:
+                self.metrics.gauge("LeasesHeld",
+                                   sum(1 for run in self._shards.values() if not run.sc.finished.is_set()))
+
+    def _cycle_leases(self) -> None:
         self._reap()
         with self._lock:
             running = [run for run in self._shards.values() if not run.sc.finished.is_set()]
@@ -353,8 +362,6 @@ class Consumer:
             log.warning("the checkpoint store did not answer (%s); retrying", exc)
             return
         self._observer.observe(leases)
-        with self._lock:
-            self.metrics.gauge("LeasesHeld", sum(1 for run in self._shards.values() if not run.sc.finished.is_set()))
         duration = self.config.seconds.lease_duration
         self._next_expiry = self._observer.next_expiry(leases, self.worker_id, duration)
         load = (lambda lease: lease.throughput_kbps or 0.0) if self.config.balance == "load" else None

@@ -225,3 +225,27 @@ def test_sinks_count_every_timing_sample_beyond_the_100_kept() -> None:
                   count=1000, total=1000.0)
     (datum,) = metric_data([point], 1_700_000_000_000)
     assert sum(datum["Counts"]) == 1000  # CloudWatch's SampleCount: every sample
+
+
+def test_leases_held_counts_the_leases_taken_in_the_same_cycle(tmp_path: Path) -> None:
+    from streamkit.checkpoints import MemoryCheckpointStore
+    from streamkit.consumer import Consumer, ConsumerConfig
+    from streamkit.testing import FakeClock, FakeKinesis
+
+    held: list[float] = []
+
+    class Recording(Metrics):
+        def record(self, kind: Any, name: str, value: float, unit: str, dims: Any) -> None:
+            if name == "LeasesHeld":
+                held.append(value)
+            super().record(kind, name, value, unit, dims)
+
+    clock = FakeClock()
+    kinesis = FakeKinesis(shards=2, clock=clock)
+    kinesis.put("s", b"r", "k")
+    c = Consumer("s", lambda r: None, application_name="app", checkpoint_store=MemoryCheckpointStore(),
+                 client=kinesis, clock=clock,
+                 config=ConsumerConfig(metrics=Recording(EmfSink(tmp_path / "emf.jsonl"), level="detailed",
+                                                          background=False)))
+    c.run(install_signal_handlers=False, stop_after_idle=3)
+    assert held and held[0] == 2  # the first cycle takes both shards and says so (it said 0, a cycle late)
