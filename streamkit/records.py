@@ -38,6 +38,16 @@ def record_decoder(decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     return _RECORD_DECODERS.get(decode, decode)
 
 
+def decoder_for(body: BodyMode | type[Any]) -> Callable[[bytes], Any]:
+    """What a StreamRecord with `body` keeps to decode it; a model type (or a bad value) goes to `streamkit.bodies`."""
+    decode = BODY_DECODERS.get(body)  # type: ignore[arg-type]
+    if decode is None:
+        from streamkit.bodies import body_decoder  # a model type (or a bad value: ConfigurationError)
+
+        decode = body_decoder(body)
+    return record_decoder(decode)
+
+
 def _body_error(exc: ValueError) -> BodyDecodeError:
     if isinstance(exc, UnicodeDecodeError):
         return BodyDecodeError(f"record data is not valid UTF-8: {exc.reason} at byte {exc.start}")
@@ -77,12 +87,7 @@ class StreamRecord(Generic[BodyT]):
         self._ts = approximate_arrival_timestamp
         self._ehk = explicit_hash_key
         self._arn = event_source_arn
-        decode = BODY_DECODERS.get(body)  # type: ignore[arg-type]
-        if decode is None:
-            from streamkit.bodies import body_decoder  # a model type (or a bad value: ConfigurationError)
-
-            decode = body_decoder(body)
-        self._decode = record_decoder(decode)
+        self._decode = decoder_for(body)
         self._body = _UNSET
 
     # Read-only fields: properties over private slots (attrgetter keeps reads at C speed).
