@@ -125,21 +125,10 @@ def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, *, clock: Clock = 
     Each tenacity piece decides on its own inputs (the attempt number, the error, the injected clock):
     tenacity 8.2 asks `stop` before `wait`, 8.3 and later ask `wait` first, and neither order matters here.
     """
-    start = clock.monotonic()
-    try:
-        return fn()  # the common case costs one call: no tenacity, no Random seeded from urandom (~60 us)
-    except Exception as exc:
-        first: BaseException | None = exc
     import tenacity  # on first use: a Lambda cold start that never retries does not load it
 
     backoff = policy.backoff(rng)
-
-    def again() -> T:
-        nonlocal first
-        if first is not None:  # attempt 1, already made: tenacity decides on its error as on any other
-            error, first = first, None
-            raise error
-        return fn()
+    start = clock.monotonic()
 
     def worth_another(error: BaseException) -> bool:
         return not isinstance(error, Interrupted) and policy.retryable(error)
@@ -164,7 +153,7 @@ def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, *, clock: Clock = 
 
     retrying: Any = tenacity.Retrying(stop=give_up, wait=wait, sleep=sleep, before_sleep=before_sleep,
                                       retry=tenacity.retry_if_exception(worth_another), reraise=True)
-    return retrying(again)  # type: ignore[no-any-return]
+    return retrying(fn)  # type: ignore[no-any-return]
 
 
 #: The pauses of `call_until_answered`: from 0.2 s up to 5 s.
