@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -166,6 +166,10 @@ def startable(shards: Iterable[ShardInfo], finished: Callable[[str], bool]) -> l
 class ReaderBase:
     """What every reader of one shard keeps: where it started, what it read last, how its calls fail."""
 
+    #: A caught-up poller keeps asking (GetRecords every `idle_poll_interval`); a subscription need not hear
+    #: anything while nothing arrives, so `IdleConfirmation` waits for no further answer from it.
+    answers_while_idle = True
+
     def __init__(self, transport: KinesisTransport, stream: str, shard_id: str, start: Checkpoint, *,
                  stop: threading.Event, clock: Clock = SYSTEM_CLOCK,
                  on_error: Callable[[StreamkitError, int, float], None] | None = None) -> None:
@@ -182,6 +186,7 @@ class ReaderBase:
         #: nothing about what the shard holds: it neither blocks nor counts toward "caught up".
         self.troubled = 0
         self._unanswered = 0  # consecutive calls with no answer at all
+        self.answers = 0  # calls that got an answer, ever
         self._unanswered_since = 0.0
         self._backoff = FETCH_RETRY.backoff()
 
@@ -205,6 +210,7 @@ class ReaderBase:
     def _succeeded(self) -> None:
         self.failures = self.troubled = 0
         self._unanswered = 0
+        self.answers += 1
 
     def unanswered_for(self) -> float:
         """Seconds since the first of `UNANSWERED_CALLS` or more calls in a row that got no answer; else 0."""
@@ -229,6 +235,38 @@ class ReaderBase:
 
     def batches(self) -> Iterator[Batch]:
         raise NotImplementedError
+
+
+class IdleConfirmation:
+    """"Caught up everywhere", confirmed by one more answered call from every polling reader.
+
+    A shard's last read came back empty and no call has failed since: that is caught up only if the reader
+    is still being answered. Its next call may simply not have happened yet (a fake clock moved on while
+    the reader's thread waited for the CPU; a call hangs), and a server that died after that empty read
+    must end as NoProgressError, not as an idle run. So the first time an engine finds everything caught
+    up, `confirmed` notes each reader's answer count and says no; it says yes once every reader has been
+    answered again and everything is still caught up. On a real clock that costs at most one idle poll.
+    """
+
+    def __init__(self) -> None:
+        self._marks: dict[str, tuple[int, int]] | None = None
+
+    def reset(self) -> None:
+        """Something is not caught up: the next confirmation starts again."""
+        self._marks = None
+
+    def confirmed(self, readers: Mapping[str, ReaderBase | None]) -> bool:
+        marks = {sid: (-1, -1) if r is None else (id(r), r.answers)
+                 for sid, r in readers.items() if r is None or r.answers_while_idle}
+        before = self._marks
+        if before is None or before.keys() != marks.keys():
+            self._marks = marks
+            return False
+        replaced = {sid: mark for sid, mark in marks.items() if mark[0] != before[sid][0]}
+        if replaced:  # a new reader on a shard: its count starts again
+            self._marks = {**before, **replaced}
+            return False
+        return all(marks[sid][1] > before[sid][1] for sid in marks)
 
 
 class ShardReader(ReaderBase):

@@ -41,7 +41,7 @@ from streamkit.destinations import S3Destination, as_destination
 from streamkit.errors import NoProgressError
 from streamkit.limits import GET_RECORDS_MAX_RECORDS
 from streamkit.retry import Interrupted, call_until_answered
-from streamkit.shard_reader import ReaderBase, ShardReader
+from streamkit.shard_reader import IdleConfirmation, ReaderBase, ShardReader
 from streamkit.transport import as_kinesis, stream_name_of
 
 __all__ = ["ACCOUNT", "EsmConfig", "EsmStats", "EventSourceMapping", "LambdaContext", "PayloadTooLargeError"]
@@ -89,6 +89,7 @@ class EventSourceMapping:
         self._created_at: float | None = None
         self._lanes: dict[str, list[Lane]] = {}
         self._readers: dict[str, ReaderBase] = {}
+        self._idle_confirmation = IdleConfirmation()
         self._shard_lock = threading.Lock()
         self.positions = Positions(checkpoint_store, self.namespace, self._shard_lock)
         self.shards = ShardDiscovery(self.positions, self.config.starting_position)
@@ -161,13 +162,20 @@ class EventSourceMapping:
         """Nothing arrived for `seconds`, every shard's last read found nothing new (a poller still
         throttled or backing off is not idle), and every lane has handled what it was given."""
         if self.clock.monotonic() - self._polled.last_record < seconds:
+            self._idle_confirmation.reset()
             return False
         with self._shard_lock:
             shards = [sid for sid in self._lanes if sid not in self.shards.done]
             # A shard whose last call failed is not caught up, whatever its last successful read said.
             if any(sid not in self._polled.caught_up or self._readers[sid].troubled for sid in shards):
+                self._idle_confirmation.reset()
                 return False
-        return all(lane.idle() for lanes in list(self._lanes.values()) for lane in lanes)
+            readers: dict[str, ReaderBase | None] = {sid: self._readers[sid] for sid in shards}
+        if not all(lane.idle() for lanes in list(self._lanes.values()) for lane in lanes):
+            self._idle_confirmation.reset()
+            return False
+        # ... and every poller answered once more since it was first seen so (`IdleConfirmation`).
+        return self._idle_confirmation.confirmed(readers)
 
     def _check_progress(self, limit: float) -> None:
         now = self.clock.monotonic()

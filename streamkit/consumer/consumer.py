@@ -33,6 +33,7 @@ from streamkit.errors import ConfigurationError, NoProgressError, ShardFailedErr
 from streamkit.hashing import ShardInfo
 from streamkit.records import StreamRecord
 from streamkit.retry import Interrupted, call_until_answered
+from streamkit.shard_reader import IdleConfirmation
 from streamkit.signals import stopping_on_signals
 from streamkit.transport import as_kinesis, is_stream_arn, region_of, stream_name_of
 
@@ -211,6 +212,7 @@ class Consumer:
                 return
             last_sync = self._clock.monotonic()
             idle_since = self._clock.monotonic()
+            self._idle_confirmation = IdleConfirmation()
             while not self._stopping.is_set():
                 self._cycle()
                 if self._errors:
@@ -223,6 +225,7 @@ class Consumer:
                 if stop_after_idle is not None:
                     if self._busy():
                         idle_since = self._clock.monotonic()
+                        self._idle_confirmation.reset()
                     elif self._clock.monotonic() - idle_since >= stop_after_idle and self._caught_up():
                         log.info("no new records for %.1f s: stopping", stop_after_idle)
                         break
@@ -511,9 +514,14 @@ class Consumer:
         return handing_to_me or bool(self._orphaned(leases))
 
     def _caught_up(self) -> bool:
-        """Every shard held was last read to its tip: a confirmed-empty read, not a failure."""
+        """Every shard held was last read to its tip: a confirmed-empty read, not a failure, and every
+        reader answered once more since that was first seen (`IdleConfirmation`)."""
         with self._lock:
-            return all(run.sc.stats.state == "idle" for run in self._shards.values())
+            runs = list(self._shards.items())
+        if not all(run.sc.stats.state == "idle" for _, run in runs):
+            self._idle_confirmation.reset()
+            return False
+        return self._idle_confirmation.confirmed({key: run.sc.reader for key, run in runs})
 
     def _check_progress(self, limit: float) -> None:
         """`NoProgressError` once a shard's reads have had no answer for `limit` seconds (servers unreachable)."""

@@ -48,6 +48,8 @@ def register_consumer(transport: KinesisTransport, stream_arn: str, name: str, *
 class EfoReader(ReaderBase):
     """Pushed batches for one shard from `start`, resubscribing as needed, until the shard ends or `stop`."""
 
+    answers_while_idle = False
+
     def __init__(self, transport: KinesisTransport, stream: str, consumer_arn: str, shard_id: str, start: Checkpoint, *,
                  stop: threading.Event, clock: Clock = SYSTEM_CLOCK,
                  on_error: Callable[[StreamkitError, int, float], None] | None = None) -> None:

@@ -127,6 +127,11 @@ class ShardConsumer:
         return self.holder.shard_id
 
     # -- thread body ---------------------------------------------------------------------------
+    @property
+    def reader(self) -> ReaderBase | None:
+        """The reader of the shard now (None before the first)."""
+        return self._reader_now
+
     def run(self) -> None:
         try:
             self._run()

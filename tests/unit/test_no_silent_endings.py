@@ -15,6 +15,7 @@ from streamkit.checkpoints import MemoryCheckpointStore
 from streamkit.checkpoints.model import Lease
 from streamkit.consumer import Consumer, ConsumerConfig
 from streamkit.errors import NoProgressError, ThrottledError
+from streamkit.shard_reader import IdleConfirmation, ReaderBase
 from streamkit.testing import FakeClock, FakeKinesis
 
 
@@ -107,3 +108,36 @@ def test_an_emulator_whose_server_dies_ends_with_no_progress() -> None:
     with pytest.raises(NoProgressError, match="no answer from Kinesis"):
         esm.run(stop_after_idle=5)
 
+
+
+class _Reader:
+    """What IdleConfirmation reads of a reader."""
+
+    def __init__(self, *, polls: bool = True) -> None:
+        self.answers = 1
+        self.answers_while_idle = polls
+
+
+def test_caught_up_is_confirmed_only_once_every_poller_is_answered_again() -> None:
+    # The race CI hit: a shard's empty read, then its server died; the engine's loop looked again before the
+    # reader's thread made its next call (so no failure was recorded yet) and called the run idle.
+    a, b, sub = _Reader(), _Reader(), _Reader(polls=False)
+    readers: dict[str, ReaderBase | None] = {"a": a, "b": b, "sub": sub}  # type: ignore[dict-item]
+    idle = IdleConfirmation()
+    assert not idle.confirmed(readers)  # first seen caught up: noted, not yet idle
+    assert not idle.confirmed(readers)  # no reader answered since: a dead server looks exactly like this
+    a.answers += 1
+    assert not idle.confirmed(readers)  # b still silent
+    b.answers += 1
+    assert idle.confirmed(readers)  # both answered again; a subscription is not waited for
+    idle.reset()
+    assert not idle.confirmed(readers)
+    c = _Reader()
+    readers["b"] = c  # type: ignore[assignment]  # a new reader on a shard starts its count again
+    a.answers += 1
+    assert not idle.confirmed(readers)
+    a.answers += 1
+    c.answers += 1
+    assert idle.confirmed(readers)
+    unstarted = IdleConfirmation()  # a shard whose reader has not started is never confirmed
+    assert not unstarted.confirmed({"x": None}) and not unstarted.confirmed({"x": None})
