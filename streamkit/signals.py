@@ -4,26 +4,32 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SignalSeen", "stopping_on_signals"]
+__all__ = ["SignalSeen", "hold_late_signals", "stopping_on_signals"]
 
 
 @dataclass
 class SignalSeen:
-    """The signal that asked the run to stop (``"SIGTERM"``, ``"SIGINT"``), or None: for its summary."""
+    """The signal that asked the run to stop (``"SIGTERM"``, ``"SIGINT"``), or None: for its summary.
+    ``late``: one that came after the work ended, while the summary was being written."""
 
     name: str | None = None
+    late: str | None = None
 
 
 @contextmanager
-def stopping_on_signals(stop: Callable[[], None], *, install: bool = True) -> Iterator[SignalSeen]:
+def stopping_on_signals(stop: Callable[[], None], *, install: bool = True, hold: bool = False) -> Iterator[SignalSeen]:
     """Inside the block, SIGTERM and SIGINT call `stop` (a graceful stop: the run loop finishes its
     batches and returns); the previous handlers are back afterwards. Only in the main thread (Python
-    allows signal handlers nowhere else) and when `install`. Yields which signal came, if one did."""
+    allows signal handlers nowhere else) and when `install`. Yields which signal came, if one did.
+
+    With `hold` (a command-line run, which writes its summary after the block and then exits), the
+    previous handlers come back only through `hold_late_signals`: a signal between the end of the work and
+    the end of the process does not kill it before its summary is out."""
     previous: dict[signal.Signals, Any] = {}
     seen = SignalSeen()
 
@@ -38,5 +44,27 @@ def stopping_on_signals(stop: Callable[[], None], *, install: bool = True) -> It
     try:
         yield seen
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        if hold:
+            hold_late_signals(previous, seen)
+        else:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+def hold_late_signals(previous: dict[signal.Signals, Any], seen: SignalSeen | None = None) -> None:
+    """After a run's work: the first SIGTERM/SIGINT (each in `previous`) is noted in `seen.late` and
+    otherwise let pass, so that the summary is written and the process ends by itself; a second one gets
+    the previous handler (the default: the process ends at once)."""
+    signals: Iterable[signal.Signals] = list(previous)
+    noted = seen if seen is not None else SignalSeen()
+
+    def late(signum: int, frame: Any) -> None:
+        if noted.late is None:
+            noted.late = signal.Signals(signum).name
+            return
+        for sig in signals:
+            signal.signal(sig, previous[sig])
+        signal.raise_signal(signum)
+
+    for sig in signals:
+        signal.signal(sig, late)

@@ -94,7 +94,7 @@ def run_and_summarise(consumer: Any, args: argparse.Namespace, metrics: Any = No
     logging.getLogger("streamkit").addHandler(said)
     seen = SignalSeen()
     try:
-        with stopping_on_signals(consumer.stop) as seen:  # SIGTERM or Ctrl-C: a graceful stop, then the summary
+        with stopping_on_signals(consumer.stop, hold=True) as seen:  # SIGTERM or Ctrl-C: a graceful stop, then the summary
             if live:
                 _run_with_live_view(consumer, args.stop_after_idle)
             else:

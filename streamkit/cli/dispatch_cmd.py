@@ -114,7 +114,7 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
                              checkpoint_store=store)
     seen = SignalSeen()
     try:
-        with stopping_on_signals(esm.stop) as seen:  # SIGTERM or Ctrl-C: finish the batches in flight, then the summary
+        with stopping_on_signals(esm.stop, hold=True) as seen:  # SIGTERM, Ctrl-C: finish the batches in flight, then the summary
             stats = esm.run(stop_after_idle=args.stop_after_idle)
     except StreamkitError as exc:  # no progress (servers gone): the summary, then why
         stopped_at.append(str(exc))

@@ -98,7 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     error: StreamkitError | None = None
     seen = SignalSeen()
     try:
-        with stopping_on_signals(esm.stop) as seen:  # SIGTERM or Ctrl-C: finish the batches in flight, then the summary
+        with stopping_on_signals(esm.stop, hold=True) as seen:  # SIGTERM, Ctrl-C: finish the batches in flight, then the summary
             stats = esm.run(stop_after_idle=args.stop_after_idle)
     except StreamkitError as exc:  # no progress (a poison batch under the defaults): the summary, then why
         error, stats = exc, esm.stats

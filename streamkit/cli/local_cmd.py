@@ -111,7 +111,7 @@ def cmd_console(args: argparse.Namespace) -> int:
                            sqs_endpoint=args.sqs_endpoint_url, lease_streams=tuple(args.lease_stream))
     server = ConsoleServer(config)
     stop = threading.Event()
-    with server, stopping_on_signals(stop.set):
+    with server, stopping_on_signals(stop.set, hold=True):
         if flag(args, "json"):
             emit_json({"url": server.url, "port": server.port, "kinesis_endpoint": kinesis,
                        "dynamodb_endpoint": dynamodb})

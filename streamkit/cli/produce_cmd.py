@@ -21,6 +21,7 @@ from streamkit.cli.common import (
     require_streams,
 )
 from streamkit.errors import ConfigurationError
+from streamkit.signals import hold_late_signals
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -167,5 +168,4 @@ def _stop_on_signals(stop: Any) -> Iterator[None]:
     try:
         yield
     finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+        hold_late_signals(previous)  # one more while the summary is written; then the default

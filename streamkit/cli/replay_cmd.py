@@ -28,7 +28,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from streamkit.signals import stopping_on_signals
 
     stop = threading.Event()
-    with stopping_on_signals(stop.set) as seen:  # SIGTERM or Ctrl-C: read no more letters, write those read, summarise
+    with stopping_on_signals(stop.set, hold=True) as seen:  # SIGTERM or Ctrl-C: read no more letters, write those read, summarise
         result = replay(args.source, args.stream, client=client_for(args, retries=0),
                         sqs_client=client_for(args, "sqs") if args.source.startswith("sqs:") else None,
                         s3_client=client_for(args, "s3") if args.source.startswith("s3:") else None,

@@ -93,7 +93,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     printed = 0
     limited = False
     try:
-        with stopping_on_signals(tail.stop):
+        with stopping_on_signals(tail.stop, hold=True):
             for rec in tail.records():
                 if keys and rec.partition_key not in keys:
                     continue

@@ -191,7 +191,7 @@ def run_template(args: argparse.Namespace) -> int:
             esm.stop()
 
     try:
-        with stopping_on_signals(stop_all):
+        with stopping_on_signals(stop_all, hold=True):
             threads = [threading.Thread(target=run, args=r, name=f"esm-{r[0]}") for r in runs]
             for t in threads:
                 t.start()

@@ -162,7 +162,9 @@ def case_kcl_run(stream_factory: Callable[..., StreamHandle], tmp_path: Path, dy
 
 def case_replay(stream_factory: Callable[..., StreamHandle], tmp_path: Path, dynamodb_client: Any) -> Case:
     stream = stream_factory(shards=2)
-    n = 5_000 * SCALE
+    # Enough letters that the signal (sent once the first records show in the stream) lands while letters are
+    # still being read or written: with 5,000 every letter was read before it, and it could land after the work.
+    n = 50_000 * SCALE
     src = tmp_path / "letters.jsonl"
     src.write_bytes(b"".join(orjson.dumps({"data": base64.b64encode(b"%d" % i).decode(), "partition_key": f"k{i % 16}"})
                              + b"\n" for i in range(n)))
