@@ -21,6 +21,10 @@ PRELOAD = _NPM_DIR / "bind-loopback.js"
 #: Preloaded into dynalite only: survives clients killed mid-request; UpdateTable creates a global secondary
 #: index (KCL 3's lease-owner index).
 DYNALITE_FIXES = _NPM_DIR / "dynalite-fixes.js"
+#: Preloaded into kinesalite only: StreamARN parameters, and a foreign ARN answered ResourceNotFoundException.
+KINESALITE_ARNS = _NPM_DIR / "kinesalite-arns.js"
+#: Preloaded into kinesis-local only: a front on the stack's port that answers a foreign ARN ResourceNotFoundException.
+KINESIS_LOCAL_FRONT = _NPM_DIR / "kinesis-local-front.js"
 
 
 def cache_root() -> Path:
@@ -62,6 +66,14 @@ class NodePackages:
     @property
     def dynalite_fixes(self) -> Path:
         return DYNALITE_FIXES
+
+    @property
+    def kinesalite_arns(self) -> Path:
+        return KINESALITE_ARNS
+
+    @property
+    def kinesis_local_front(self) -> Path:
+        return KINESIS_LOCAL_FRONT
 
 
 def _lock_digest() -> str:

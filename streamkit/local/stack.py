@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from streamkit.errors import ConfigurationError, LocalStackError
+from streamkit.kinesis_types import LOCAL_ACCOUNT
 from streamkit.local.npm import NodePackages, ensure_installed
 
 __all__ = ["BACKENDS", "LocalStack", "ProcessInfo", "default_data_dir", "down", "kill_server", "restart_server", "status", "up"]
@@ -205,18 +206,20 @@ def wait_until_answers(
 def _kinesis_command(
     packages: NodePackages, backend: Backend, port: int, data_dir: Path, persist: bool
 ) -> tuple[list[str], dict[str, str], str]:
-    env = dict(os.environ)
+    env = dict(os.environ, STREAMKIT_LOCAL_ACCOUNT=LOCAL_ACCOUNT)  # whose ARNs are local (npm/local-arns.js)
     preload = ["--require", str(packages.preload)]
     if backend == "kinesalite":
-        cmd = [packages.node, *preload, str(packages.kinesalite), "--port", str(port),
+        cmd = [packages.node, *preload, "--require", str(packages.kinesalite_arns), str(packages.kinesalite), "--port", str(port),
                "--createStreamMs", "20", "--deleteStreamMs", "20", "--updateStreamMs", "20", "--shardLimit", "1000"]
         if persist:
             cmd += ["--path", str(data_dir / "kinesalite")]
         return cmd, env, str(packages.kinesalite)
-    # kinesis-local: a TLS port is always opened too; give it its own free loopback port.
+    # kinesis-local: a TLS port is always opened too; give it its own free loopback port. Its plain port is
+    # an inner one: the front (npm/kinesis-local-front.js, in the same process) answers on `port`.
     env.update(
         KINESIS_MOCK_CERT_PATH=str(packages.kinesis_local_cert),
-        KINESIS_MOCK_PLAIN_PORT=str(port),
+        KINESIS_MOCK_PLAIN_PORT=str(free_port()),
+        STREAMKIT_FRONT_PORT=str(port),
         KINESIS_MOCK_TLS_PORT=str(free_port()),
         SHARD_LIMIT="1000",
         LOG_LEVEL="WARN",
@@ -229,7 +232,8 @@ def _kinesis_command(
                "STOP_STREAM_ENCRYPTION", "DEREGISTER_STREAM_CONSUMER", "MERGE_SHARDS", "SPLIT_SHARD",
                "UPDATE_SHARD_COUNT", "UPDATE_STREAM_MODE"):
         env[f"{op}_DURATION"] = "20ms"
-    return [packages.node, *preload, str(packages.kinesis_local)], env, str(packages.kinesis_local)
+    return ([packages.node, *preload, "--require", str(packages.kinesis_local_front), str(packages.kinesis_local)],
+            env, str(packages.kinesis_local))
 
 
 def _dynalite_command(packages: NodePackages, port: int, data_dir: Path, persist: bool) -> list[str]:
