@@ -272,8 +272,11 @@ def test_the_machine_finds_a_planted_bug(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(Sender, "fail_leftovers", lambda self, *a, **k: None)
     with pytest.raises(Exception) as found:  # (which kind: checked below)
+        # A fixed sequence of examples (derandomize): whether 300 random ones reach "a dead server, then a
+        # close whose timeout runs out" was chance (CI once ran 300 that did not); this sequence does, and
+        # the check stays that the machine's rules can reach the bug, not that one draw happened to.
         run_state_machine_as_test(ProducerMachine, settings=settings(
-            SETTINGS, max_examples=300, phases=[Phase.generate], print_blob=False))
+            SETTINGS, max_examples=300, phases=[Phase.generate], print_blob=False, derandomize=True))
     # The invariant's AssertionError, or hypothesis's Flaky* when replaying it (the sender's threads make
     # the replay's timing differ), which it raises only after a failing run.
     assert isinstance(found.value, AssertionError) or "Flaky" in type(found.value).__name__, found.value
