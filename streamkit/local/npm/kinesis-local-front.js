@@ -19,7 +19,7 @@ if (front) {
   const { requestNamingArn, foreignProblem, notFound } = require(path.join(__dirname, 'local-arns.js'))
   const HOST = '127.0.0.1'
   const inner = Number(process.env.KINESIS_MOCK_PLAIN_PORT)
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 })
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256, noDelay: true })
   const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'])
 
   const headersWithoutHops = function (headers) {
@@ -54,10 +54,12 @@ if (front) {
   web.keepAliveTimeout = 65000
 
   net.createServer(function (sock) {
+    sock.setNoDelay(true)
     sock.once('data', function (first) {
       sock.pause()
       if (first.length >= 3 && first.subarray(0, 3).toString() === 'PRI') {
         const up = net.connect(inner, HOST, function () {
+          up.setNoDelay(true)
           up.write(first)
           sock.pipe(up)
           up.pipe(sock)
