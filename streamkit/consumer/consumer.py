@@ -104,6 +104,8 @@ class Consumer:
     boto3 Kinesis client or any `KinesisTransport` (`streamkit.testing.FakeKinesis` in tests).
     """
 
+    _idle_confirmation: IdleConfirmation  # a new one per run() (`_run`)
+
     def __init__(self, stream: str | Sequence[str], processor_factory: Any, *, application_name: str,
                  checkpoint_store: CheckpointStore | None = None, client: Any = None,
                  config: ConsumerConfig | None = None, clock: Clock | Callable[[], float] | None = None,
