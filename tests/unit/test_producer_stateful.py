@@ -271,12 +271,18 @@ def test_the_machine_finds_a_planted_bug(monkeypatch: pytest.MonkeyPatch) -> Non
     from producer.sender import Sender
 
     monkeypatch.setattr(Sender, "fail_leftovers", lambda self, *a, **k: None)
-    with pytest.raises(Exception) as found:  # (which kind: checked below)
-        # A fixed sequence of examples (derandomize): whether 300 random ones reach "a dead server, then a
-        # close whose timeout runs out" was chance (CI once ran 300 that did not); this sequence does, and
-        # the check stays that the machine's rules can reach the bug, not that one draw happened to.
-        run_state_machine_as_test(ProducerMachine, settings=settings(
-            SETTINGS, max_examples=300, phases=[Phase.generate], print_blob=False, derandomize=True))
+    # Up to 4 searches of 300 random examples. One search missed in about 1 run in 20 (CI's machine once
+    # ran 300 that never reached "a dead server, then a close whose timeout runs out"), and a fixed
+    # sequence (derandomize) missed too, as the sender's threads decide whether records are still buffered.
+    found: BaseException | None = None
+    for _search in range(4):
+        try:
+            run_state_machine_as_test(ProducerMachine, settings=settings(
+                SETTINGS, max_examples=300, phases=[Phase.generate], print_blob=False))
+        except Exception as exc:  # (which kind: checked below)
+            found = exc
+            break
+    assert found is not None, "the machine did not find the planted bug in 1,200 examples"
     # The invariant's AssertionError, or hypothesis's Flaky* when replaying it (the sender's threads make
     # the replay's timing differ), which it raises only after a failing run.
-    assert isinstance(found.value, AssertionError) or "Flaky" in type(found.value).__name__, found.value
+    assert isinstance(found, AssertionError) or "Flaky" in type(found).__name__, found
