@@ -249,24 +249,24 @@ class IdleConfirmation:
     """
 
     def __init__(self) -> None:
-        self._marks: dict[str, tuple[int, int]] | None = None
+        self._marks: dict[str, tuple[ReaderBase | None, int]] | None = None
 
     def reset(self) -> None:
         """Something is not caught up: the next confirmation starts again."""
         self._marks = None
 
     def confirmed(self, readers: Mapping[str, ReaderBase | None]) -> bool:
-        marks = {sid: (-1, -1) if r is None else (id(r), r.answers)
+        marks = {sid: (r, -1 if r is None else r.answers)
                  for sid, r in readers.items() if r is None or r.answers_while_idle}
         before = self._marks
         if before is None or before.keys() != marks.keys():
             self._marks = marks
             return False
-        replaced = {sid: mark for sid, mark in marks.items() if mark[0] != before[sid][0]}
+        replaced = {sid: mark for sid, mark in marks.items() if mark[0] is not before[sid][0]}
         if replaced:  # a new reader on a shard: its count starts again
             self._marks = {**before, **replaced}
             return False
-        return all(marks[sid][1] > before[sid][1] for sid in marks)
+        return all(r is not None and n > before[sid][1] for sid, (r, n) in marks.items())
 
 
 class ShardReader(ReaderBase):

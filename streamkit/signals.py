@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -14,11 +14,9 @@ __all__ = ["SignalSeen", "hold_late_signals", "stopping_on_signals"]
 
 @dataclass
 class SignalSeen:
-    """The signal that asked the run to stop (``"SIGTERM"``, ``"SIGINT"``), or None: for its summary.
-    ``late``: one that came after the work ended, while the summary was being written."""
+    """The signal that asked the run to stop (``"SIGTERM"``, ``"SIGINT"``), or None: for its summary."""
 
     name: str | None = None
-    late: str | None = None
 
 
 @contextmanager
@@ -45,26 +43,26 @@ def stopping_on_signals(stop: Callable[[], None], *, install: bool = True, hold:
         yield seen
     finally:
         if hold:
-            hold_late_signals(previous, seen)
+            hold_late_signals(previous)
         else:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
 
-def hold_late_signals(previous: dict[signal.Signals, Any], seen: SignalSeen | None = None) -> None:
-    """After a run's work: the first SIGTERM/SIGINT (each in `previous`) is noted in `seen.late` and
-    otherwise let pass, so that the summary is written and the process ends by itself; a second one gets
-    the previous handler (the default: the process ends at once)."""
-    signals: Iterable[signal.Signals] = list(previous)
-    noted = seen if seen is not None else SignalSeen()
+def hold_late_signals(previous: dict[signal.Signals, Any]) -> None:
+    """After a run's work: the first SIGTERM/SIGINT (each in `previous`) is let pass, so that the summary
+    is written and the process ends by itself; a second one gets the previous handler back (the default:
+    the process ends at once)."""
+    held = False
 
     def late(signum: int, frame: Any) -> None:
-        if noted.late is None:
-            noted.late = signal.Signals(signum).name
+        nonlocal held
+        if not held:
+            held = True
             return
-        for sig in signals:
-            signal.signal(sig, previous[sig])
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         signal.raise_signal(signum)
 
-    for sig in signals:
+    for sig in previous:
         signal.signal(sig, late)

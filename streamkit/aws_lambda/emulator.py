@@ -170,7 +170,7 @@ class EventSourceMapping:
             if any(sid not in self._polled.caught_up or self._readers[sid].troubled for sid in shards):
                 self._idle_confirmation.reset()
                 return False
-            readers: dict[str, ReaderBase | None] = {sid: self._readers[sid] for sid in shards}
+            readers = {sid: self._readers[sid] for sid in shards}
         if not all(lane.idle() for lanes in list(self._lanes.values()) for lane in lanes):
             self._idle_confirmation.reset()
             return False

@@ -67,14 +67,6 @@ class NodePackages:
     def dynalite_fixes(self) -> Path:
         return DYNALITE_FIXES
 
-    @property
-    def kinesalite_arns(self) -> Path:
-        return KINESALITE_ARNS
-
-    @property
-    def kinesis_local_front(self) -> Path:
-        return KINESIS_LOCAL_FRONT
-
 
 def _lock_digest() -> str:
     h = hashlib.sha256()

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from streamkit.errors import ConfigurationError, LocalStackError
 from streamkit.kinesis_types import LOCAL_ACCOUNT
-from streamkit.local.npm import NodePackages, ensure_installed
+from streamkit.local.npm import KINESALITE_ARNS, KINESIS_LOCAL_FRONT, NodePackages, ensure_installed
 
 __all__ = ["BACKENDS", "LocalStack", "ProcessInfo", "default_data_dir", "down", "kill_server", "restart_server", "status", "up"]
 
@@ -209,7 +209,7 @@ def _kinesis_command(
     env = dict(os.environ, STREAMKIT_LOCAL_ACCOUNT=LOCAL_ACCOUNT)  # whose ARNs are local (npm/local-arns.js)
     preload = ["--require", str(packages.preload)]
     if backend == "kinesalite":
-        cmd = [packages.node, *preload, "--require", str(packages.kinesalite_arns), str(packages.kinesalite), "--port", str(port),
+        cmd = [packages.node, *preload, "--require", str(KINESALITE_ARNS), str(packages.kinesalite), "--port", str(port),
                "--createStreamMs", "20", "--deleteStreamMs", "20", "--updateStreamMs", "20", "--shardLimit", "1000"]
         if persist:
             cmd += ["--path", str(data_dir / "kinesalite")]
@@ -232,7 +232,7 @@ def _kinesis_command(
                "STOP_STREAM_ENCRYPTION", "DEREGISTER_STREAM_CONSUMER", "MERGE_SHARDS", "SPLIT_SHARD",
                "UPDATE_SHARD_COUNT", "UPDATE_STREAM_MODE"):
         env[f"{op}_DURATION"] = "20ms"
-    return ([packages.node, *preload, "--require", str(packages.kinesis_local_front), str(packages.kinesis_local)],
+    return ([packages.node, *preload, "--require", str(KINESIS_LOCAL_FRONT), str(packages.kinesis_local)],
             env, str(packages.kinesis_local))
 
 

@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent("""
     print("stopped:", stop.is_set(), seen.name, flush=True)
     for _ in range({late}):  # after the work: while the summary is written
         os.kill(os.getpid(), signal.{late_signal})
-    print("summary", seen.late, flush=True)
+    print("summary", flush=True)
 """)
 
 
@@ -37,7 +37,7 @@ def run(*, hold: bool, late: int, late_signal: str = "SIGTERM") -> subprocess.Co
 def test_held_a_late_signal_lets_the_summary_out_and_the_process_end_by_itself(late_signal: str) -> None:
     done = run(hold=True, late=1, late_signal=late_signal)
     assert done.returncode == 0, done
-    assert done.stdout.splitlines() == ["stopped: True SIGTERM", f"summary {late_signal}"]
+    assert done.stdout.splitlines() == ["stopped: True SIGTERM", "summary"]
 
 
 def test_without_hold_the_previous_handler_is_back_at_once() -> None:

@@ -23,7 +23,8 @@ function withArns (handler) {
         const problem = foreignProblem(req.headers, data)
         if (problem) return notFound(res, problem)
         if (typeof data.StreamARN === 'string') {
-          if (data.StreamName === undefined && streamNameOf(data.StreamARN)) data.StreamName = streamNameOf(data.StreamARN)
+          const name = streamNameOf(data.StreamARN)
+          if (data.StreamName === undefined && name) data.StreamName = name
           delete data.StreamARN
           body = Buffer.from(JSON.stringify(data))
         }
